@@ -1,0 +1,57 @@
+"""One exception hierarchy for everything a user can cause.
+
+Library code raises these; the CLIs turn them into one line on stderr and an exit code
+(see ``esrgan.cli_support``). Anything else escaping a CLI is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class EsrganError(Exception):
+    """Base class: a problem the user can fix (bad path, bad file, missing dependency...)."""
+
+    exit_code = 2
+
+
+class UsageError(EsrganError):
+    """Arguments that do not make sense together or are out of range."""
+
+
+class ConfigError(EsrganError):
+    """A configuration key or value that is unknown or invalid."""
+
+
+class CheckpointError(EsrganError):
+    """A checkpoint that cannot be read, is not a generator, or does not match what was expected."""
+
+
+class ModelError(EsrganError):
+    """A model file (ONNX, engine) that cannot be loaded or has unusable metadata."""
+
+
+class ImageError(EsrganError):
+    """One input image that cannot be read, is too large, or cannot be processed."""
+
+    exit_code = 1
+
+
+class DependencyError(EsrganError):
+    """An optional package (torch, openvino, tensorrt...) or device (CUDA GPU) that is not available."""
+
+
+class BackendError(EsrganError):
+    """An inference backend failed to load or run a model."""
+
+
+class OutOfMemoryError(BackendError):
+    """The device ran out of memory for this batch/tile: the caller may retry smaller."""
+
+
+class VerificationError(EsrganError):
+    """An exported artefact does not match PyTorch within its precision's threshold."""
+
+    exit_code = 1
+
+
+class TrainingError(EsrganError):
+    """Training cannot continue (non-finite loss, empty data, missing stage)."""

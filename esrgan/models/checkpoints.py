@@ -1,0 +1,171 @@
+"""Load, save and describe generator checkpoints.
+
+Checkpoints are untrusted files: safetensors are read as plain tensors and ``.pth`` files with
+``torch.load(weights_only=True)``, so a pickle that tries to run code is refused before it runs.
+Our own files are safetensors with the ``GeneratorSpec`` as metadata, so any model we write can
+be rebuilt from the file alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from esrgan.atomic import write_atomic
+from esrgan.errors import CheckpointError
+from esrgan.models.build import build_generator, count_parameters, spec_of
+from esrgan.models.spec import GeneratorSpec
+
+SPEC_KEY = "esrgan.spec"
+FORMAT_KEY = "esrgan.format_version"
+FORMAT_VERSION = "1"
+
+StateDict = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What ``describe_checkpoint`` finds in a file."""
+
+    path: str
+    format: str
+    spec: GeneratorSpec
+    num_params: int
+    macs_per_pixel: float
+    notes: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.path}: format {self.format}",
+            f"  spec: {self.spec.describe()}",
+            f"  parameters: {self.num_params:,}",
+            f"  MAC per input pixel: {self.macs_per_pixel / 1e6:.2f} M",
+        ]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def save_generator(model: nn.Module, path: str | os.PathLike[str], metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model`` as safetensors (or ``.pth``) with its spec, atomically."""
+    spec = spec_of(model)
+    dest = Path(path)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    meta = {SPEC_KEY: spec.to_json(), FORMAT_KEY: FORMAT_VERSION, **(metadata or {})}
+    with write_atomic(dest) as tmp:
+        if dest.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file(state, str(tmp), metadata=meta)
+        else:
+            torch.save({"spec": spec.to_dict(), "state_dict": state, "metadata": meta}, tmp)
+    return dest
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, str]]:
+    """Tensors and string metadata of a checkpoint file, read without running any code from it."""
+    src = Path(path)
+    if not src.exists():
+        raise CheckpointError(f"{src}: no such file")
+    if src.is_dir():
+        raise CheckpointError(f"{src}: is a folder, expected a checkpoint file")
+    if src.stat().st_size == 0:
+        raise CheckpointError(f"{src}: empty file")
+    if src.suffix == ".safetensors":
+        return _read_safetensors(src)
+    return _read_torch(src)
+
+
+def _read_safetensors(src: Path) -> tuple[StateDict, dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(src), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for every kind of damage
+        raise CheckpointError(f"{src}: not a readable safetensors file ({_first_line(exc)})") from None
+    return state, meta
+
+
+def _read_torch(src: Path) -> tuple[StateDict, dict[str, str]]:
+    try:
+        obj = torch.load(src, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        msg = _first_line(exc)
+        if "Weights only load failed" in msg or "Unsupported global" in msg or "weights_only" in msg:
+            raise CheckpointError(
+                f"{src}: refused: the file contains pickled code or objects, not just tensors "
+                "(checkpoints are loaded with weights_only=True for safety)"
+            ) from None
+        raise CheckpointError(f"{src}: not a readable PyTorch checkpoint ({msg})") from None
+    return _unwrap(obj, src)
+
+
+def _unwrap(obj: object, src: Path) -> tuple[StateDict, dict[str, str]]:
+    meta: dict[str, str] = {}
+    if isinstance(obj, dict) and isinstance(obj.get("spec"), dict) and isinstance(obj.get("state_dict"), dict):
+        meta = {SPEC_KEY: GeneratorSpec.from_dict(obj["spec"]).to_json()}
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{src}: expected a dict of tensors, found {type(obj).__name__}")
+    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise CheckpointError(f"{src}: contains no tensors (top-level keys: {_preview(obj.keys())})")
+    return state, meta
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _preview(keys: object, n: int = 6) -> str:
+    items = [str(k) for k in list(keys)[:n]]  # type: ignore[call-overload]
+    return ", ".join(items) + (", ..." if len(list(keys)) > n else "")  # type: ignore[arg-type]
+
+
+def load_state_into(model: nn.Module, state: StateDict, src: str) -> nn.Module:
+    """Copy ``state`` into ``model``, naming the first missing/unexpected key or shape mismatch."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing:
+        raise CheckpointError(f"{src}: missing tensor {missing[0]!r} ({len(missing)} missing in all)")
+    if unexpected:
+        raise CheckpointError(f"{src}: unexpected tensor {unexpected[0]!r} ({len(unexpected)} unexpected in all)")
+    for key, value in own.items():
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise CheckpointError(
+                f"{src}: tensor {key!r} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)}"
+            )
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model
+
+
+def load_generator(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> nn.Module:
+    """An eval-mode generator from any supported checkpoint format."""
+    from esrgan.models.formats import convert_state_dict
+
+    state, meta = read_checkpoint(path)
+    fmt, spec, converted = convert_state_dict(state, meta, str(path))
+    model = load_state_into(build_generator(spec), converted, str(path))
+    model.format = fmt  # type: ignore[assignment]
+    return model.eval().to(device)
+
+
+def describe_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
+    """Detected format, spec, parameter count and cost of a checkpoint."""
+    from esrgan.models.formats import convert_state_dict
+
+    state, meta = read_checkpoint(path)
+    fmt, spec, converted = convert_state_dict(state, meta, str(path))
+    model = build_generator(spec)
+    load_state_into(model, converted, str(path))
+    return CheckpointInfo(
+        path=str(path), format=fmt, spec=spec, num_params=count_parameters(model),
+        macs_per_pixel=spec.macs_per_pixel(),
+    )

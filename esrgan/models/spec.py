@@ -1,0 +1,138 @@
+"""GeneratorSpec: the few numbers that rebuild any supported generator.
+
+It is torch-free on purpose: checkpoints, ONNX metadata and the runtime all carry it as JSON,
+and the runtime must read it without importing torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from esrgan.errors import CheckpointError
+
+ARCHS = ("rrdbnet", "pytorch-gan")
+SCALES = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """Architecture and size of a generator.
+
+    ``arch``: ``rrdbnet`` (the paper's official network, BasicSR parameter names) or ``pytorch-gan``
+    (the seed's ``GeneratorRRDB``: PixelShuffle upsampling, LeakyReLU 0.01, ImageNet-normalised I/O).
+    ``pixel_unshuffle``: only for rrdbnet at scale 1 or 2. True is Real-ESRGAN's layout (the input is
+    pixel-unshuffled by 4/scale, then upsampled x4); False is the old layout with log2(scale) upsamplers.
+    For ``pytorch-gan`` the growth channels equal ``num_feat`` (that code has no separate gc).
+    """
+
+    arch: str = "rrdbnet"
+    scale: int = 4
+    num_feat: int = 64
+    num_block: int = 23
+    num_grow_ch: int = 32
+    num_in_ch: int = 3
+    num_out_ch: int = 3
+    pixel_unshuffle: bool = False
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise CheckpointError(f"unknown generator arch {self.arch!r}; expected one of {', '.join(ARCHS)}")
+        if self.scale not in SCALES:
+            raise CheckpointError(f"unsupported scale {self.scale}; expected one of {SCALES}")
+        for name in ("num_feat", "num_block", "num_grow_ch", "num_in_ch", "num_out_ch"):
+            if int(getattr(self, name)) <= 0:
+                raise CheckpointError(f"spec field {name} must be positive, got {getattr(self, name)}")
+        if self.pixel_unshuffle and (self.arch != "rrdbnet" or self.scale not in (1, 2)):
+            raise CheckpointError("pixel_unshuffle applies only to rrdbnet at scale 1 or 2")
+        if self.arch == "pytorch-gan" and self.num_grow_ch != self.num_feat:
+            raise CheckpointError("pytorch-gan generators have num_grow_ch == num_feat")
+        if self.arch == "pytorch-gan" and self.scale == 1:
+            raise CheckpointError("pytorch-gan generators upsample at least x2")
+
+    # ---- derived sizes -------------------------------------------------------------------------
+    @property
+    def unshuffle_factor(self) -> int:
+        """How much the input is pixel-unshuffled before the trunk (1 = not at all)."""
+        return 4 // self.scale if self.pixel_unshuffle else 1
+
+    @property
+    def num_upsample(self) -> int:
+        """Number of x2 upsampling stages."""
+        return int(math.log2(self.scale * self.unshuffle_factor))
+
+    @property
+    def size_multiple(self) -> int:
+        """Input H and W must be multiples of this (the model pads and crops internally)."""
+        return self.unshuffle_factor
+
+    def macs_per_pixel(self) -> float:
+        """Multiply-accumulates per *input* pixel (convolutions only), for FLOP/s figures."""
+        k = 9
+        nf, gc = self.num_feat, self.num_grow_ch
+        u = self.unshuffle_factor
+        lr = 1.0 / (u * u)  # trunk pixels per input pixel
+        macs = 0.0
+        if self.arch == "rrdbnet":
+            macs += self.num_in_ch * u * u * nf * k * lr  # conv_first
+            rdb = sum((nf + i * gc) * gc for i in range(4)) + (nf + 4 * gc) * nf
+            macs += self.num_block * 3 * rdb * k * lr
+            macs += nf * nf * k * lr  # conv_body
+            area = lr
+            for _ in range(self.num_upsample):
+                area *= 4
+                macs += nf * nf * k * area
+            macs += (nf * nf + nf * self.num_out_ch) * k * area  # conv_hr, conv_last
+        else:
+            macs += self.num_in_ch * nf * k
+            rdb = sum((i + 1) * nf * nf for i in range(5))
+            macs += self.num_block * 3 * rdb * k
+            macs += nf * nf * k
+            area = 1.0
+            for _ in range(self.num_upsample):
+                macs += nf * 4 * nf * k * area
+                area *= 4
+            macs += (nf * nf + nf * self.num_out_ch) * k * area
+        return macs
+
+    # ---- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GeneratorSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise CheckpointError(f"unknown spec fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> GeneratorSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"spec metadata is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise CheckpointError("spec metadata is not a JSON object")
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> GeneratorSpec:
+        return replace(self, **changes)
+
+    def describe(self) -> str:
+        extra = ", pixel-unshuffle" if self.pixel_unshuffle else ""
+        return (
+            f"{self.arch} x{self.scale} nf{self.num_feat} nb{self.num_block} gc{self.num_grow_ch} "
+            f"in{self.num_in_ch} out{self.num_out_ch}{extra}"
+        )
+
+
+def paper_spec(scale: int = 4) -> GeneratorSpec:
+    """The paper's generator: 23 RRDBs, 64 features, 32 growth channels."""
+    return GeneratorSpec(arch="rrdbnet", scale=scale, pixel_unshuffle=scale in (1, 2))
