@@ -47,6 +47,7 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release device memory and sessions; the backend is unusable afterwards."""
+        return None  # most backends free everything when garbage-collected
 
     def __enter__(self) -> Backend:
         return self
