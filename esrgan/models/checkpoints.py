@@ -9,6 +9,7 @@ be rebuilt from the file alone.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,10 +116,10 @@ def _read_torch(src: Path) -> tuple[StateDict, dict[str, str]]:
     except Exception as exc:
         text = str(exc)
         if "Weights only load failed" in text or "Unsupported global" in text:
-            culprit = next((ln.strip() for ln in text.splitlines() if "Unsupported global" in ln), "")
+            culprit = re.search(r"GLOBAL ([\w.]+)", text)
             raise CheckpointError(
                 f"{src}: refused: the file contains pickled code or objects, not just tensors "
-                f"(loaded with weights_only=True for safety{'; ' + culprit if culprit else ''})"
+                f"(loaded with weights_only=True for safety{'; blocked: ' + culprit[1] if culprit else ''})"
             ) from None
         hint = " (truncated?)" if isinstance(exc, EOFError) or "central directory" in text else ""
         raise CheckpointError(
