@@ -46,8 +46,11 @@ class CheckpointInfo:
     notes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        from esrgan.models.formats import FORMAT_TITLES
+
+        title = FORMAT_TITLES.get(self.format)
         lines = [
-            f"{self.path}: format {self.format}",
+            f"{self.path}: format {self.format}" + (f" ({title})" if title else ""),
             f"  spec: {self.spec.describe()}",
             f"  parameters: {self.num_params:,}",
             f"  MAC per input pixel: {self.macs_per_pixel / 1e6:.2f} M",

@@ -7,9 +7,9 @@ import pickle
 
 import pytest
 import torch
-from ckpt_layouts import random_model, rrdb_spec, to_official, to_old_arch
 from safetensors.torch import save_file
 
+from benchmarks.published_layouts import random_model, rrdb_spec, to_official, to_old_arch
 from esrgan.errors import CheckpointError
 from esrgan.models import describe_checkpoint, load_generator
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ckpt_layouts import gan_spec, random_model, rrdb_spec, to_official, to_old_arch
 from safetensors.torch import save_file
 
+from benchmarks.published_layouts import gan_spec, random_model, rrdb_spec, to_official, to_old_arch
 from esrgan.models import describe_checkpoint, load_generator, save_generator
 
 

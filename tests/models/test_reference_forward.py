@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from ckpt_layouts import gan_spec, random_model, rrdb_spec, to_official
 
+from benchmarks.published_layouts import gan_spec, random_model, rrdb_spec, to_official
 from esrgan.models import load_generator
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
