@@ -180,7 +180,8 @@ def gpu_info(device_id: int = 0) -> GpuInfo:
     if not 0 <= device_id < count:
         raise DependencyError(f"CUDA device {device_id} does not exist ({count} device(s))")
     props = _check(cudart, cudart.cudaGetDeviceProperties(device_id), "cudaGetDeviceProperties")
-    name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
+    raw = props.name
+    name = raw.split(b"\0")[0].decode(errors="replace") if isinstance(raw, bytes) else str(raw)
     return GpuInfo(name=name, compute_capability=f"{props.major}.{props.minor}")
 
 

@@ -89,50 +89,30 @@ def convert_state_dict(state: StateDict, meta: dict[str, str], src: str) -> tupl
 def _detect_basicsr(state: StateDict, src: str) -> Layout | None:
     if "conv_first.weight" not in state or not _has_prefix(state, "body."):
         return None
-    ups = _numbered(state, r"conv_up(\d+)\.weight")
-    spec = _rrdb_spec(
+    return Layout(BASICSR, _named_spec(state, src, "body", "conv_up", "body.0.rdb1.conv1.weight"), lambda key: key)
+
+
+def _named_spec(state: StateDict, src: str, trunk: str, upconv: str, first_rdb_conv: str) -> GeneratorSpec:
+    """Spec of the two layouts with named modules (BasicSR, official): same network, other names."""
+    return _rrdb_spec(
         src, first=state["conv_first.weight"], last=_need(state, "conv_last.weight", src),
-        num_block=_count(state, r"body\.(\d+)\."), grow=_need(state, "body.0.rdb1.conv1.weight", src),
-        num_up=len(ups),
+        num_block=_count(state, rf"{trunk}\.(\d+)\."), grow=_need(state, first_rdb_conv, src),
+        num_up=len(_numbered(state, rf"{upconv}(\d+)\.weight")),
     )
-    return Layout(BASICSR, spec, lambda key: key)
-
-
-_OFFICIAL_NAMES = {"trunk_conv": "conv_body", "HRconv": "conv_hr", "conv_first": "conv_first", "conv_last": "conv_last"}
 
 
 def _detect_official(state: StateDict, src: str) -> Layout | None:
     if "conv_first.weight" not in state or not _has_prefix(state, "RRDB_trunk."):
         return None
-    ups = _numbered(state, r"upconv(\d+)\.weight")
-    spec = _rrdb_spec(
-        src, first=state["conv_first.weight"], last=_need(state, "conv_last.weight", src),
-        num_block=_count(state, r"RRDB_trunk\.(\d+)\."),
-        grow=_need(state, "RRDB_trunk.0.RDB1.conv1.weight", src), num_up=len(ups),
-    )
-
-    def rename(key: str) -> str | None:
-        m = re.fullmatch(r"RRDB_trunk\.(\d+)\.RDB([123])\.conv([1-5])\.(weight|bias)", key)
-        if m:
-            return f"body.{m[1]}.rdb{m[2]}.conv{m[3]}.{m[4]}"
-        m = re.fullmatch(r"upconv(\d+)\.(weight|bias)", key)
-        if m:
-            return f"conv_up{m[1]}.{m[2]}"
-        name, _, param = key.partition(".")
-        return f"{_OFFICIAL_NAMES[name]}.{param}" if name in _OFFICIAL_NAMES else None
-
-    def theirs(key: str) -> str:
-        m = re.fullmatch(r"body\.(\d+)\.rdb([123])\.conv([1-5])\.(\w+)", key)
-        if m:
-            return f"RRDB_trunk.{m[1]}.RDB{m[2]}.conv{m[3]}.{m[4]}"
-        m = re.fullmatch(r"conv_up(\d+)\.(\w+)", key)
-        if m:
-            return f"upconv{m[1]}.{m[2]}"
-        name, _, param = key.partition(".")
-        back = {ours: their for their, ours in _OFFICIAL_NAMES.items()}
-        return f"{back.get(name, name)}.{param}"
-
-    return Layout(OFFICIAL, spec, rename, theirs)
+    spec = _named_spec(state, src, "RRDB_trunk", "upconv", "RRDB_trunk.0.RDB1.conv1.weight")
+    return _template_layout(OFFICIAL, spec, [
+        ("RRDB_trunk.{n}.RDB{k}.conv{j}.{p}", "body.{n}.rdb{k}.conv{j}.{p}"),
+        ("upconv{i}.{p}", "conv_up{i}.{p}"),
+        ("conv_first.{p}", "conv_first.{p}"),
+        ("trunk_conv.{p}", "conv_body.{p}"),
+        ("HRconv.{p}", "conv_hr.{p}"),
+        ("conv_last.{p}", "conv_last.{p}"),
+    ])
 
 
 def _detect_old_arch(state: StateDict, src: str) -> Layout | None:
@@ -164,33 +144,15 @@ def _detect_old_arch(state: StateDict, src: str) -> Layout | None:
         src, first=state["model.0.weight"], last=state[f"model.{last_idx}.weight"], num_block=num_block,
         grow=_need(state, "model.1.sub.0.RDB1.conv1.0.weight", src), num_up=len(up_idx),
     )
-    top = {0: "conv_first", hr_idx: "conv_hr", last_idx: "conv_last"}
-    top.update({idx: f"conv_up{n}" for n, idx in enumerate(up_idx, start=1)})
-
-    def rename(key: str) -> str | None:
-        m = re.fullmatch(r"model\.1\.sub\.(\d+)\.RDB([123])\.conv([1-5])\.0\.(weight|bias)", key)
-        if m:
-            return f"body.{m[1]}.rdb{m[2]}.conv{m[3]}.{m[4]}"
-        m = re.fullmatch(rf"model\.1\.sub\.{num_block}\.(weight|bias)", key)
-        if m:
-            return f"conv_body.{m[1]}"
-        m = re.fullmatch(r"model\.(\d+)\.(weight|bias)", key)
-        if m and int(m[1]) in top:
-            return f"{top[int(m[1])]}.{m[2]}"
-        return None
-
-    top_back = {name: idx for idx, name in top.items()}
-
-    def theirs(key: str) -> str:
-        m = re.fullmatch(r"body\.(\d+)\.rdb([123])\.conv([1-5])\.(\w+)", key)
-        if m:
-            return f"model.1.sub.{m[1]}.RDB{m[2]}.conv{m[3]}.0.{m[4]}"
-        name, _, param = key.partition(".")
-        if name == "conv_body":
-            return f"model.1.sub.{num_block}.{param}"
-        return f"model.{top_back[name]}.{param}" if name in top_back else key
-
-    return Layout(OLD_ARCH, spec, rename, theirs)
+    pairs = [
+        ("model.1.sub.{n}.RDB{k}.conv{j}.0.{p}", "body.{n}.rdb{k}.conv{j}.{p}"),
+        (f"model.1.sub.{num_block}.{{p}}", "conv_body.{p}"),
+        ("model.0.{p}", "conv_first.{p}"),
+        *[(f"model.{idx}.{{p}}", f"conv_up{n}.{{p}}") for n, idx in enumerate(up_idx, start=1)],
+        (f"model.{hr_idx}.{{p}}", "conv_hr.{p}"),
+        (f"model.{last_idx}.{{p}}", "conv_last.{p}"),
+    ]
+    return _template_layout(OLD_ARCH, spec, pairs)
 
 
 def _detect_pytorch_gan(state: StateDict, src: str) -> Layout | None:
@@ -215,6 +177,36 @@ def _detect_pytorch_gan(state: StateDict, src: str) -> Layout | None:
         num_in_ch=first.shape[1], num_out_ch=last.shape[0],
     )
     return Layout(PYTORCH_GAN, spec, lambda key: key)
+
+
+def _template_layout(fmt: str, spec: GeneratorSpec, pairs: list[tuple[str, str]]) -> Layout:
+    """A Layout from (their template, our template) pairs such as ("upconv{i}.{p}", "conv_up{i}.{p}").
+
+    ``{p}`` is weight/bias, any other field an integer; the same pairs rename in both directions.
+    """
+    def compile_(template: str) -> re.Pattern[str]:
+        parts = re.split(r"\{(\w+)\}", template)
+        regex = "".join(
+            re.escape(part) if i % 2 == 0 else (r"(?P<p>weight|bias)" if part == "p" else rf"(?P<{part}>\d+)")
+            for i, part in enumerate(parts)
+        )
+        return re.compile(regex)
+
+    compiled = [(compile_(theirs), theirs, compile_(ours), ours) for theirs, ours in pairs]
+
+    def to_ours(key: str) -> str | None:
+        for pattern, _, _, ours in compiled:
+            if m := pattern.fullmatch(key):
+                return ours.format(**m.groupdict())
+        return None
+
+    def to_theirs(key: str) -> str:
+        for _, theirs, pattern, _ in compiled:
+            if m := pattern.fullmatch(key):
+                return theirs.format(**m.groupdict())
+        return key
+
+    return Layout(fmt, spec, to_ours, to_theirs)
 
 
 def _refuse_unsupported(state: StateDict, src: str) -> None:
