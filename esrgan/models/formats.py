@@ -43,10 +43,10 @@ PYTORCH_GAN = "pytorch-gan"
 
 #: Human-readable names, for describe_checkpoint and the README table.
 FORMAT_TITLES = {
-    OWN: "esrgan (this project)",
+    OWN: "this project, spec in metadata",
     BASICSR: "BasicSR / Real-ESRGAN RRDBNet",
-    OFFICIAL: "original ESRGAN repo (RRDBNet_arch.py)",
-    OLD_ARCH: "original ESRGAN old arch (sequential model.N)",
+    OFFICIAL: "original ESRGAN repo, RRDBNet_arch.py",
+    OLD_ARCH: "original ESRGAN old arch, sequential model.N",
     PYTORCH_GAN: "PyTorch-GAN GeneratorRRDB",
 }
 
