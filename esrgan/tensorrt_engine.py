@@ -137,6 +137,9 @@ def _require_tensorrt() -> None:
         raise DependencyError(f"TensorRT's libraries cannot be loaded ({exc}); {TRT_INSTALL_HINT}") from None
     if not hasattr(tensorrt, "Builder"):
         raise DependencyError(f"TensorRT is not installed (only its type stubs are); {TRT_INSTALL_HINT}")
+    version = str(getattr(tensorrt, "__version__", "0"))
+    if not version.split(".")[0].isdigit() or int(version.split(".")[0]) < 10:
+        raise DependencyError(f"TensorRT {version} is too old: 10.x or 11.x is needed; {TRT_INSTALL_HINT}")
 
 
 def _import_cudart() -> ModuleType:

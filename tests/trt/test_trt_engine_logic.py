@@ -91,6 +91,19 @@ def test_availability_without_gpu(monkeypatch, fakes):
     assert "\n" not in reason
 
 
+def test_availability_with_old_tensorrt(fakes):
+    fakes[0].__version__ = "8.6.1"
+    assert te.availability().startswith("TensorRT 8.6.1 is too old: 10.x or 11.x is needed")
+
+
+def test_modules_do_not_import_torch():
+    import subprocess
+
+    code = ("import sys, esrgan.tensorrt_engine, esrgan.runtime.backends.tensorrt_backend; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_availability_ok(fakes):
     assert te.availability() is None
 
