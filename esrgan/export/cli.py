@@ -26,10 +26,6 @@ from esrgan.export.engine import (
 from esrgan.export.onnx_export import DEFAULT_OPSET, EXPORTERS
 
 
-def _shape(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int, int, int]:
-    return parse_shape(value)
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--gan", "gan", type=click.Path(dir_okay=False), help="GAN-stage (or only) checkpoint to export.")
 @click.option("--psnr", "psnr", type=click.Path(dir_okay=False),
@@ -46,9 +42,9 @@ def _shape(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
 @click.option("--trt", is_flag=True, help="Also build a TensorRT FP16 engine (needs TensorRT and a CUDA GPU).")
 @click.option("--build-engine", "build_engine_from", type=click.Path(dir_okay=False),
               help="Only build a TensorRT engine from this FP16 ONNX file (e.g. on a GPU machine, later).")
-@click.option("--min-shape", default=format_shape(DEFAULT_MIN), show_default=True, callback=_shape, help="NxCxHxW")
-@click.option("--opt-shape", default=format_shape(DEFAULT_OPT), show_default=True, callback=_shape, help="NxCxHxW")
-@click.option("--max-shape", default=format_shape(DEFAULT_MAX), show_default=True, callback=_shape, help="NxCxHxW")
+@click.option("--min-shape", default=format_shape(DEFAULT_MIN), show_default=True, help="NxCxHxW")
+@click.option("--opt-shape", default=format_shape(DEFAULT_OPT), show_default=True, help="NxCxHxW")
+@click.option("--max-shape", default=format_shape(DEFAULT_MAX), show_default=True, help="NxCxHxW")
 @click.option("--workspace", type=float, default=4.0, show_default=True, help="TensorRT workspace limit (GiB).")
 @click.option("--builder-opt-level", type=int, default=3, show_default=True, help="TensorRT builder optimisation level 0-5.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False), help="Persistent TensorRT timing cache file.")
@@ -61,12 +57,12 @@ def _shape(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
 def main(
     gan: str | None, psnr: str | None, alpha: float | None, out_dir: str | None, opset: int, exporter: str,
     fp16: bool, int8: bool, calib: str | None, trt: bool, build_engine_from: str | None,
-    min_shape: tuple[int, int, int, int], opt_shape: tuple[int, int, int, int], max_shape: tuple[int, int, int, int],
+    min_shape: str, opt_shape: str, max_shape: str,
     workspace: float, builder_opt_level: int, timing_cache: str | None, verify: bool, inspect_ckpt: str | None,
     quiet: bool,
 ) -> None:
     """Export ESRGAN checkpoints to verified ONNX FP32/FP16 (+ INT8, TensorRT) files."""
-    engine = EngineOptions(min_shape, opt_shape, max_shape, workspace, builder_opt_level,
+    engine = EngineOptions(parse_shape(min_shape), parse_shape(opt_shape), parse_shape(max_shape), workspace, builder_opt_level,
                            Path(timing_cache) if timing_cache else None)
     if inspect_ckpt:
         from esrgan.models.checkpoints import describe_checkpoint
