@@ -111,7 +111,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
 
 
 def _metadata(img: Image.Image) -> tuple[bytes | None, bytes | None]:
-    """ICC profile and EXIF (with the orientation reset, since the pixels are turned upright)."""
+    """ICC profile and EXIF with the orientation reset: call it after the pixels are turned upright."""
     icc = img.info.get("icc_profile") or None
     exif = img.getexif()
     if not exif:
@@ -123,8 +123,8 @@ def _metadata(img: Image.Image) -> tuple[bytes | None, bytes | None]:
 
 def _from_pillow(img: Image.Image) -> Decoded:
     fmt = img.format or "PNG"
-    icc, exif = _metadata(img)
     img = ImageOps.exif_transpose(img)
+    icc, exif = _metadata(img)
     mode = img.mode
     bits = 8
     if mode == "P":
@@ -171,13 +171,11 @@ def _split16(arr: np.ndarray, fmt: str, icc: bytes | None, exif: bytes | None) -
 def _read_png16(src: Path, img: Image.Image) -> Decoded:
     import png
 
-    icc, exif = _metadata(img)
     width, height, rows, info = png.Reader(filename=str(src)).asDirect()
     planes = info["planes"]
     arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, planes)
-    if exif:
-        # PNG's eXIf chunk can rotate too; apply the same transpose Pillow would.
-        arr = _orient(arr, img)
+    arr = _orient(arr, img)  # PNG's eXIf chunk can rotate too
+    icc, exif = _metadata(img)
     return _split16(arr, "PNG", icc, exif)
 
 
@@ -191,13 +189,14 @@ def _tiff_is_16(src: Path) -> bool:
 def _read_tiff16(src: Path, img: Image.Image) -> Decoded:
     import tifffile
 
-    icc, exif = _metadata(img)
     arr = tifffile.imread(src)
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[2] > 4:
         raise ImageError(f"{src}: 16-bit TIFF of shape {arr.shape} is not supported")
-    return _split16(_orient(arr, img), "TIFF", icc, exif)
+    arr = _orient(arr, img)
+    icc, exif = _metadata(img)
+    return _split16(arr, "TIFF", icc, exif)
 
 
 def _orient(arr: np.ndarray, img: Image.Image) -> np.ndarray:
