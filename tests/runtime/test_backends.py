@@ -56,7 +56,7 @@ def test_auto_on_cpu_loads_a_cpu_backend_and_engine_needs_tensorrt(nearest_onnx,
 def test_cpu_choice_hook_is_used(nearest_onnx, monkeypatch):
     seen = {}
 
-    def fake_choose(path, precision):
+    def fake_choose(path, precision, threads=None):
         seen["precision"] = precision
         return "onnxruntime-cpu", {}, "CPU backend: onnxruntime-cpu fp32 (test)"
 
