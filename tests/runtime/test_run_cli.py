@@ -23,7 +23,9 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).re
 
 
 def run(*args: str):
-    return CliRunner().invoke(main, [*map(str, args)], catch_exceptions=False)
+    """The CLI in-process; ONNX Runtime CPU unless a test picks the backend (auto may choose BF16)."""
+    extra = [] if "--backend" in args or "--model" not in args else ["--backend", "onnxruntime-cpu", "--threads", "1"]
+    return CliRunner().invoke(main, [*map(str, args), *extra], catch_exceptions=False)
 
 
 def up4(arr: np.ndarray) -> np.ndarray:
