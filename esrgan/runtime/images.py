@@ -284,25 +284,40 @@ def write_image(
         notes.append(f"{fmt} holds 8 bits per channel: reduced from 16")
     with write_atomic(path) as tmp:
         if arr.dtype == np.uint16 and fmt == "PNG":
-            _write_png16(tmp, arr)
+            _write_png16(tmp, arr, decoded.icc_profile, decoded.exif)
         elif arr.dtype == np.uint16:
             import tifffile
 
+            if decoded.exif:
+                notes.append("16-bit TIFF output: EXIF not carried (ICC profile is)")
             tifffile.imwrite(tmp, arr if arr.shape[2] > 1 else arr[..., 0], compression="zlib",
                              photometric="rgb" if arr.shape[2] >= 3 else "minisblack",
-                             extrasamples=("unassalpha",) if arr.shape[2] in (2, 4) else None)
+                             extrasamples=("unassalpha",) if arr.shape[2] in (2, 4) else None,
+                             iccprofile=decoded.icc_profile)
         else:
             _write_pillow(tmp, arr, mode, decoded, fmt, quality)
     return notes
 
 
-def _write_png16(path: Path, arr: np.ndarray) -> None:
+def _write_png16(path: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | None) -> None:
+    """pypng writes the pixels; the ICC (iCCP) and EXIF (eXIf) chunks are added after IHDR."""
+    import io
+    import zlib
+
     import png
 
     h, w, c = arr.shape
     mode = {1: "L;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}[c]
+    buf = io.BytesIO()
+    png.from_array(arr.reshape(h, w * c), mode).write(buf)
+    chunks = list(png.Reader(bytes=buf.getvalue()).chunks())
+    extra = []
+    if icc:
+        extra.append((b"iCCP", b"ICC profile\0\0" + zlib.compress(icc)))
+    if exif:
+        extra.append((b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif))
     with open(path, "wb") as fh:
-        png.from_array(arr.reshape(h, w * c), mode).write(fh)
+        png.write_chunks(fh, chunks[:1] + extra + chunks[1:])
 
 
 def _write_pillow(path: Path, arr: np.ndarray, mode: str, decoded: Decoded, fmt: str, quality: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,10 @@ def export_tiny(model, path: Path) -> Path:
     from onnx import helper
 
     axes = {0: "n", 2: "h", 3: "w"}
-    torch.onnx.export(model, torch.rand(1, 3, 16, 16), str(path), input_names=["input"], output_names=["output"],
-                      dynamic_axes={"input": axes, "output": axes}, opset_version=17, dynamo=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter: fast for a tiny model
+        torch.onnx.export(model, torch.rand(1, 3, 16, 16), str(path), input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": axes, "output": axes}, opset_version=17, dynamo=False)
     proto = onnx.load(str(path))
     helper.set_model_props(proto, {"esrgan.scale": str(model.spec.scale), "esrgan.precision": "fp32",
                                    "esrgan.spec": model.spec.to_json()})

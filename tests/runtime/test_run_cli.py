@@ -69,7 +69,9 @@ def test_sixteen_bit_png_and_tiff_stay_sixteen_bit(tmp_path, nearest_onnx):
     png.from_array(a.reshape(9, 33), "RGB;16").save(str(src / "deep.png"))
     tifffile.imwrite(src / "deep.tif", a, photometric="rgb")
     grey = rng.integers(0, 65536, (9, 11), dtype=np.uint16)
-    Image.fromarray(grey).save(src / "grey16.png")
+    exif = Image.Exif()
+    exif[0x010F] = "Cam16"
+    Image.fromarray(grey).save(src / "grey16.png", icc_profile=b"icc16", exif=exif.tobytes())
     assert run(src, tmp_path / "out", "--model", nearest_onnx, "--tile", "0").exit_code == 0
     w, h, rows, info = png.Reader(filename=str(tmp_path / "out" / "deep.png")).asDirect()
     assert info["bitdepth"] == 16
@@ -78,6 +80,22 @@ def test_sixteen_bit_png_and_tiff_stay_sixteen_bit(tmp_path, nearest_onnx):
     w, h, rows, info = png.Reader(filename=str(tmp_path / "out" / "grey16.png")).asDirect()
     assert info["bitdepth"] == 16 and info["planes"] == 1
     assert np.abs(np.vstack(list(rows)).astype(int) - up4(grey)).max() <= 1
+    carried = Image.open(tmp_path / "out" / "grey16.png")
+    assert carried.info.get("icc_profile") == b"icc16" and carried.getexif().get(0x010F) == "Cam16"
+
+
+def test_photographs_through_a_tiny_model_tiled_equals_whole(tmp_path, tiny_onnx):
+    src = tmp_path / "in"
+    save(src / "astronaut.png", photo("astronaut")[60:108, 180:236])
+    save(src / "rocket.jpg", photo("rocket")[200:236, 300:340], quality=95)
+    assert run(src, tmp_path / "tiled", "--model", tiny_onnx, "--tile", "16", "--batch", "4").exit_code == 0
+    assert run(src, tmp_path / "whole", "--model", tiny_onnx, "--tile", "0").exit_code == 0
+    for name in ("astronaut.png", "rocket.jpg"):
+        a = np.asarray(Image.open(tmp_path / "tiled" / name)).astype(float)
+        b = np.asarray(Image.open(tmp_path / "whole" / name)).astype(float)
+        assert a.shape[:2] == (b.shape[0], b.shape[1]) and a.shape[0] in (192, 144)
+        if name.endswith(".png"):
+            assert 10 * np.log10(255**2 / max(np.mean((a - b) ** 2), 1e-12)) >= 50
 
 
 def test_constant_alpha_exif_orientation_icc_and_exif_carried(tmp_path, nearest_onnx):
