@@ -234,6 +234,28 @@ def test_checkpoint_refused_with_export_command_when_export_is_missing(tmp_path,
     assert r.exit_code == 2 and "esrgan-export" in r.output and "pip install" in r.output
 
 
+def test_checkpoint_is_exported_on_the_fly_and_cached(tmp_path, tiny_model_files, monkeypatch):
+    import functools
+
+    import esrgan.export.pipeline as export_pipeline
+
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    # the real export and verification, with the faster TorchScript exporter (dynamo takes ~40 s here)
+    fast = functools.partial(export_pipeline.export_artifacts, exporter="torchscript")
+    monkeypatch.setattr(export_pipeline, "export_artifacts", fast)
+    save(tmp_path / "in" / "a.png", photo("camera")[:12, :12])
+    r = run(tmp_path / "in", tmp_path / "o", "--model", tiny_model_files[0])
+    assert r.exit_code == 0, r.output
+    cached = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    assert len(cached) == 1 and Image.open(tmp_path / "o" / "a.png").size == (48, 48)
+    same_as_onnx = run(tmp_path / "in", tmp_path / "o2", "--model", tiny_model_files[1])
+    assert same_as_onnx.exit_code == 0
+    a = np.asarray(Image.open(tmp_path / "o" / "a.png")).astype(int)
+    assert np.abs(a - np.asarray(Image.open(tmp_path / "o2" / "a.png")).astype(int)).max() <= 1
+    monkeypatch.setattr(export_pipeline, "export_artifacts", None)  # a second run must not export again
+    assert run(tmp_path / "in", tmp_path / "o3", "--model", tiny_model_files[0]).exit_code == 0
+
+
 def test_checkpoint_runs_with_the_torch_backend(tmp_path, tiny_model_files):
     save(tmp_path / "in" / "a.png", gradient(6, 6))
     r = run(tmp_path / "in", tmp_path / "o", "--model", tiny_model_files[0], "--backend", "torch")
