@@ -138,3 +138,14 @@ def test_tiles_of_small_images_share_batches():
     for key in range(4):
         eng.submit(key, from_array(gradient(10, 10)), more_coming=key < 3)
     assert len(done) == 4 and backend.shapes == [(4, 3, 14, 14)]
+
+
+def test_engine_profile_limits_tile_batch_and_small_images_are_padded_up():
+    backend = FlakyBackend()
+    backend.info = BackendInfo("tensorrt", "fp16", "cuda:0", max_input=(2, 40, 40), min_input=(1, 24, 24))
+    eng, done, failed, said = _engine(backend, 0, batch=8)
+    assert (eng.tile, eng.batch) == (36, 2) and "profile" in said[0]
+    arr = gradient(10, 14)
+    eng.submit(0, from_array(arr))
+    assert not failed and min(backend.shapes[0][2:]) >= 24
+    np.testing.assert_array_equal(done[0].outputs[0], arr.repeat(2, 0).repeat(2, 1))
