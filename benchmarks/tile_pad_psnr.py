@@ -162,9 +162,15 @@ def main() -> None:
                         help="also measure a trained checkpoint (repeatable); e.g. the default model's")
     parser.add_argument("--only-checkpoints", action="store_true", help="skip the random-weight models")
     parser.add_argument("--report-from", type=Path, help="only rewrite the report from this JSON")
+    parser.add_argument("--add-from", type=Path, action="append", default=[],
+                        help="with --report-from: append the results of another run's JSON (e.g. a trained model)")
     args = parser.parse_args()
     if args.report_from:
-        write_report(json.loads(args.report_from.read_text()), args.out)
+        report = json.loads(args.report_from.read_text())
+        for extra in args.add_from:
+            report["results"] += json.loads(extra.read_text())["results"]
+            report["seconds"] += json.loads(extra.read_text())["seconds"]
+        write_report(report, args.out)
         return
 
     import tempfile
