@@ -157,6 +157,7 @@ def quantize_int8(
     method: str = "minmax",
     keep_fp32: Sequence[str] = DEFAULT_KEEP_FP32,
     crop: int = 64,
+    eval_crop: int = 64,
     crops_per_image: int = 4,
     max_crops: int = 32,
     held_out_dir: str | os.PathLike[str] | None = None,
@@ -167,7 +168,7 @@ def quantize_int8(
 
     ``calib_dir``: real photographs; crops of ``crop`` px calibrate the activation ranges. Parity is
     measured on ``held_out_dir`` when given, else on every 4th image of ``calib_dir``, which is then
-    not used for calibration. ``keep_fp32``: weight-name prefixes of the convs left in FP32.
+    not used for calibration (two ``eval_crop`` px tiles per image). ``keep_fp32``: weight-name prefixes of the convs left in FP32.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -185,7 +186,7 @@ def quantize_int8(
     else:
         calib_files, held_files = split_held_out(files)
     crops = list(image_crops(calib_files, crop, crops_per_image))[:max_crops]
-    held_tiles = list(image_crops(held_files, crop, 2))
+    held_tiles = list(image_crops(held_files, eval_crop, 2))
     import onnx
 
     proto = onnx.load(str(src))
@@ -207,9 +208,9 @@ def quantize_int8(
             weight_type=QuantType.QInt8, nodes_to_exclude=kept,
             calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                               "percentile": CalibrationMethod.Percentile}[method],
-            extra_options={"ActivationSymmetric": activation_type == "int8", "WeightSymmetric": True,
-                           # MinMax reduces ranges every 4 crops instead of holding all outputs in memory
-                           "CalibMaxIntermediateOutputs": 4},
+            # Not CalibMaxIntermediateOutputs: ONNX Runtime 1.32 drops (does not reduce) the outputs
+            # collected so far when that count is reached. Memory is bounded by crop size and count instead.
+            extra_options={"ActivationSymmetric": activation_type == "int8", "WeightSymmetric": True},
         )
         parity = measure_int8_parity(src, raw, held_tiles, threads)
         report = Int8Report(method, len(crops), tuple(str(f) for f in held_files), tuple(kept), parity)
