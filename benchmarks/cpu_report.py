@@ -33,6 +33,11 @@ def speed_table(rows: list[dict], model: str) -> list[str]:
     return out + [""]
 
 
+def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
+    out = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""]
+
+
 def render(results: dict) -> str:
     env = results["environment"]
     lines = ["# CPU inference: generated tables", "",
@@ -43,25 +48,20 @@ def render(results: dict) -> str:
     for model in dict.fromkeys(r["model"] for r in results.get("speed", [])):
         lines += speed_table(results["speed"], model)
     if results.get("int8_sweep"):
-        lines += ["### INT8 sweep (paper x4): held-out photographs (coffee, cat), 1 thread", "",
-                  "| config | kept FP32 | held-out PSNR vs FP32 | ORT speed vs ORT FP32 | OpenVINO speed vs ORT FP32 |",
-                  "|---|---|---|---|---|"]
-        for r in results["int8_sweep"]:
-            lines.append(f"| {r['config']} | {', '.join(r['kept_fp32']) or 'none'} | {_db(r['held_out_psnr_db'])} "
-                         f"| {r['ORT_speedup_vs_ort_fp32']:.2f}x | {r['OV_speedup_vs_ort_fp32']:.2f}x |")
-        lines.append("")
+        lines += _table(
+            "INT8 sweep (paper x4): held-out photographs (coffee, cat), 1 thread, 64x64 tile",
+            ["config", "kept FP32", "held-out PSNR vs FP32", "ORT speed vs ORT FP32", "OpenVINO speed vs ORT FP32"],
+            [[r["config"], ", ".join(r["kept_fp32"]) or "none", _db(r["held_out_psnr_db"]),
+              f"{r['ORT_speedup_vs_ort_fp32']:.2f}x", f"{r['OV_speedup_vs_ort_fp32']:.2f}x"] for r in results["int8_sweep"]])
     if results.get("openvino_modes"):
-        lines += ["### OpenVINO: 4 tiles of 64x64 on 2 threads", "", "| mode | precision | median s | tiles/s |",
-                  "|---|---|---|---|"]
-        for r in results["openvino_modes"]:
-            lines.append(f"| {r['mode']} | {r['precision']} | {r['median_s']:.2f} | {r['tiles_per_s']:.2f} |")
-        lines.append("")
+        lines += _table("OpenVINO: 4 tiles of 64x64 on 2 threads", ["mode", "precision", "median s", "tiles/s"],
+                        [[r["mode"], r["precision"], f"{r['median_s']:.2f}", f"{r['tiles_per_s']:.2f}"]
+                         for r in results["openvino_modes"]])
     if results.get("openvino_load"):
-        lines += ["### OpenVINO start-up (paper x4, throughput mode)", "", "| precision | case | seconds | loaded from cache |",
-                  "|---|---|---|---|"]
-        for r in results["openvino_load"]:
-            lines.append(f"| {r['precision']} | {r['case']} | {r['seconds']:.2f} | {r['loaded_from_cache']} |")
-        lines.append("")
+        lines += _table("OpenVINO start-up (paper x4, throughput mode)",
+                        ["precision", "case", "seconds", "loaded from cache"],
+                        [[r["precision"], r["case"], f"{r['seconds']:.2f}", r["loaded_from_cache"]]
+                         for r in results["openvino_load"]])
     return "\n".join(lines)
 
 
@@ -85,7 +85,7 @@ def plot(results: dict, path: Path) -> None:
         ax.axvline(1.0, color="grey", lw=0.8)
         ax.set_xlim(0, max(r["speedup_vs_torch_fp32"] for r in rows) * 1.45)
         ax.set_title(f"{model}: speed vs PyTorch eager FP32 (1 thread, 64x64 tile)", fontsize=9)
-        ax.set_xlabel("speed-up (green >= 50 dB, orange >= 40 dB, red < 40 dB vs FP32 output)")
+        ax.set_xlabel("speed-up; green >= 50 dB, orange >= 40 dB, red < 40 dB vs FP32 output", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

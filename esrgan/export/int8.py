@@ -5,12 +5,11 @@ Uses ONNX Runtime's ``quantize_static`` (QDQ format, per-channel weights), which
 
 Choices, measured on the paper-size x4 RRDBNet (benchmarks/reports/cpu/report.md, "INT8 sweep"):
 * Some convolutions stay FP32 (``keep_fp32``): the first conv sees raw pixels, and the upsampling
-  convs, ``conv_hr`` and ``conv_last`` run at 4x/16x the trunk's pixel count on the image's own
-  scale, so their rounding lands directly in the output; the 23 RRDBs (>= 90 % of the MACs) sit inside
-  a residual branch scaled by 0.2 and tolerate INT8. Keeping the tail FP32 costs little speed because
-  most of the time is in the trunk... except that the tail is also where 4x/16x pixels are, so the
-  report gives the speed/quality figure of each option.
-* The calibration method (MinMax, Entropy, Percentile) is chosen by the same sweep.
+  convs, ``conv_hr`` and ``conv_last`` write the output pixels directly, so their rounding is not
+  damped by any residual branch; the 23 RRDBs (~94 % of the multiply-adds) sit inside residual
+  branches scaled by 0.2 and tolerate INT8 best. The sweep gives the quality and speed of each option.
+* Calibration: MinMax (default) vs Percentile, by the same sweep. Activations are asymmetric uint8
+  (LeakyReLU outputs are mostly positive), weights symmetric int8 per output channel.
 The parity figure (PSNR etc. vs the FP32 model on held-out photographs) goes into ``esrgan.parity``
 so that the runtime and users see how faithful the file is; the file is written atomically.
 """
