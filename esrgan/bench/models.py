@@ -1,0 +1,133 @@
+"""The model under test: a checkpoint or a preset, exported once and cached.
+
+Exporting the paper-size model (and verifying it) takes longer than a quick benchmark, so the
+ONNX files are kept in a cache folder keyed by the checkpoint's sha256: the same weights are
+never exported twice, and changed weights can never reuse stale files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from esrgan.atomic import write_text_atomic
+from esrgan.bench.env import sha256_file
+from esrgan.errors import UsageError
+from esrgan.models.spec import GeneratorSpec, paper_spec
+
+PRESETS = ("paper", "tiny", "default")
+CACHE_ENV = "ESRGAN_BENCH_CACHE"
+_DONE = "bench-export.json"
+
+
+@dataclass
+class PreparedModel:
+    """Everything a benchmark needs about its model: spec, files per precision, provenance."""
+
+    name: str
+    spec: GeneratorSpec
+    checkpoint: Path | None
+    sha256: str
+    files: dict[str, Path] = field(default_factory=dict)  # precision -> ONNX path
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "spec": self.spec.to_dict(), "spec_text": self.spec.describe(),
+            "checkpoint": str(self.checkpoint) if self.checkpoint else None, "sha256": self.sha256,
+            "macs_per_input_pixel": self.spec.macs_per_pixel(),
+            "files": {k: {"path": str(v), "sha256": sha256_file(v)} for k, v in self.files.items()},
+        }
+
+    def torch_model(self) -> Any:
+        """A fresh eval-mode PyTorch generator (the reference), loaded from the checkpoint."""
+        from esrgan.models.checkpoints import load_generator
+
+        if self.checkpoint is None:
+            raise UsageError(f"model {self.name!r} has no PyTorch checkpoint: no reference to compare with")
+        return load_generator(self.checkpoint)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "esrgan" / "bench")
+
+
+def preset_spec(name: str) -> GeneratorSpec:
+    if name == "paper":
+        return paper_spec(4)
+    if name == "tiny":  # for tests and smoke runs: same graph structure, a few thousand parameters
+        return GeneratorSpec(arch="rrdbnet", scale=4, num_feat=8, num_block=1, num_grow_ch=4)
+    raise UsageError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+
+
+def preset_checkpoint(name: str, root: Path) -> Path:
+    """Random-weight checkpoint for a preset (seeded: the same file every time, on every machine).
+
+    Random weights are fine for speed; parity is still measured on real photographs.
+    """
+    import torch
+
+    from esrgan.models.build import build_generator
+    from esrgan.models.checkpoints import save_generator
+
+    dest = root / "presets" / f"{name}_x4_seed0.safetensors"
+    if not dest.is_file():
+        torch.manual_seed(0)
+        save_generator(build_generator(preset_spec(name)).eval(), dest, metadata={"esrgan.preset": name})
+    return dest
+
+
+def _export(checkpoint: Path, out_dir: Path, fp16: bool) -> dict[str, Path]:
+    """The export helper's pipeline (FP32 + FP16 ONNX); bench measures parity itself, so no verify."""
+    try:
+        from esrgan.export.pipeline import export_artifacts
+    except ImportError:  # until the export branch lands
+        from esrgan.bench import _pending
+
+        return _pending.export_fp32(checkpoint, out_dir)
+    result = export_artifacts(checkpoint, out_dir, fp16=fp16, verify=False)
+    files = {}
+    for precision in ("fp32", "fp16", "int8"):
+        path = getattr(result, precision, None)
+        if path is not None:
+            files[precision] = Path(path)
+    return files
+
+
+def prepare_model(
+    checkpoint: str | Path | None = None, preset: str | None = None, fp16: bool = True, cache: Path | None = None
+) -> PreparedModel:
+    """Resolve ``--model``/``--preset`` into a checkpoint plus cached ONNX exports."""
+    root = cache or cache_root()
+    if (checkpoint is None) == (preset is None):
+        raise UsageError("give exactly one of --model CKPT or --preset")
+    if preset == "default":
+        return default_model()
+    if preset is not None:
+        ckpt, name = preset_checkpoint(preset, root), f"{preset}_x4"
+    else:
+        ckpt = Path(checkpoint)  # type: ignore[arg-type]
+        if not ckpt.is_file():
+            raise UsageError(f"--model {ckpt}: no such file")
+        name = ckpt.stem
+    from esrgan.models.checkpoints import describe_checkpoint
+
+    spec = describe_checkpoint(ckpt).spec
+    digest = sha256_file(ckpt)
+    out_dir = root / "exports" / f"{name}-{digest[:16]}"
+    done = out_dir / _DONE
+    files: dict[str, Path] = {}
+    if done.is_file():
+        files = {k: Path(v) for k, v in json.loads(done.read_text()).items()}
+    if not files or not all(p.is_file() for p in files.values()) or (fp16 and "fp16" not in files):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = _export(ckpt, out_dir, fp16)
+        write_text_atomic(done, json.dumps({k: str(v) for k, v in files.items()}, indent=1))
+    return PreparedModel(name=name, spec=spec, checkpoint=ckpt, sha256=digest, files=files)
+
+
+def default_model() -> PreparedModel:
+    """The model the runtime ships (esrgan/runtime/models), when this checkout has one."""
+    raise UsageError("--preset default: no default model is shipped in this checkout yet")
