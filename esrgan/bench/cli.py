@@ -82,9 +82,9 @@ def main(
     keys = [k for k in backends.replace(" ", "").split(",") if k] if backends else base.get("backends")
     if preset is None and checkpoint is None:
         preset = "paper"
+    rows = rowmod.select(keys, device_has_cuda=cuda_available())  # type: ignore[arg-type]
     click.echo("preparing the model (exported once, then cached)...", err=True)
     model = prepare_model(checkpoint, preset)
-    rows = rowmod.select(keys, device_has_cuda=cuda_available())  # type: ignore[arg-type]
     total = steps_per_case(len(rows), config) * len(config.tiles) * len(config.batches)
     with tqdm(total=total, desc="esrgan-bench", unit="run", dynamic_ncols=True) as bar:
         data = run_benchmark(model, rows, config, progress=bar)

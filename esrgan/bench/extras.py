@@ -50,7 +50,7 @@ def tiling_check(model: PreparedModel, config: Any, quick: bool = False) -> dict
     except ImportError:
         return {"skipped": "esrgan.runtime.tiling is not available in this checkout"}
     tile, pad, side = _sizes(quick)
-    img = centre_crop(source_images(config.images)[0], side).astype(np.float32) / 255.0
+    img = centre_crop(source_images(config.images, count=1)[0], side).astype(np.float32) / 255.0
     backend = _runtime_backend(model, config.threads)
     try:
         whole = run_tiled(backend.run, img, backend.scale, 0, pad, dtype=np.uint16)
@@ -78,7 +78,7 @@ def end_to_end(model: PreparedModel, config: Any, quick: bool = False, images: i
 
     tile, pad, side = _sizes(quick)
     batch = max(config.batches)
-    photos = [centre_crop(p, side) for p in source_images(config.images)[:images]]
+    photos = [centre_crop(p, side) for p in source_images(config.images, count=images)[:images]]
     with tempfile.TemporaryDirectory(prefix="esrgan-bench-") as tmp:
         src, dst = Path(tmp, "in"), Path(tmp, "out")
         src.mkdir()

@@ -47,8 +47,9 @@ def load_folder(folder: str | Path) -> list[np.ndarray]:
     return images
 
 
-def source_images(folder: str | Path | None = None, names: tuple[str, ...] = PHOTOS) -> list[np.ndarray]:
-    return load_folder(folder) if folder else [skimage_photo(n) for n in names]
+def source_images(folder: str | Path | None = None, count: int = len(PHOTOS)) -> list[np.ndarray]:
+    """The user's images, or the first ``count`` scikit-image photographs (each one costs a decode)."""
+    return load_folder(folder) if folder else [skimage_photo(n) for n in PHOTOS[: max(1, count)]]
 
 
 def centre_crop(img: np.ndarray, size: int) -> np.ndarray:

@@ -152,7 +152,7 @@ def run_benchmark(
     model: PreparedModel, rows: list[Row], config: BenchConfig, progress: Any = None
 ) -> dict[str, Any]:
     """The whole measurement; returns the report's data (``report.write_report`` renders it)."""
-    images = source_images(config.images)
+    images = source_images(config.images, count=config.repeat)
     loaded, skipped = load_rows(rows, model, RowOptions(threads=config.threads))
     peak = peak_gflops(read_cpu(), config.threads)
     results: list[Result] = []
