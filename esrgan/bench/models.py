@@ -104,7 +104,7 @@ def prepare_model(
     if (checkpoint is None) == (preset is None):
         raise UsageError("give exactly one of --model CKPT or --preset")
     if preset == "default":
-        return default_model()
+        return default_model(root, fp16)
     if preset is not None:
         ckpt, name = preset_checkpoint(preset, root), f"{preset}_x4"
     else:
@@ -119,15 +119,65 @@ def prepare_model(
     out_dir = root / "exports" / f"{name}-{digest[:16]}"
     done = out_dir / _DONE
     files: dict[str, Path] = {}
+    had_fp16 = False
     if done.is_file():
-        files = {k: Path(v) for k, v in json.loads(done.read_text()).items()}
-    if not files or not all(p.is_file() for p in files.values()) or (fp16 and "fp16" not in files):
+        record = json.loads(done.read_text())
+        files = {k: Path(v) for k, v in record.get("files", {}).items()}
+        had_fp16 = bool(record.get("fp16"))
+    if not files or not all(p.is_file() for p in files.values()) or (fp16 and not had_fp16):
         out_dir.mkdir(parents=True, exist_ok=True)
         files = _export(ckpt, out_dir, fp16)
-        write_text_atomic(done, json.dumps({k: str(v) for k, v in files.items()}, indent=1))
+        record = {"files": {k: str(v) for k, v in files.items()}, "fp16": fp16}
+        write_text_atomic(done, json.dumps(record, indent=1))
     return PreparedModel(name=name, spec=spec, checkpoint=ckpt, sha256=digest, files=files)
 
 
-def default_model() -> PreparedModel:
-    """The model the runtime ships (esrgan/runtime/models), when this checkout has one."""
-    raise UsageError("--preset default: no default model is shipped in this checkout yet")
+def shipped_models() -> list[Path]:
+    """FP32 ONNX models shipped as package data in ``esrgan/runtime/models`` (the default model)."""
+    import esrgan.runtime.models as pkg
+
+    found = []
+    for folder in pkg.__path__:
+        found += sorted(p for p in Path(folder).glob("*.onnx") if "fp16" not in p.name and "int8" not in p.name)
+    return found
+
+
+def checkpoint_from_onnx(onnx_path: Path, dest: Path) -> Path:
+    """Rebuild a PyTorch checkpoint from an exported model's weights (for the reference row).
+
+    The shipped default model is ONNX only; its initializers keep the PyTorch parameter names, so
+    the generator its metadata describes can be refilled from them and compared with the file.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from esrgan.metadata import parse_metadata
+    from esrgan.models.build import build_generator
+    from esrgan.models.checkpoints import load_state_into, save_generator
+
+    proto = onnx.load(str(onnx_path))
+    meta = parse_metadata({p.key: p.value for p in proto.metadata_props}, str(onnx_path))
+    if meta.spec is None:
+        raise UsageError(f"{onnx_path}: no generator spec in its metadata; cannot build the PyTorch reference")
+    state = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
+    model = build_generator(meta.spec)
+    own = model.state_dict()
+    load_state_into(model, {k: state[k] for k in own if k in state}, str(onnx_path))
+    return save_generator(model.eval(), dest)
+
+
+def default_model(root: Path, fp16: bool = True) -> PreparedModel:
+    """The model the runtime ships, with a PyTorch reference rebuilt from its weights."""
+    shipped = shipped_models()
+    if not shipped:
+        raise UsageError("--preset default: no default model is shipped in this checkout (esrgan/runtime/models)")
+    onnx_path = shipped[0]
+    digest = sha256_file(onnx_path)
+    ckpt = root / "default" / f"{onnx_path.stem}-{digest[:16]}.safetensors"
+    if not ckpt.is_file():
+        checkpoint_from_onnx(onnx_path, ckpt)
+    model = prepare_model(ckpt, fp16=fp16, cache=root)
+    model.name = "default"
+    model.files["fp32"] = onnx_path  # benchmark the shipped file itself, not a re-export
+    return model

@@ -33,3 +33,9 @@ def stub_model(tmp_path) -> PreparedModel:
 @pytest.fixture
 def nearest() -> type[NearestBackend]:
     return NearestBackend
+
+
+@pytest.fixture(scope="session")
+def bench_cache(tmp_path_factory):
+    """One export cache for the whole session: the tiny model is exported once, not per test."""
+    return tmp_path_factory.mktemp("bench-cache")

@@ -8,8 +8,8 @@ from esrgan.bench.cli import main
 from esrgan.bench.report import validate
 
 
-def test_quick_on_tiny_model_writes_a_valid_report(tmp_path, monkeypatch):
-    monkeypatch.setenv("ESRGAN_BENCH_CACHE", str(tmp_path / "cache"))
+def test_quick_on_tiny_model_writes_a_valid_report(tmp_path, monkeypatch, bench_cache):
+    monkeypatch.setenv("ESRGAN_BENCH_CACHE", str(bench_cache))
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["--preset", "tiny", "--quick", "--tiles", "12", "-o", str(out)])
     assert res.exit_code == 0, res.output
