@@ -36,8 +36,12 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
 @click.option("--images", type=click.Path(file_okay=False), help="Folder of images (default: scikit-image photographs).")
 @click.option("--repeat", type=int, help="Timed repetitions per case (default 5).")
 @click.option("--warmup", type=int, help="Untimed warm-up calls per case (default 1).")
+@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
+              help="ONNX exporter for the model under test (the export pipeline's default is dynamo).")
 @click.option("--threads", type=int, default=1, show_default=True, help="Threads given to each library.")
 @click.option("--quick", is_flag=True, help="One small tile, 3 repetitions, torch + ORT FP32 (about a minute).")
+@click.option("--check-tile", type=int, help="Tile for the tiled-vs-whole and end-to-end checks (default: the runtime's).")
+@click.option("--check-pad", type=int, help="Tile pad for those checks (default: the runtime's).")
 @click.option("--no-tiling-check", is_flag=True, help="Skip the tiled vs whole-image comparison.")
 @click.option("--no-end-to-end", is_flag=True, help="Skip the esrgan-run folder pipeline measurement.")
 @click.option("--list", "list_rows", is_flag=True, help="List the known rows and exit.")
@@ -47,7 +51,8 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
 @handle_errors
 def main(
     checkpoint: str | None, preset: str | None, backends: str | None, tiles: str | None, batches: str | None,
-    images: str | None, repeat: int | None, warmup: int | None, threads: int, quick: bool, no_tiling_check: bool,
+    images: str | None, repeat: int | None, warmup: int | None, exporter: str, threads: int, quick: bool, check_tile: int | None,
+    check_pad: int | None, no_tiling_check: bool,
     no_end_to_end: bool, list_rows: bool, notes: str | None, out_dir: str | None,
 ) -> None:
     """Measure parity and throughput of every backend against PyTorch; write report.json/.md and plots."""
@@ -69,7 +74,6 @@ def main(
     from esrgan.bench.models import prepare_model
     from esrgan.bench.report import write_report
     from esrgan.bench.runner import BenchConfig, run_benchmark, steps_per_case
-    from esrgan.bench.torch_ref import cuda_available
 
     base = QUICK if quick else {}
     config = BenchConfig(
@@ -77,14 +81,14 @@ def main(
         batches=_ints(batches, "--batch") or base.get("batches") or BenchConfig.batches,  # type: ignore[arg-type]
         repeat=repeat or base.get("repeat") or BenchConfig.repeat,  # type: ignore[arg-type]
         warmup=warmup if warmup is not None else base.get("warmup", BenchConfig.warmup),  # type: ignore[arg-type]
-        threads=threads, images=Path(images) if images else None,
+        threads=threads, images=Path(images) if images else None, check_tile=check_tile, check_pad=check_pad,
     )
     keys = [k for k in backends.replace(" ", "").split(",") if k] if backends else base.get("backends")
     if preset is None and checkpoint is None:
         preset = "paper"
-    rows = rowmod.select(keys, device_has_cuda=cuda_available())  # type: ignore[arg-type]
+    rows = rowmod.select(keys)  # type: ignore[arg-type]
     click.echo("preparing the model (exported once, then cached)...", err=True)
-    model = prepare_model(checkpoint, preset)
+    model = prepare_model(checkpoint, preset, fp16="fp16" in rowmod.needed_artifacts(rows), exporter=exporter)
     total = steps_per_case(len(rows), config) * len(config.tiles) * len(config.batches)
     with tqdm(total=total, desc="esrgan-bench", unit="run", dynamic_ncols=True) as bar:
         data = run_benchmark(model, rows, config, progress=bar)

@@ -33,14 +33,19 @@ def _opts(threads: int) -> Any:
     return RowOptions(threads=threads)
 
 
-def _sizes(quick: bool) -> tuple[int, int, int]:
-    """(tile, pad, image side) for the checks: the runtime's defaults, or small ones for --quick."""
+def _sizes(config: Any, quick: bool) -> tuple[int, int, int]:
+    """(tile, pad, image side) for the checks: 2 x 2 tiles, so every kind of seam, the least compute.
+
+    Tile and pad are the runtime's defaults unless the config says otherwise (the paper-size model
+    at the default 256 px tile costs minutes per image on two cores); --quick uses small ones.
+    """
     from esrgan.runtime import tiling
 
     if quick:
         return 16, 8, 40
-    tile, pad = tiling.DEFAULT_TILE, tiling.DEFAULT_TILE_PAD
-    return tile, pad, tile + tile // 4  # 2 x 2 tiles: every kind of seam, the least compute
+    tile = config.check_tile or tiling.DEFAULT_TILE
+    pad = tiling.DEFAULT_TILE_PAD if config.check_pad is None else config.check_pad
+    return tile, pad, tile + tile // 4
 
 
 def tiling_check(model: PreparedModel, config: Any, quick: bool = False) -> dict[str, Any]:
@@ -49,7 +54,7 @@ def tiling_check(model: PreparedModel, config: Any, quick: bool = False) -> dict
         from esrgan.runtime.tiling import run_tiled
     except ImportError:
         return {"skipped": "esrgan.runtime.tiling is not available in this checkout"}
-    tile, pad, side = _sizes(quick)
+    tile, pad, side = _sizes(config, quick)
     img = centre_crop(source_images(config.images, count=1)[0], side).astype(np.float32) / 255.0
     backend = _runtime_backend(model, config.threads)
     try:
@@ -67,7 +72,7 @@ def tiling_check(model: PreparedModel, config: Any, quick: bool = False) -> dict
     }
 
 
-def end_to_end(model: PreparedModel, config: Any, quick: bool = False, images: int = 3, repeat: int = 3) -> dict[str, Any]:
+def end_to_end(model: PreparedModel, config: Any, quick: bool = False, images: int = 2, repeat: int = 2) -> dict[str, Any]:
     """Folder throughput of the runtime's Upscaler vs the raw backend on the same tile windows."""
     try:
         from esrgan.runtime import tiling
@@ -76,7 +81,7 @@ def end_to_end(model: PreparedModel, config: Any, quick: bool = False, images: i
         return {"skipped": "esrgan.runtime.upscaler is not available in this checkout"}
     from PIL import Image
 
-    tile, pad, side = _sizes(quick)
+    tile, pad, side = _sizes(config, quick)
     batch = max(config.batches)
     photos = [centre_crop(p, side) for p in source_images(config.images, count=images)[:images]]
     with tempfile.TemporaryDirectory(prefix="esrgan-bench-") as tmp:
@@ -91,15 +96,15 @@ def end_to_end(model: PreparedModel, config: Any, quick: bool = False, images: i
             windows += [tiling.extract_window(padded, t) for t in tiling.tile_grid(side, side, tile, pad)]
         batches = [np.stack(windows[i : i + batch]) for i in range(0, len(windows), batch)]
         backend = _runtime_backend(model, config.threads)
-        up = Upscaler(model=str(model.files["fp32"]), backend="onnxruntime", tile=tile, tile_pad=pad, batch=batch,
-                      threads=config.threads)
+        # The same loaded backend for both: only the pipeline around the model differs.
+        up = Upscaler(backend=backend, tile=tile, tile_pad=pad, batch=batch, say=None)
 
         def raw() -> None:
             for b in batches:
                 backend.run(b)
 
         def pipeline() -> None:
-            up.upscale_folder(src, dst, overwrite=True)
+            up.upscale_folder(src, dst, overwrite=True, progress=False)
 
         raw()  # warm-up both
         pipeline()

@@ -79,32 +79,34 @@ def preset_checkpoint(name: str, root: Path) -> Path:
     return dest
 
 
-def _export(checkpoint: Path, out_dir: Path, fp16: bool) -> dict[str, Path]:
+def _export(checkpoint: Path, out_dir: Path, fp16: bool, exporter: str) -> dict[str, Path]:
     """The export helper's pipeline (FP32 + FP16 ONNX); bench measures parity itself, so no verify."""
     try:
         from esrgan.export.pipeline import export_artifacts
-    except ImportError:  # until the export branch lands
-        from esrgan.bench import _pending
+    except ImportError:  # older checkouts: the two steps the pipeline runs
+        from esrgan.export.fp16 import convert_to_fp16
+        from esrgan.export.onnx_export import export_onnx
+        from esrgan.models.checkpoints import load_generator
 
-        return _pending.export_fp32(checkpoint, out_dir)
-    result = export_artifacts(checkpoint, out_dir, fp16=fp16, verify=False)
-    files = {}
-    for precision in ("fp32", "fp16", "int8"):
-        path = getattr(result, precision, None)
-        if path is not None:
-            files[precision] = Path(path)
-    return files
+        files = {"fp32": export_onnx(load_generator(checkpoint), out_dir / "model.onnx", exporter=exporter)}
+        if fp16:
+            files["fp16"] = convert_to_fp16(files["fp32"], out_dir / "model_fp16.onnx")
+        return files
+    result = export_artifacts(checkpoint, out_dir, fp16=fp16, verify=False, exporter=exporter)
+    found = {"fp32": result.onnx_fp32, "fp16": result.onnx_fp16, "int8": result.onnx_int8, "engine": result.engine}
+    return {k: Path(v) for k, v in found.items() if v is not None}
 
 
 def prepare_model(
-    checkpoint: str | Path | None = None, preset: str | None = None, fp16: bool = True, cache: Path | None = None
+    checkpoint: str | Path | None = None, preset: str | None = None, fp16: bool = True, cache: Path | None = None,
+    exporter: str = "dynamo",
 ) -> PreparedModel:
     """Resolve ``--model``/``--preset`` into a checkpoint plus cached ONNX exports."""
     root = cache or cache_root()
     if (checkpoint is None) == (preset is None):
         raise UsageError("give exactly one of --model CKPT or --preset")
     if preset == "default":
-        return default_model(root, fp16)
+        return default_model(root, fp16, exporter)
     if preset is not None:
         ckpt, name = preset_checkpoint(preset, root), f"{preset}_x4"
     else:
@@ -116,7 +118,7 @@ def prepare_model(
 
     spec = describe_checkpoint(ckpt).spec
     digest = sha256_file(ckpt)
-    out_dir = root / "exports" / f"{name}-{digest[:16]}"
+    out_dir = root / "exports" / f"{name}-{digest[:16]}-{exporter}"
     done = out_dir / _DONE
     files: dict[str, Path] = {}
     had_fp16 = False
@@ -126,20 +128,10 @@ def prepare_model(
         had_fp16 = bool(record.get("fp16"))
     if not files or not all(p.is_file() for p in files.values()) or (fp16 and not had_fp16):
         out_dir.mkdir(parents=True, exist_ok=True)
-        files = _export(ckpt, out_dir, fp16)
+        files = _export(ckpt, out_dir, fp16, exporter)
         record = {"files": {k: str(v) for k, v in files.items()}, "fp16": fp16}
         write_text_atomic(done, json.dumps(record, indent=1))
     return PreparedModel(name=name, spec=spec, checkpoint=ckpt, sha256=digest, files=files)
-
-
-def shipped_models() -> list[Path]:
-    """FP32 ONNX models shipped as package data in ``esrgan/runtime/models`` (the default model)."""
-    import esrgan.runtime.models as pkg
-
-    found = []
-    for folder in pkg.__path__:
-        found += sorted(p for p in Path(folder).glob("*.onnx") if "fp16" not in p.name and "int8" not in p.name)
-    return found
 
 
 def checkpoint_from_onnx(onnx_path: Path, dest: Path) -> Path:
@@ -167,17 +159,18 @@ def checkpoint_from_onnx(onnx_path: Path, dest: Path) -> Path:
     return save_generator(model.eval(), dest)
 
 
-def default_model(root: Path, fp16: bool = True) -> PreparedModel:
+def default_model(root: Path, fp16: bool = True, exporter: str = "dynamo") -> PreparedModel:
     """The model the runtime ships, with a PyTorch reference rebuilt from its weights."""
-    shipped = shipped_models()
-    if not shipped:
-        raise UsageError("--preset default: no default model is shipped in this checkout (esrgan/runtime/models)")
-    onnx_path = shipped[0]
+    from esrgan.runtime.default_model import MODEL_DIR, MODEL_NAME
+
+    onnx_path = MODEL_DIR / MODEL_NAME
+    if not onnx_path.is_file():
+        raise UsageError(f"--preset default: the default model is not shipped in this checkout ({onnx_path})")
     digest = sha256_file(onnx_path)
     ckpt = root / "default" / f"{onnx_path.stem}-{digest[:16]}.safetensors"
     if not ckpt.is_file():
         checkpoint_from_onnx(onnx_path, ckpt)
-    model = prepare_model(ckpt, fp16=fp16, cache=root)
+    model = prepare_model(ckpt, fp16=fp16, cache=root, exporter=exporter)
     model.name = "default"
     model.files["fp32"] = onnx_path  # benchmark the shipped file itself, not a re-export
     return model

@@ -40,6 +40,7 @@ class Row:
     precision: str  # fp32 | fp16 | bf16 | int8
     device: str  # "cpu" | "cuda"
     factory: Factory
+    artifact: str = ""  # which exported file the row needs: "fp32" | "fp16" | "int8" | "engine" | "" (checkpoint)
     reference: bool = False  # the row every other row on this device is compared with
     peer: bool = False  # another project's engine, shown for comparison (e.g. ncnn)
     description: str = ""
@@ -60,11 +61,12 @@ def all_rows() -> dict[str, Row]:
     return dict(_ROWS)
 
 
-def select(keys: list[str] | None, device_has_cuda: bool) -> list[Row]:
-    """The rows to run, references first. ``None`` means every row for the devices present."""
+def select(keys: list[str] | None) -> list[Row]:
+    """The rows to run, references first. ``None`` means every row (those that cannot run here
+    are skipped with their reason when loaded, so a CPU-only report still says what it lacks)."""
     rows = all_rows()
     if keys is None:
-        chosen = [r for r in rows.values() if r.device == "cpu" or device_has_cuda]
+        chosen = list(rows.values())
     else:
         unknown = [k for k in keys if k not in rows]
         if unknown:
@@ -109,33 +111,53 @@ def _torch(device: str, precision: str, channels_last: bool = False, compile: bo
 
 
 def runtime_row(backend: str, artifact: str, **load_opts: Any) -> Factory:
-    """A factory that loads ``model.files[artifact]`` through the runtime's ``load_backend``."""
+    """A factory that loads ``model.files[artifact]`` through the runtime's ``load_backend``.
+
+    A GPU row whose provider silently fell back to the CPU is refused: a GPU number must come
+    from the GPU.
+    """
 
     def factory(model: PreparedModel, opts: RowOptions) -> Backend:
+        from esrgan.runtime.backends.registry import load_backend
+
         path = model.files.get(artifact)
         if path is None:
-            raise Unavailable(f"no {artifact.upper()} model file was exported")
+            raise Unavailable(f"no {artifact} model file was exported")
         try:
-            from esrgan.runtime.backends.registry import load_backend
-        except ImportError:  # until the runtime branch lands
-            from esrgan.bench._pending import load_backend
-        try:
-            return load_backend(path, backend=backend, threads=opts.threads, **load_opts)
+            loaded = load_backend(path, backend=backend, threads=opts.threads, **load_opts)
         except DependencyError as exc:
             raise Unavailable(str(exc)) from None
+        wants_gpu = backend != "onnxruntime-cpu" and backend != "openvino"
+        if wants_gpu and not loaded.info.device.startswith("cuda"):
+            loaded.close()
+            raise Unavailable(f"{backend} runs on {loaded.info.device} here, not on a GPU")
+        return loaded
 
     return factory
 
 
+def needed_artifacts(rows: list[Row]) -> set[str]:
+    return {r.artifact for r in rows if r.artifact}
+
+
 register(Row("torch-fp32", "fp32", "cpu", _torch("cpu", "fp32"), reference=True,
              description="PyTorch eager FP32 (the reference)"))
+register(Row("ort-fp32", "fp32", "cpu", runtime_row("onnxruntime-cpu", "fp32"), "fp32",
+             description="ONNX Runtime CPU, FP32 model"))
+register(Row("ort-fp16", "fp16", "cpu", runtime_row("onnxruntime-cpu", "fp16"), "fp16",
+             description="ONNX Runtime CPU, FP16 model"))
+# GPU rows: measured only where a CUDA GPU is present (skipped with the reason elsewhere).
 register(Row("torch-cuda-fp32", "fp32", "cuda", _torch("cuda", "fp32"), reference=True,
              description="PyTorch eager FP32 on the GPU (the GPU reference)"))
 register(Row("torch-cuda-fp16", "fp16", "cuda", _torch("cuda", "fp16", channels_last=True),
              description="PyTorch FP16 channels_last on the GPU"))
 register(Row("torch-cuda-compile", "fp16", "cuda", _torch("cuda", "fp16", channels_last=True, compile=True),
              description="torch.compile FP16 channels_last on the GPU"))
-register(Row("ort-fp32", "fp32", "cpu", runtime_row("onnxruntime", "fp32"),
-             description="ONNX Runtime CPU, FP32 model"))
-register(Row("ort-fp16", "fp16", "cpu", runtime_row("onnxruntime", "fp16"),
-             description="ONNX Runtime CPU, FP16 model"))
+register(Row("ort-cuda-fp32", "fp32", "cuda", runtime_row("onnxruntime-cuda", "fp32"), "fp32",
+             description="ONNX Runtime CUDA provider, FP32 model"))
+register(Row("ort-cuda-fp16", "fp16", "cuda", runtime_row("onnxruntime-cuda", "fp16"), "fp16",
+             description="ONNX Runtime CUDA provider, FP16 model"))
+register(Row("ort-trt-fp16", "fp16", "cuda", runtime_row("onnxruntime-trt", "fp32"), "fp32",
+             description="ONNX Runtime TensorRT provider (FP16 enabled)"))
+register(Row("trt-fp16", "fp16", "cuda", runtime_row("tensorrt", "engine"), "engine",
+             description="TensorRT FP16 engine"))

@@ -34,6 +34,8 @@ class BenchConfig:
     warmup: int = 1
     threads: int = 1
     images: Path | None = None
+    check_tile: int | None = None  # tile/pad for the tiled-vs-whole and end-to-end checks (None: runtime default)
+    check_pad: int | None = None
 
 
 @dataclass
@@ -174,6 +176,7 @@ def run_benchmark(
             "tiles": list(config.tiles), "batches": list(config.batches), "repeat": config.repeat,
             "warmup": config.warmup, "threads": config.threads,
             "images": str(config.images) if config.images else "scikit-image photographs",
+            "check_tile": config.check_tile, "check_pad": config.check_pad,
             "rows": [r.key for r in rows],
         },
         "results": results,

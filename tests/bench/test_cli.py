@@ -11,7 +11,7 @@ from esrgan.bench.report import validate
 def test_quick_on_tiny_model_writes_a_valid_report(tmp_path, monkeypatch, bench_cache):
     monkeypatch.setenv("ESRGAN_BENCH_CACHE", str(bench_cache))
     out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["--preset", "tiny", "--quick", "--tiles", "12", "-o", str(out)])
+    res = CliRunner().invoke(main, ["--preset", "tiny", "--quick", "--tiles", "12", "--exporter", "torchscript", "-o", str(out)])
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "report.json").read_text())
     assert validate(doc) == []

@@ -7,9 +7,9 @@ from esrgan.models.checkpoints import load_generator
 
 
 def test_export_is_cached_and_weights_round_trip_from_onnx(bench_cache, tmp_path):
-    first = prepare_model(preset="tiny", cache=bench_cache)
+    first = prepare_model(preset="tiny", cache=bench_cache, fp16=False, exporter="torchscript")
     mtime = first.files["fp32"].stat().st_mtime_ns
-    again = prepare_model(preset="tiny", cache=bench_cache)
+    again = prepare_model(preset="tiny", cache=bench_cache, fp16=False, exporter="torchscript")
     assert again.files["fp32"].stat().st_mtime_ns == mtime  # not exported twice
     assert again.sha256 == first.sha256 and first.spec.num_feat == 8
     rebuilt = load_generator(checkpoint_from_onnx(first.files["fp32"], tmp_path / "back.safetensors"))

@@ -76,17 +76,28 @@ def test_a_backend_failing_on_a_size_is_dropped_with_its_reason(stub_model, near
 
 
 def test_select_adds_the_reference_and_rejects_unknown_rows():
-    chosen = rowmod.select(["ort-fp32"], device_has_cuda=False)
+    chosen = rowmod.select(["ort-fp32"])
     assert [r.key for r in chosen] == ["torch-fp32", "ort-fp32"]
     with pytest.raises(Exception, match="unknown backend"):
-        rowmod.select(["nope"], device_has_cuda=False)
-    assert all(r.device == "cpu" for r in rowmod.select(None, device_has_cuda=False))
+        rowmod.select(["nope"])
+    everything = rowmod.select(None)
+    assert everything[0].key == "torch-fp32" and {"torch-cuda-fp16", "ort-fp16"} <= {r.key for r in everything}
+    assert rowmod.needed_artifacts(chosen) == {"fp32"}
+
+
+def test_gpu_rows_skip_with_a_reason_here(stub_model):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this test is about machines without a GPU")
+    with pytest.raises(rowmod.Unavailable, match="no CUDA GPU"):
+        rowmod.all_rows()["torch-cuda-fp16"].factory(stub_model, rowmod.RowOptions())
 
 
 def test_registered_plugin_rows_are_selectable(nearest):
     row = rowmod.register(rowmod.Row("test-nearest", "fp32", "cpu", lambda m, o: nearest()))
     try:
         assert "test-nearest" in rowmod.all_rows()
-        assert rowmod.select(["test-nearest"], device_has_cuda=False)[-1] is row
+        assert rowmod.select(["test-nearest"])[-1] is row
     finally:
         rowmod._ROWS.pop("test-nearest")
