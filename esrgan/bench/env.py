@@ -8,7 +8,6 @@ functions over text so that tests can feed them a sample ``/proc/cpuinfo``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import subprocess
@@ -134,14 +133,6 @@ def gpu_info() -> dict[str, str] | None:
     if len(parts) < 3:
         return None
     return {"name": parts[0], "driver": parts[1], "memory": parts[2]}
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def collect_environment(threads: int, model: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from esrgan.atomic import write_text_atomic
-from esrgan.bench.env import sha256_file
 from esrgan.errors import UsageError
 from esrgan.models.spec import GeneratorSpec, paper_spec
 
@@ -34,11 +33,13 @@ class PreparedModel:
     files: dict[str, Path] = field(default_factory=dict)  # precision -> ONNX path
 
     def describe(self) -> dict[str, Any]:
+        from esrgan.export.onnx_metadata import file_sha256
+
         return {
             "name": self.name, "spec": self.spec.to_dict(), "spec_text": self.spec.describe(),
             "checkpoint": str(self.checkpoint) if self.checkpoint else None, "sha256": self.sha256,
             "macs_per_input_pixel": self.spec.macs_per_pixel(),
-            "files": {k: {"path": str(v), "sha256": sha256_file(v)} for k, v in self.files.items()},
+            "files": {k: {"path": str(v), "sha256": file_sha256(v)} for k, v in self.files.items()},
         }
 
     def torch_model(self) -> Any:
@@ -114,10 +115,11 @@ def prepare_model(
         if not ckpt.is_file():
             raise UsageError(f"--model {ckpt}: no such file")
         name = ckpt.stem
+    from esrgan.export.onnx_metadata import file_sha256
     from esrgan.models.checkpoints import describe_checkpoint
 
     spec = describe_checkpoint(ckpt).spec
-    digest = sha256_file(ckpt)
+    digest = file_sha256(ckpt)
     out_dir = root / "exports" / f"{name}-{digest[:16]}-{exporter}"
     done = out_dir / _DONE
     files: dict[str, Path] = {}
@@ -161,12 +163,13 @@ def checkpoint_from_onnx(onnx_path: Path, dest: Path) -> Path:
 
 def default_model(root: Path, fp16: bool = True, exporter: str = "dynamo") -> PreparedModel:
     """The model the runtime ships, with a PyTorch reference rebuilt from its weights."""
+    from esrgan.export.onnx_metadata import file_sha256
     from esrgan.runtime.default_model import MODEL_DIR, MODEL_NAME
 
     onnx_path = MODEL_DIR / MODEL_NAME
     if not onnx_path.is_file():
         raise UsageError(f"--preset default: the default model is not shipped in this checkout ({onnx_path})")
-    digest = sha256_file(onnx_path)
+    digest = file_sha256(onnx_path)
     ckpt = root / "default" / f"{onnx_path.stem}-{digest[:16]}.safetensors"
     if not ckpt.is_file():
         checkpoint_from_onnx(onnx_path, ckpt)
