@@ -21,7 +21,7 @@ from esrgan.bench.models import PreparedModel
 from esrgan.bench.report import Result
 from esrgan.bench.rows import Row, RowOptions, Unavailable
 from esrgan.bench.timing import PeakRss, interleaved
-from esrgan.errors import BackendError
+from esrgan.errors import BackendError, EsrganError
 from esrgan.parity import compare, passes
 from esrgan.runtime.backends.base import Backend
 
@@ -72,7 +72,7 @@ def load_rows(
     for row in rows:
         try:
             loaded.append(Loaded(row, row.factory(model, opts)))
-        except Unavailable as exc:
+        except (Unavailable, EsrganError) as exc:  # e.g. no GPU, or an engine that has no kernel for a model
             skipped[row.key] = str(exc)
     return loaded, skipped
 
