@@ -22,6 +22,10 @@ def test_quick_on_tiny_model_writes_a_valid_report(tmp_path, monkeypatch, bench_
     assert ort["speedup_vs_torch"] > 0 and ort["parity_images"] == 3
     assert doc["environment"]["model"]["spec"]["num_feat"] == 8
     assert "ort-fp32" in (out / "report.md").read_text()
+    tiling, e2e = doc["tiling"], doc["end_to_end"]
+    assert tiling["tile"] == 16 and (tiling["psnr_db"] == "inf" or tiling["psnr_db"] > 50)
+    assert e2e["windows"] == 4 and 0 < e2e["pipeline_share_of_raw"] < 10
+    assert e2e["raw_mpix_s"] > 0 and e2e["pipeline_mpix_s"] > 0
 
 
 def test_usage_errors_are_one_line(tmp_path):
