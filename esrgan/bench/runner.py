@@ -159,6 +159,8 @@ def run_benchmark(
     peak = peak_gflops(read_cpu(), config.threads)
     results: list[Result] = []
     step = progress.update if progress is not None else None
+    if progress is not None:  # only the rows that loaded will run
+        progress.reset(total=steps_per_case(len(loaded), config) * len(config.tiles) * len(config.batches))
     try:
         for tile in config.tiles:
             for batch in config.batches:
