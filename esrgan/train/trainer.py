@@ -48,6 +48,7 @@ log = logging.getLogger("esrgan.train")
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "log.jsonl"
 PLOT_FILE = "training.png"
+PLOT_INTERVAL_S = 120.0  # re-plot at a validation at most this often (always at the end of a stage)
 
 
 @dataclass
@@ -103,6 +104,7 @@ class StageRun:
         self.state_file = state_path(self.out, stage)
         self.weights_file = weights_path(self.out, stage)
         self.last_val: ValResult | None = None
+        self.last_plot = time.monotonic()
         seed_everything(config.seed + (0 if stage == "psnr" else 1))
         self.g = build_generator(config.spec).to(device)
         if stage == "gan":
@@ -263,7 +265,9 @@ class StageRun:
             f"[{self.stage} {iteration}] validation PSNR-Y {result.psnr:.3f} dB (bicubic {result.bicubic_psnr:.3f}), "
             f"SSIM-Y {result.ssim:.4f} (bicubic {result.bicubic_ssim:.4f})"
         )
-        plot_log(self.out / LOG_FILE, self.out / PLOT_FILE)
+        if time.monotonic() - self.last_plot > PLOT_INTERVAL_S:
+            plot_log(self.out / LOG_FILE, self.out / PLOT_FILE)
+            self.last_plot = time.monotonic()
 
     def save(self, iteration: int) -> None:
         if self.info.is_main:
@@ -299,28 +303,30 @@ class StageRun:
             disable=not self.info.is_main, dynamic_ncols=True,
         )
         started = time.monotonic()
-        for iteration in range(self.start_iter + 1, self.iters + 1):
-            lr_img, hr_img = next(stream)
-            lr_img = lr_img.to(self.device, non_blocking=True)
-            hr_img = hr_img.to(self.device, non_blocking=True)
-            values = step(iteration, lr_img, hr_img)
-            self.ema.update(self.g)
-            self.sched_g.step()
-            if self.d is not None:
-                self.sched_d.step()
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-            if self.info.is_main and (iteration % cfg.log_every == 0 or iteration == self.iters):
-                append_log(self.out / LOG_FILE, {
-                    "stage": self.stage, "kind": "train", "iter": iteration,
-                    "lr": self.opt_g.param_groups[0]["lr"], "elapsed_s": round(time.monotonic() - started, 2),
-                    **{f"loss_{k}": v for k, v in values.items()},
-                })
-            if iteration % cfg.val_every == 0 or iteration == self.iters:
-                self.validate(iteration)
-            if iteration % cfg.save_every == 0 or iteration == self.iters:
-                self.save(iteration)
-        bar.close()
+        try:
+            for iteration in range(self.start_iter + 1, self.iters + 1):
+                lr_img, hr_img = next(stream)
+                lr_img = lr_img.to(self.device, non_blocking=True)
+                hr_img = hr_img.to(self.device, non_blocking=True)
+                values = step(iteration, lr_img, hr_img)
+                self.ema.update(self.g)
+                self.sched_g.step()
+                if self.d is not None:
+                    self.sched_d.step()
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+                if self.info.is_main and (iteration % cfg.log_every == 0 or iteration == self.iters):
+                    append_log(self.out / LOG_FILE, {
+                        "stage": self.stage, "kind": "train", "iter": iteration,
+                        "lr": self.opt_g.param_groups[0]["lr"], "elapsed_s": round(time.monotonic() - started, 2),
+                        **{f"loss_{k}": v for k, v in values.items()},
+                    })
+                if iteration % cfg.val_every == 0 or iteration == self.iters:
+                    self.validate(iteration)
+                if iteration % cfg.save_every == 0 or iteration == self.iters:
+                    self.save(iteration)
+        finally:
+            bar.close()  # ends the bar's line, so an error message starts on its own line
         return self.write_weights()
 
 
