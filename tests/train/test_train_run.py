@@ -154,3 +154,18 @@ def test_non_finite_loss_stops_with_iteration_and_loss_named(tiny_flags, tmp_pat
     result, errors = _cli(["--preset", "tiny", "--stage", "psnr", "--data", tiny_flags["data"],
                            "--output", tiny_flags["output"]])
     assert result.exit_code == 2 and "--resume" in errors[0]
+
+
+def test_pytorch_gan_arch_trains_with_the_patch_discriminator(tiny_flags, tmp_path):
+    result = _run(tiny_flags, arch="pytorch-gan", psnr_iters=2, gan_iters=2)
+    model = load_generator(result.gan_checkpoint)
+    assert model.spec.arch == "pytorch-gan"
+    d_state = state.load_state(tmp_path / "out" / "state_gan.pt")["d"]
+    assert "model.0.weight" in d_state  # PyTorch-GAN's patch discriminator
+
+
+def test_amp_on_cpu_is_a_usage_error(tiny_flags):
+    from esrgan.errors import UsageError
+
+    with pytest.raises(UsageError, match="--amp needs a CUDA device"):
+        _run(tiny_flags, amp=True)
