@@ -169,3 +169,13 @@ def test_amp_on_cpu_is_a_usage_error(tiny_flags):
 
     with pytest.raises(UsageError, match="--amp needs a CUDA device"):
         _run(tiny_flags, amp=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_amp_on_cuda_runs_both_stages(tiny_flags, dtype):
+    result = _run(tiny_flags, device="cuda", amp=True, amp_dtype=dtype)
+    for stage in ("psnr", "gan"):
+        model = load_generator(result.checkpoints[stage])
+        assert all(torch.isfinite(p).all() for p in model.parameters())
