@@ -285,12 +285,25 @@ class StageRun:
         barrier(self.info)
         return self.weights_file
 
+    def _after_step(self, iteration: int, values: dict[str, float], elapsed: float) -> None:
+        """Log, validate and save on their schedules (always at the stage's last iteration)."""
+        cfg, last = self.config, iteration == self.iters
+        if self.info.is_main and (iteration % cfg.log_every == 0 or last):
+            append_log(self.out / LOG_FILE, {
+                "stage": self.stage, "kind": "train", "iter": iteration, "lr": self.opt_g.param_groups[0]["lr"],
+                "elapsed_s": round(elapsed, 2), **{f"loss_{k}": v for k, v in values.items()},
+            })
+        if iteration % cfg.val_every == 0 or last:
+            self.validate(iteration)
+        if iteration % cfg.save_every == 0 or last:
+            self.save(iteration)
+
     # ---- the loop ------------------------------------------------------------------------------
     def run(self) -> Path:
         cfg = self.config
         step = self.psnr_step if self.stage == "psnr" else self.gan_step
         if self.start_iter >= self.iters:
-            return self.weights_file if self.weights_file.exists() else self.write_weights()
+            return self.write_weights()  # a finished stage: (re)write its EMA weights from the state
         stream = batches(
             self.dataset, batch_size=cfg.batch_size, start_iter=self.start_iter, rank=self.info.rank,
             world=self.info.world, workers=cfg.workers, pin_memory=self.device.type == "cuda",
@@ -306,25 +319,15 @@ class StageRun:
         try:
             for iteration in range(self.start_iter + 1, self.iters + 1):
                 lr_img, hr_img = next(stream)
-                lr_img = lr_img.to(self.device, non_blocking=True)
-                hr_img = hr_img.to(self.device, non_blocking=True)
-                values = step(iteration, lr_img, hr_img)
+                values = step(iteration, lr_img.to(self.device, non_blocking=True),
+                              hr_img.to(self.device, non_blocking=True))
                 self.ema.update(self.g)
                 self.sched_g.step()
                 if self.d is not None:
                     self.sched_d.step()
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-                if self.info.is_main and (iteration % cfg.log_every == 0 or iteration == self.iters):
-                    append_log(self.out / LOG_FILE, {
-                        "stage": self.stage, "kind": "train", "iter": iteration,
-                        "lr": self.opt_g.param_groups[0]["lr"], "elapsed_s": round(time.monotonic() - started, 2),
-                        **{f"loss_{k}": v for k, v in values.items()},
-                    })
-                if iteration % cfg.val_every == 0 or iteration == self.iters:
-                    self.validate(iteration)
-                if iteration % cfg.save_every == 0 or iteration == self.iters:
-                    self.save(iteration)
+                self._after_step(iteration, values, time.monotonic() - started)
         finally:
             bar.close()  # ends the bar's line, so an error message starts on its own line
         return self.write_weights()
