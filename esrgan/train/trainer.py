@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from esrgan.atomic import write_text_atomic
 from esrgan.errors import ConfigError, TrainingError, UsageError
-from esrgan.models.build import build_generator
+from esrgan.models.build import build_generator, spec_of
 from esrgan.models.checkpoints import load_generator, save_generator
 from esrgan.train import losses
 from esrgan.train.config import TrainConfig
@@ -140,9 +140,9 @@ class StageRun:
                 "run --stage psnr first (same --output) or pass --init PSNR.safetensors"
             )
         model = load_generator(src)
-        if model.spec != self.config.spec:  # type: ignore[attr-defined]
+        if spec_of(model) != self.config.spec:
             raise ConfigError(
-                f"{src} is a {model.spec.describe()} generator but the config asks for "  # type: ignore[attr-defined]
+                f"{src} is a {spec_of(model).describe()} generator but the config asks for "
                 f"{self.config.spec.describe()}"
             )
         self.g.load_state_dict(model.state_dict())
