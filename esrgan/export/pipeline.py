@@ -169,7 +169,7 @@ def _engine_step(
 ) -> Path:
     if result.onnx_fp16 is None:
         raise UsageError("--trt builds the engine from the FP16 ONNX file: drop --no-fp16")
-    options = options.with_channels(result.spec.num_in_ch)
+    options = options.resolved(result.spec)
     reason = tensorrt_unavailable()
     if reason:
         state = "written and verified" if result.report is not None else "written (not verified)"

@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from esrgan import metadata as meta
-from esrgan.export import cli, pipeline
+from esrgan.export import cli, engine, pipeline
 from esrgan.export.onnx_metadata import file_sha256, read_metadata
 from esrgan.models.checkpoints import load_generator, save_generator
 from tests.export.tiny import tiny_model
@@ -108,10 +108,8 @@ def test_trt_path_with_fake_tensorrt(ckpts, tmp_path, monkeypatch):
         engine_path.write_bytes(b"engine")
         return engine_path
 
-    fake = types.ModuleType("esrgan.tensorrt_engine")
-    fake.availability = lambda: None
-    fake.build_engine = build_engine
-    monkeypatch.setitem(sys.modules, "esrgan.tensorrt_engine", fake)
+    monkeypatch.setattr(engine.trt_engine, "availability", lambda: None)
+    monkeypatch.setattr(engine.trt_engine, "build_engine", build_engine)
     import onnxruntime as ort
 
     def runner(engine_path):  # the engine stands in for the FP16 ONNX it was built from
@@ -168,7 +166,8 @@ def test_int8_calls_the_quantiser(ckpts, tmp_path, monkeypatch):
         (["--psnr", "{other}"], "different architectures"),
         (["--int8"], "--calib"),
         (["--min-shape", "1x3x64"], "NxCxHxW"),
-        (["--min-shape", "1x3x600x600"], "min <= opt <= max"),
+        (["--min-shape", "1x3x64x64"], "--max-shape"),
+        (["--min-shape", "1x3x600x600", "--opt-shape", "1x3x64x64", "--max-shape", "1x3x600x600"], "min <= opt <= max"),
         (["--opset", "11"], "opset"),
     ],
 )
