@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from esrgan import metadata as meta
 from esrgan.export import cli, engine, pipeline
-from esrgan.export.onnx_metadata import file_sha256, read_metadata
+from esrgan.export.onnx_metadata import file_sha256, read_metadata, set_props
 from esrgan.models.checkpoints import load_generator, save_generator
 from tests.export.tiny import tiny_model
 
@@ -144,6 +144,7 @@ def test_int8_calls_the_quantiser(ckpts, tmp_path, monkeypatch):
     def quantize_int8(fp32_onnx_path, calib_dir, out_path):
         seen.update(src=fp32_onnx_path, calib=calib_dir)
         proto = onnx.load(str(fp32_onnx_path))
+        set_props(proto, {meta.PRECISION: "int8", meta.PARITY: json.dumps({"psnr_db": 41.0, "method": "minmax"})})
         onnx.save(proto, str(out_path))
         return out_path
 
@@ -157,6 +158,9 @@ def test_int8_calls_the_quantiser(ckpts, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen == {"src": tmp_path / "o" / "model.onnx", "calib": str(calib)}
     assert "model_int8.onnx [int8, cpu]" in result.stderr
+    parity = json.loads(read_metadata(tmp_path / "o" / "model_int8.onnx")[meta.PARITY])
+    assert parity["method"] == "minmax" and parity["psnr_db"] == 41.0  # the quantiser's own figure is kept
+    assert parity["cpu"]["passed"] is True
 
 
 @pytest.mark.parametrize(
