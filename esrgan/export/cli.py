@@ -55,9 +55,12 @@ def main(
     quiet: bool,
 ) -> None:
     """Export ESRGAN checkpoints to verified ONNX FP32/FP16 (+ INT8, TensorRT) files."""
-    shapes = [parse_shape(s) if s else None for s in (min_shape, opt_shape, max_shape)]
-    engine = EngineOptions(*shapes, workspace, builder_opt_level,
-                           Path(timing_cache) if timing_cache else None)
+    engine = EngineOptions(
+        min_shape=parse_shape(min_shape) if min_shape else None,
+        opt_shape=parse_shape(opt_shape) if opt_shape else None,
+        max_shape=parse_shape(max_shape) if max_shape else None,
+        workspace_gib=workspace, opt_level=builder_opt_level, timing_cache=Path(timing_cache) if timing_cache else None,
+    )
     if inspect_ckpt:
         from esrgan.models.checkpoints import describe_checkpoint
 

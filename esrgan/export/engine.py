@@ -96,5 +96,5 @@ def build_engine(fp16_onnx: str | os.PathLike[str], options: EngineOptions,
 
 def engine_runner(engine_path: str | os.PathLike[str]) -> Callable[[np.ndarray], np.ndarray]:
     """Run an engine on NCHW float32 batches (the same EngineRunner the runtime's backend uses)."""
-    runner = trt_engine.EngineRunner(engine_path)
+    runner = trt_engine.EngineRunner(Path(engine_path))
     return runner.run
