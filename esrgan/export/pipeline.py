@@ -94,6 +94,8 @@ def export_artifacts(
     alpha = check_alpha(alpha)
     if psnr_ckpt is None and alpha != 1.0:
         raise UsageError("--alpha needs --psnr: interpolation mixes a PSNR and a GAN checkpoint")
+    if engine is not None and not fp16:
+        raise UsageError("--trt builds the engine from the FP16 ONNX file: drop --no-fp16")
     timings: dict[str, float] = {}
 
     with _step("load", timings, say, "loading checkpoints"):
@@ -183,8 +185,7 @@ def _engine_step(
     model: nn.Module, result: ExportResult, options: EngineOptions, images: Sequence[np.ndarray] | None,
     say: Progress, timings: dict[str, float],
 ) -> Path:
-    if result.onnx_fp16 is None:
-        raise UsageError("--trt builds the engine from the FP16 ONNX file: drop --no-fp16")
+    assert result.onnx_fp16 is not None  # export_artifacts refuses --trt with --no-fp16 up front
     options = options.resolved(result.spec)
     reason = tensorrt_unavailable()
     if reason:

@@ -173,6 +173,7 @@ def test_int8_calls_the_quantiser(ckpts, tmp_path, monkeypatch):
         (["--min-shape", "1x3x64x64"], "--max-shape"),
         (["--min-shape", "1x3x600x600", "--opt-shape", "1x3x64x64", "--max-shape", "1x3x600x600"], "min <= opt <= max"),
         (["--opset", "11"], "opset"),
+        (["--trt", "--no-fp16"], "--no-fp16"),
     ],
 )
 def test_usage_errors_are_one_line(ckpts, tmp_path, args, expected):
