@@ -66,17 +66,21 @@ def paper_case(work: Path) -> dict:
     from esrgan.export.onnx_metadata import read_metadata
     from esrgan.export.pipeline import export_artifacts
     from esrgan.models.build import build_generator
-    from esrgan.models.checkpoints import save_generator
+    from esrgan.models.checkpoints import load_generator, save_generator
     from esrgan.models.spec import paper_spec
     from esrgan.parity import compare
 
-    torch.manual_seed(0)
-    model = build_generator(paper_spec(4)).eval()
-    ckpt = save_generator(model, work / "paper_x4_random.safetensors")
+    ckpts = []
+    for seed, role in ((0, "psnr"), (1, "gan")):
+        torch.manual_seed(seed)
+        ckpts.append(save_generator(build_generator(paper_spec(4)), work / f"paper_x4_{role}.safetensors"))
     out = work / "paper"
-    result = export_artifacts(ckpt, out, exporter="dynamo", progress=lambda m: print("  paper:", m, flush=True))
+    result = export_artifacts(ckpts[1], out, psnr_ckpt=ckpts[0], alpha=0.8, exporter="dynamo",
+                              progress=lambda m: print("  paper:", m, flush=True))
+    model = load_generator(result.checkpoint)
     case: dict = {
-        "model": "paper-size x4 RRDBNet, random weights (seed 0)", "spec": model.spec.describe(),
+        "model": "interpolation (alpha 0.8) of two paper-size x4 RRDBNets with random weights (seeds 0 and 1), "
+                 "as `esrgan-export --psnr P --gan G --alpha 0.8` does it", "spec": model.spec.describe(),
         "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
         "checks": [c.line() for c in result.report.checks],
         "parity": {c.artifact: c.parity.to_dict() for c in result.report.checks},
@@ -206,7 +210,7 @@ def write_report(results: dict) -> None:
              f"torch {env['torch']}, onnx {env['onnx']}, onnxruntime {env['onnxruntime']}. "
              "All checks ran with ONNX Runtime's CPU provider; no GPU, CUDA or TensorRT ran for this report.", ""]
     if paper:
-        lines += ["## Paper-size x4 RRDBNet (random weights)", "", f"`{paper['spec']}`, {paper['model']}.", "",
+        lines += ["## Paper-size x4 RRDBNet (random weights)", "", f"`{paper['spec']}`: {paper['model']}.", "",
                   "| artefact | check (worst over the input sizes) |", "|---|---|"]
         lines += [f"| {c.split(' ', 1)[0]} | {c.split(' ', 1)[1]} |" for c in paper["checks"]]
         f = paper["fp16_photo_128"]
