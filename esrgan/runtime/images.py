@@ -217,7 +217,7 @@ def resize_alpha(alpha: np.ndarray, size: tuple[int, int], dtype: type) -> np.nd
     if float(alpha.min()) == float(alpha.max()):
         maxval = np.iinfo(dtype).max
         return np.full((h, w), round(float(alpha.flat[0]) * maxval), dtype=dtype)
-    up = np.asarray(Image.fromarray(alpha.astype(np.float32), "F").resize((w, h), Image.BICUBIC))
+    up = np.asarray(Image.fromarray(alpha.astype(np.float32), "F").resize((w, h), Image.Resampling.BICUBIC))
     maxval = float(np.iinfo(dtype).max)
     return np.clip(up * maxval + 0.5, 0, maxval).astype(dtype)
 
@@ -250,7 +250,7 @@ def resize_output(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     maxval = float(np.iinfo(arr.dtype).max)
     out = np.empty((h, w, arr.shape[2]), dtype=arr.dtype)
     for c in range(arr.shape[2]):
-        plane = Image.fromarray(arr[..., c].astype(np.float32), "F").resize((w, h), Image.LANCZOS)
+        plane = Image.fromarray(arr[..., c].astype(np.float32), "F").resize((w, h), Image.Resampling.LANCZOS)
         out[..., c] = np.clip(np.asarray(plane) + 0.5, 0, maxval).astype(arr.dtype)
     return out
 
