@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from esrgan.errors import BackendError, OutOfMemoryError
+from esrgan.errors import BackendError, OutOfMemoryError, UsageError
 from esrgan.runtime import tiling
 from esrgan.runtime.backends.base import Backend, BackendInfo
 from esrgan.runtime.images import Decoded
@@ -61,7 +61,12 @@ def fit_profile(info: BackendInfo, tile: int, pad: int, batch: int) -> tuple[int
     if info.max_input is None:
         return tile, batch, None
     max_n, max_h, max_w = info.max_input
-    limit = max(MIN_TILE, min(max_h, max_w) - 2 * pad)
+    limit = min(max_h, max_w) - 2 * pad
+    if limit < MIN_TILE:
+        raise UsageError(
+            f"--tile-pad {pad} leaves no room for a {MIN_TILE} px tile in the engine's largest input "
+            f"{max_h}x{max_w}: use a smaller --tile-pad or rebuild the engine with a larger --max-shape"
+        )
     new_tile = limit if tile == 0 or tile > limit else tile
     new_batch = min(batch, max_n)
     if (new_tile, new_batch) == (tile, batch):
