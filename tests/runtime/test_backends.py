@@ -149,3 +149,22 @@ def test_engine_profile_limits_tile_batch_and_small_images_are_padded_up():
     eng.submit(0, from_array(arr))
     assert not failed and min(backend.shapes[0][2:]) >= 24
     np.testing.assert_array_equal(done[0].outputs[0], arr.repeat(2, 0).repeat(2, 1))
+
+
+def test_a_model_failure_fails_that_image_in_a_folder_run_and_the_run_goes_on(tmp_path, capsys):
+    from esrgan.runtime.upscaler import Upscaler
+    from tests.runtime.conftest import save
+
+    class FailsOnWide(FlakyBackend):
+        def run(self, batch):
+            if batch.shape[3] > 20:
+                raise BackendError("kernel exploded on a wide tile")
+            return super().run(batch)
+
+    save(tmp_path / "in" / "narrow.png", gradient(8, 8))
+    save(tmp_path / "in" / "wide.png", gradient(8, 30))
+    summary = Upscaler(backend=FailsOnWide(), tile=0, tile_pad=2, say=None).upscale_folder(
+        tmp_path / "in", tmp_path / "out", progress=False)
+    assert (summary.written, summary.failed, summary.exit_code) == (1, 1, 1)
+    assert "wide.png: kernel exploded" in capsys.readouterr().err
+    assert (tmp_path / "out" / "narrow.png").exists() and not (tmp_path / "out" / "wide.png").exists()
