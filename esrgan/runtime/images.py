@@ -217,7 +217,7 @@ def resize_alpha(alpha: np.ndarray, size: tuple[int, int], dtype: type) -> np.nd
     if float(alpha.min()) == float(alpha.max()):
         maxval = np.iinfo(dtype).max
         return np.full((h, w), round(float(alpha.flat[0]) * maxval), dtype=dtype)
-    up = np.asarray(Image.fromarray(alpha.astype(np.float32), "F").resize((w, h), Image.Resampling.BICUBIC))
+    up = np.asarray(Image.fromarray(alpha.astype(np.float32)).resize((w, h), Image.Resampling.BICUBIC))
     maxval = float(np.iinfo(dtype).max)
     return np.clip(up * maxval + 0.5, 0, maxval).astype(dtype)
 
@@ -250,7 +250,7 @@ def resize_output(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     maxval = float(np.iinfo(arr.dtype).max)
     out = np.empty((h, w, arr.shape[2]), dtype=arr.dtype)
     for c in range(arr.shape[2]):
-        plane = Image.fromarray(arr[..., c].astype(np.float32), "F").resize((w, h), Image.Resampling.LANCZOS)
+        plane = Image.fromarray(arr[..., c].astype(np.float32)).resize((w, h), Image.Resampling.LANCZOS)
         out[..., c] = np.clip(np.asarray(plane) + 0.5, 0, maxval).astype(arr.dtype)
     return out
 
@@ -321,7 +321,7 @@ def _write_png16(path: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | N
 
 
 def _write_pillow(path: Path, arr: np.ndarray, mode: str, decoded: Decoded, fmt: str, quality: int) -> None:
-    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr, {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]])
+    img = Image.fromarray(np.ascontiguousarray(arr[..., 0]) if arr.shape[2] == 1 else arr)  # L/LA/RGB/RGBA inferred
     icc = decoded.icc_profile
     if mode == "CMYK":
         if fmt in ("JPEG", "TIFF"):
@@ -376,9 +376,9 @@ def to_pil(arr: np.ndarray, decoded: Decoded) -> Image.Image:
     """The assembled output as a Pillow image in the input's mode (16-bit grey as I;16)."""
     if arr.dtype == np.uint16:
         if arr.shape[2] == 1:
-            return Image.fromarray(arr[..., 0], "I;16")
+            return Image.fromarray(np.ascontiguousarray(arr[..., 0]))  # Pillow infers I;16
         arr = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)  # Pillow has no 16-bit RGB
-    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr, {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]])
+    img = Image.fromarray(np.ascontiguousarray(arr[..., 0]) if arr.shape[2] == 1 else arr)  # L/LA/RGB/RGBA inferred
     if decoded.mode == "CMYK":
         img = img.convert("CMYK")
     if decoded.icc_profile:

@@ -317,3 +317,16 @@ def test_python_api_arrays_and_pil_images(nearest_onnx, mode):
     assert img.mode == mode and img.size == (52, 36)
     f = up.upscale(arr.astype(np.float32) / 255.0, outscale=2)
     assert f.dtype == np.float32 and f.shape[:2] == (18, 26)
+
+
+def test_python_api_keeps_pillow_modes(nearest_onnx):
+    from esrgan.runtime.upscaler import Upscaler
+
+    up = Upscaler(nearest_onnx, backend="onnxruntime-cpu", tile=16, say=None)
+    grey16 = (np.arange(120).reshape(10, 12) * 500).astype(np.uint16)
+    out = up.upscale(Image.fromarray(grey16))
+    assert out.mode == "I;16" and np.array_equal(np.asarray(out), up4(grey16))
+    rgb = Image.fromarray(gradient(10, 12))
+    assert up.upscale(rgb.convert("CMYK")).mode == "CMYK"
+    assert up.upscale(rgb.convert("P")).mode == "RGB"
+    assert up.upscale(rgb.convert("1")).size == (48, 40)
