@@ -164,8 +164,9 @@ def load_backend(
 
     if backend != "auto":
         return _construct(backend, path, device_id, threads, True, **opts)
-    available = _gpu_providers()
-    from esrgan.runtime.backends.ort_backend import PROVIDERS
+    from esrgan.runtime.backends.ort_backend import PROVIDERS, nvidia_gpu_visible
+
+    available = _gpu_providers() if nvidia_gpu_visible() else []
 
     for name in _GPU_ORDER:
         if PROVIDERS[name] not in available:
