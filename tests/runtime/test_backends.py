@@ -168,3 +168,23 @@ def test_a_model_failure_fails_that_image_in_a_folder_run_and_the_run_goes_on(tm
     assert (summary.written, summary.failed, summary.exit_code) == (1, 1, 1)
     assert "wide.png: kernel exploded" in capsys.readouterr().err
     assert (tmp_path / "out" / "narrow.png").exists() and not (tmp_path / "out" / "wide.png").exists()
+
+
+def test_auto_skips_gpu_providers_without_an_nvidia_gpu_and_survives_broken_ones(nearest_onnx, monkeypatch):
+    tried = []
+    real = registry._construct
+
+    def spy(name, *args, **kw):
+        tried.append(name)
+        return real(name, *args, **kw)
+
+    monkeypatch.setattr(registry, "_construct", spy)
+    monkeypatch.setattr(registry, "_gpu_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(registry, "choose_cpu", lambda path, precision, threads=None: ("onnxruntime-cpu", {}, None))
+    monkeypatch.setattr(ort_backend, "nvidia_gpu_visible", lambda: False)
+    assert registry.load_backend(nearest_onnx, "auto").info.name == "onnxruntime-cpu"
+    assert tried == ["onnxruntime-cpu"]
+    tried.clear()
+    monkeypatch.setattr(ort_backend, "nvidia_gpu_visible", lambda: True)  # a GPU, but this ORT build has no CUDA
+    assert registry.load_backend(nearest_onnx, "auto").info.name == "onnxruntime-cpu"
+    assert tried == ["onnxruntime-cuda", "onnxruntime-cpu"]
