@@ -160,6 +160,11 @@ class FolderRun:
                     self._fail(job, str(exc))
                     bar.update(1)
                     continue
+                if decoded.bits == 16 and self.backend.info.precision != "fp32":
+                    self._say_once(
+                        f"note: 16-bit inputs run through a {self.backend.info.precision} model keep about that "
+                        "precision, not 16 bits; --backend onnxruntime-cpu with an FP32 model keeps them exact"
+                    )
                 more = bool(decodes) and decodes[0].done()
                 engine.submit(i, decoded, more_coming=more)
                 collect(block_until=2 * opts.workers)

@@ -188,3 +188,19 @@ def test_auto_skips_gpu_providers_without_an_nvidia_gpu_and_survives_broken_ones
     monkeypatch.setattr(ort_backend, "nvidia_gpu_visible", lambda: True)  # a GPU, but this ORT build has no CUDA
     assert registry.load_backend(nearest_onnx, "auto").info.name == "onnxruntime-cpu"
     assert tried == ["onnxruntime-cuda", "onnxruntime-cpu"]
+
+
+def test_sixteen_bit_input_on_a_reduced_precision_backend_is_noted_once(tmp_path):
+    import png
+
+    from esrgan.runtime.upscaler import Upscaler
+
+    backend = FlakyBackend()
+    backend.info = BackendInfo("openvino", "bf16", "cpu")
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        png.from_array(np.full((4, 12), 1000 * (i + 1), np.uint16), "RGB;16").save(str(tmp_path / "in" / f"{i}.png"))
+    lines = []
+    summary = Upscaler(backend=backend, tile=0, tile_pad=1, say=lines.append).upscale_folder(
+        tmp_path / "in", tmp_path / "out", progress=False)
+    assert summary.written == 2 and sum("16-bit inputs" in line for line in lines) == 1
