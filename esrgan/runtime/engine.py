@@ -189,6 +189,11 @@ class TileEngine:
         self.in_flight: dict[Hashable, ImageWork] = {}
         self._oom_said = False
 
+    @property
+    def shrunk(self) -> bool:
+        """Whether an out-of-memory error made the tile smaller than asked."""
+        return self._oom_said
+
     # ---- feeding ----------------------------------------------------------------------------
     def submit(self, key: Hashable, decoded: Decoded, more_coming: bool = False) -> None:
         """Queue an image. With ``more_coming`` a partial batch may wait for the next image's tiles."""

@@ -204,3 +204,17 @@ def test_sixteen_bit_input_on_a_reduced_precision_backend_is_noted_once(tmp_path
     summary = Upscaler(backend=backend, tile=0, tile_pad=1, say=lines.append).upscale_folder(
         tmp_path / "in", tmp_path / "out", progress=False)
     assert summary.written == 2 and sum("16-bit inputs" in line for line in lines) == 1
+
+
+def test_upscaler_remembers_a_tile_halved_by_out_of_memory():
+    from esrgan.runtime.upscaler import Upscaler
+
+    backend = FlakyBackend(limit=30)
+    lines = []
+    up = Upscaler(backend=backend, tile=0, tile_pad=2, say=lines.append)
+    arr = gradient(40, 36)
+    np.testing.assert_array_equal(up.upscale(arr), arr.repeat(2, 0).repeat(2, 1))
+    assert up.tile == 20 and len(lines) == 1
+    backend.shapes.clear()
+    up.upscale(arr)
+    assert max(s[2] for s in backend.shapes) <= 30 and len(lines) == 1  # no new out-of-memory, nothing said
