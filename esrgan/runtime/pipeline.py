@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -132,7 +132,7 @@ class FolderRun:
 
         with ThreadPoolExecutor(opts.workers, thread_name_prefix="decode") as dec_pool, \
                 ThreadPoolExecutor(opts.workers, thread_name_prefix="encode") as enc_pool:
-            by_key = {i: job for i, job in enumerate(todo)}
+            by_key: dict[Hashable, Job] = dict(enumerate(todo))
 
             def write(work: ImageWork) -> None:
                 job = by_key[work.key]

@@ -155,7 +155,9 @@ def load_backend(
         if backend == "torch":
             return _construct("torch", path, device_id, threads, True)
         if export_checkpoint is None:
-            from esrgan.runtime.model_source import checkpoint_to_onnx as export_checkpoint
+            from esrgan.runtime.model_source import checkpoint_to_onnx
+
+            export_checkpoint = checkpoint_to_onnx
         path = export_checkpoint(path)
     elif backend == "torch":
         raise UsageError("--backend torch runs checkpoints (.pth/.safetensors), not ONNX or engine files")
