@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from esrgan.errors import BackendError, OutOfMemoryError
+from esrgan.errors import BackendError, OutOfMemoryError, UsageError
 from esrgan.runtime import tiling
 from esrgan.runtime.backends.base import Backend, BackendInfo
 from esrgan.runtime.images import Decoded
@@ -43,9 +43,39 @@ def auto_tile(info: BackendInfo, pad: int, per_pixel: float, budget: int | None 
         _, max_h, max_w = info.max_input
         return max(MIN_TILE, min(max_h, max_w) - 2 * pad)
     if budget is None:
-        budget = min(CPU_BUDGET_BYTES, _available_memory() // 4) if info.device == "cpu" else GPU_BUDGET_BYTES
+        if info.device == "cpu":
+            budget = min(CPU_BUDGET_BYTES, _available_memory() // 4)
+        else:
+            free = gpu_free_bytes(int(info.device.split(":")[-1]) if ":" in info.device else 0)
+            # Half the free memory: the framework's workspace and fragmentation take the rest.
+            budget = free // 2 if free else GPU_BUDGET_BYTES
     side = int(math.sqrt(budget / per_pixel)) - 2 * pad
     return max(MIN_TILE, min(MAX_AUTO_TILE, side // 8 * 8))
+
+
+def parse_nvidia_smi_free(text: str, device_id: int) -> int | None:
+    """Bytes free on ``device_id`` from ``nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits``."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    try:
+        return int(float(lines[device_id])) << 20  # MiB
+    except (IndexError, ValueError):
+        return None
+
+
+def gpu_free_bytes(device_id: int) -> int | None:
+    """Free memory of a CUDA device from nvidia-smi (ships with the driver); None where unknown."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_nvidia_smi_free(out, device_id)
 
 
 def _available_memory() -> int:
@@ -61,7 +91,12 @@ def fit_profile(info: BackendInfo, tile: int, pad: int, batch: int) -> tuple[int
     if info.max_input is None:
         return tile, batch, None
     max_n, max_h, max_w = info.max_input
-    limit = max(MIN_TILE, min(max_h, max_w) - 2 * pad)
+    limit = min(max_h, max_w) - 2 * pad
+    if limit < MIN_TILE:
+        raise UsageError(
+            f"--tile-pad {pad} leaves no room for a {MIN_TILE} px tile in the engine's largest input "
+            f"{max_h}x{max_w}: use a smaller --tile-pad or rebuild the engine with a larger --max-shape"
+        )
     new_tile = limit if tile == 0 or tile > limit else tile
     new_batch = min(batch, max_n)
     if (new_tile, new_batch) == (tile, batch):
@@ -153,6 +188,11 @@ class TileEngine:
         self.batcher = tiling.TileBatcher(self.batch)
         self.in_flight: dict[Hashable, ImageWork] = {}
         self._oom_said = False
+
+    @property
+    def shrunk(self) -> bool:
+        """Whether an out-of-memory error made the tile smaller than asked."""
+        return self._oom_said
 
     # ---- feeding ----------------------------------------------------------------------------
     def submit(self, key: Hashable, decoded: Decoded, more_coming: bool = False) -> None:

@@ -214,11 +214,10 @@ def _orient(arr: np.ndarray, img: Image.Image) -> np.ndarray:
 def resize_alpha(alpha: np.ndarray, size: tuple[int, int], dtype: type) -> np.ndarray:
     """Bicubic upscaling of a (constant) alpha plane to (height, width), as integers."""
     h, w = size
-    if float(alpha.min()) == float(alpha.max()):
-        maxval = np.iinfo(dtype).max
-        return np.full((h, w), round(float(alpha.flat[0]) * maxval), dtype=dtype)
-    up = np.asarray(Image.fromarray(alpha.astype(np.float32), "F").resize((w, h), Image.BICUBIC))
     maxval = float(np.iinfo(dtype).max)
+    if float(alpha.min()) == float(alpha.max()):
+        return np.full((h, w), round(float(alpha.flat[0]) * maxval), dtype=dtype)
+    up = np.asarray(Image.fromarray(alpha.astype(np.float32)).resize((w, h), Image.Resampling.BICUBIC))
     return np.clip(up * maxval + 0.5, 0, maxval).astype(dtype)
 
 
@@ -231,7 +230,10 @@ def assemble(decoded: Decoded, rgb_out: np.ndarray, alpha_out: np.ndarray | None
     if decoded.mode in ("L", "LA"):
         grey = np.tensordot(rgb_out, LUMA, axes=([2], [0]))
         grey = np.clip(grey.round(), 0, np.iinfo(dtype).max).astype(dtype)[..., None]
-        return np.concatenate([grey, alpha_out[..., None]], axis=2) if decoded.mode == "LA" else grey
+        if decoded.mode == "L":
+            return grey
+        assert alpha_out is not None
+        return np.concatenate([grey, alpha_out[..., None]], axis=2)
     if decoded.mode == "RGBA":
         assert alpha_out is not None
         return np.concatenate([rgb_out, alpha_out[..., None]], axis=2)
@@ -250,7 +252,7 @@ def resize_output(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     maxval = float(np.iinfo(arr.dtype).max)
     out = np.empty((h, w, arr.shape[2]), dtype=arr.dtype)
     for c in range(arr.shape[2]):
-        plane = Image.fromarray(arr[..., c].astype(np.float32), "F").resize((w, h), Image.LANCZOS)
+        plane = Image.fromarray(arr[..., c].astype(np.float32)).resize((w, h), Image.Resampling.LANCZOS)
         out[..., c] = np.clip(np.asarray(plane) + 0.5, 0, maxval).astype(arr.dtype)
     return out
 
@@ -321,7 +323,7 @@ def _write_png16(path: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | N
 
 
 def _write_pillow(path: Path, arr: np.ndarray, mode: str, decoded: Decoded, fmt: str, quality: int) -> None:
-    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr, {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]])
+    img = Image.fromarray(np.ascontiguousarray(arr[..., 0]) if arr.shape[2] == 1 else arr)  # L/LA/RGB/RGBA inferred
     icc = decoded.icc_profile
     if mode == "CMYK":
         if fmt in ("JPEG", "TIFF"):
@@ -367,8 +369,9 @@ def from_array(arr: np.ndarray) -> Decoded:
 
 def from_pil(img: Image.Image) -> Decoded:
     """A Pillow image (any mode this module reads) -> Decoded, EXIF orientation applied."""
-    if getattr(img, "n_frames", 1) > 1:
-        raise ImageError(f"animated image ({img.n_frames} frames) is not supported")
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        raise ImageError(f"animated image ({frames} frames) is not supported")
     return _from_pillow(img)
 
 
@@ -376,9 +379,9 @@ def to_pil(arr: np.ndarray, decoded: Decoded) -> Image.Image:
     """The assembled output as a Pillow image in the input's mode (16-bit grey as I;16)."""
     if arr.dtype == np.uint16:
         if arr.shape[2] == 1:
-            return Image.fromarray(arr[..., 0], "I;16")
+            return Image.fromarray(np.ascontiguousarray(arr[..., 0]))  # Pillow infers I;16
         arr = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)  # Pillow has no 16-bit RGB
-    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr, {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]])
+    img = Image.fromarray(np.ascontiguousarray(arr[..., 0]) if arr.shape[2] == 1 else arr)  # L/LA/RGB/RGBA inferred
     if decoded.mode == "CMYK":
         img = img.convert("CMYK")
     if decoded.icc_profile:

@@ -222,7 +222,7 @@ def test_default_model_is_used_and_announced(tmp_path, nearest_onnx, monkeypatch
     shutil.copy(nearest_onnx, shipped / "default_x4.onnx")
     write_default_sidecar(shipped, gain=0.83)
     r = run(tmp_path / "in", tmp_path / "o")
-    assert r.exit_code == 0 and "default x4 model" in r.output and "+0.83 dB" in r.output
+    assert r.exit_code == 0 and "default x4 model rrdbnet x4 nf32 nb2 gc16" in r.output and "+0.83 dB" in r.output
     assert sum("default x4 model" in line for line in r.output.splitlines()) == 1
 
 
@@ -303,6 +303,24 @@ def test_killed_run_leaves_no_partial_output(tmp_path, nearest_onnx):
     assert len(list(out.glob("*.png"))) == 3
 
 
+def test_sigterm_stops_cleanly_without_temp_files(tmp_path, nearest_onnx):
+    src, out = tmp_path / "in", tmp_path / "out"
+    for i in range(4):
+        save(src / f"{i}.png", np.tile(gradient(64, 64), (5, 5, 1)))
+    proc = subprocess.Popen([sys.executable, "-m", "esrgan.runtime.cli", str(src), str(out), "--model",
+                             str(nearest_onnx), "--backend", "onnxruntime-cpu", "--tile", "0", "-q"], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(out.glob(".*.tmp")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert not list(out.glob(".*.tmp"))
+    for f in out.glob("*.png"):
+        Image.open(f).verify()
+
+
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
 def test_python_api_arrays_and_pil_images(nearest_onnx, mode):
     from esrgan.runtime.upscaler import Upscaler
@@ -317,3 +335,16 @@ def test_python_api_arrays_and_pil_images(nearest_onnx, mode):
     assert img.mode == mode and img.size == (52, 36)
     f = up.upscale(arr.astype(np.float32) / 255.0, outscale=2)
     assert f.dtype == np.float32 and f.shape[:2] == (18, 26)
+
+
+def test_python_api_keeps_pillow_modes(nearest_onnx):
+    from esrgan.runtime.upscaler import Upscaler
+
+    up = Upscaler(nearest_onnx, backend="onnxruntime-cpu", tile=16, say=None)
+    grey16 = (np.arange(120).reshape(10, 12) * 500).astype(np.uint16)
+    out = up.upscale(Image.fromarray(grey16))
+    assert out.mode == "I;16" and np.array_equal(np.asarray(out), up4(grey16))
+    rgb = Image.fromarray(gradient(10, 12))
+    assert up.upscale(rgb.convert("CMYK")).mode == "CMYK"
+    assert up.upscale(rgb.convert("P")).mode == "RGB"
+    assert up.upscale(rgb.convert("1")).size == (48, 40)
