@@ -66,10 +66,12 @@ def test_auto_precision_follows_native_bf16(tiny_onnx, tmp_path):
 def test_bf16_parity_on_a_real_photograph(tiny_onnx, tmp_path):
     from esrgan.runtime.cpu_parity import measure_openvino_bf16
 
-    parity = measure_openvino_bf16(tiny_onnx, cache_dir=tmp_path, threads=1)
-    assert passes(parity, "bf16")
-    if probe_cpu_features().bf16_native:  # BF16 really ran: the output is not bit-identical to FP32
-        assert parity.max_abs_err > 0.0
+    figures = measure_openvino_bf16(tiny_onnx, cache_dir=tmp_path, threads=1)
+    assert set(figures) == {"openvino:bf16", "openvino:bf16-fp32-ends"}
+    for parity in figures.values():
+        assert passes(parity, "bf16")
+        if probe_cpu_features().bf16_native:  # BF16 really ran: the output is not bit-identical to FP32
+            assert parity.max_abs_err > 0.0
 
 
 def test_bf16_parity_is_measured_once_then_read_from_the_cache(tiny_onnx, tmp_path, monkeypatch):
