@@ -91,13 +91,16 @@ def test_bf16_parity_is_measured_once_then_read_from_the_cache(tiny_onnx, tmp_pa
     assert again == first
 
 
-def test_second_load_hits_the_compiled_model_cache(tiny_onnx, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: the three split models
+def test_second_load_hits_the_compiled_model_cache(tiny_onnx, tmp_path, precision):
     cache = tmp_path / "cache"
-    first = _ov(tiny_onnx, cache, precision="fp32", mode="latency")
+    first = _ov(tiny_onnx, cache, precision=precision, mode="latency")
     assert first.info.extra["loaded_from_cache"] == "false"
-    assert any(cache.iterdir())
-    second = _ov(tiny_onnx, cache, precision="fp32", mode="latency")
+    blobs = sorted(cache.iterdir())
+    assert blobs
+    second = _ov(tiny_onnx, cache, precision=precision, mode="latency")
     assert second.info.extra["loaded_from_cache"] == "true"
+    assert sorted(cache.iterdir()) == blobs  # nothing new written
 
 
 def test_missing_openvino_is_one_clear_line(tiny_onnx, monkeypatch):
