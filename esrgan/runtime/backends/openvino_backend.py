@@ -138,7 +138,7 @@ class OpenVinoBackend(Backend):
         if self.precision == "bf16" and bf16_fp32_ends and file_precision == "fp32":
             from esrgan.runtime.backends.openvino_split import split_head_trunk_tail
 
-            split = split_head_trunk_tail(self._read)
+            split = split_head_trunk_tail(model.clone)  # a copy per cut: cheaper than reading the file again
             if split is not None:
                 self._stages = [(split.head, "fp32"), (split.trunk, "bf16"), (split.tail, "fp32")]
                 layout = "trunk (first conv and upsampling tail in FP32)"
