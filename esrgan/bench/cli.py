@@ -110,7 +110,7 @@ def _summary(doc: dict, out_dir: str) -> None:
         speed = f"{r['speedup_vs_torch']:.2f}x torch" if r["speedup_vs_torch"] is not None else "no reference"
         parity = "reference" if r["reference"] else ("parity ok" if r["parity_ok"] else "PARITY FAIL")
         click.echo(f"{r['backend']:18s} tile {r['tile']:4d} batch {r['batch']}: "
-                   f"{r['throughput_mpix_s']:.4f} MP/s, {speed}, {parity}")
+                   f"{r['throughput_mpix_s']:.3g} MP/s, {speed}, {parity}")
     for key, reason in doc["skipped"].items():
         click.echo(f"{key:18s} skipped: {reason}")
     click.echo(f"report: {Path(out_dir) / 'report.md'}")

@@ -126,9 +126,9 @@ def end_to_end(model: PreparedModel, config: Any, quick: bool = False, repeat: i
         "windows": len(windows), "raw": raw_s.as_dict(), "pipeline": e2e_s.as_dict(),
         "raw_mpix_s": mpix / raw_s.median, "pipeline_mpix_s": mpix / e2e_s.median, "pipeline_share_of_raw": ratio,
         "markdown": (
-            f"{len(photos)} PNG photographs of {side}×{side} px, tile {tile}, pad {pad}, batch {batch} "
+            f"{len(photos)} PNG photograph(s) of {side}×{side} px, tile {tile}, pad {pad}, batch {batch} "
             f"({len(windows)} windows), ORT FP32, median of {repeat} interleaved runs: `Upscaler.upscale_folder` "
-            f"{mpix / e2e_s.median:.4f} MP/s vs the raw model on the same windows {mpix / raw_s.median:.4f} MP/s: "
+            f"{mpix / e2e_s.median:.3g} MP/s vs the raw model on the same windows {mpix / raw_s.median:.3g} MP/s: "
             f"**{ratio:.0%} of raw** (target ≥ 85 %)."
         ),
     }

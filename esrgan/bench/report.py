@@ -142,7 +142,7 @@ def parity_md(results: list[dict[str, Any]]) -> str:
 def speed_md(results: list[dict[str, Any]]) -> str:
     rows = [
         [r["backend"], r["precision"], r["device"], str(r["tile"]), str(r["batch"]), _fmt(r["latency_ms"], ".1f"),
-         f"{r['spread']:.0%}", _fmt(r["throughput_mpix_s"], ".4f"), _fmt(r["output_mpix_s"], ".3f"),
+         f"{r['spread']:.0%}", _fmt(r["throughput_mpix_s"], ".3g"), _fmt(r["output_mpix_s"], ".3g"),
          _fmt(r["speedup_vs_torch"], ".2f") + ("×" if r["speedup_vs_torch"] is not None else ""),
          _fmt(r["gflops"], ".1f"), _fmt(r["peak_share"] and r["peak_share"] * 100, ".0f") +
          ("%" if r["peak_share"] else ""), _fmt(r["peak_mem_mb"], ".0f"), _fmt(r["run_mem_mb"], ".0f")]
@@ -232,8 +232,15 @@ def write_report(data: dict[str, Any], out_dir: str | Path, title: str, notes: s
     """Write report.json, report.md and the plots into ``out_dir``; returns the JSON document."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    doc = to_json_data(data)
+    doc = to_json_data({"title": title, **data})
     write_text_atomic(out / "report.json", json.dumps(doc, indent=1) + "\n")
     write_text_atomic(out / "report.md", render_markdown(doc, title, notes))
     write_plots(doc["results"], out)
     return doc
+
+
+def rewrite_markdown(out_dir: str | Path, notes: str) -> None:
+    """Re-render report.md from report.json with new notes (the discussion is written after the run)."""
+    out = Path(out_dir)
+    doc = json.loads((out / "report.json").read_text())
+    write_text_atomic(out / "report.md", render_markdown(doc, doc.get("title", "esrgan-bench"), notes))
