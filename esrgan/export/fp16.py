@@ -7,10 +7,12 @@ real photographs with every intermediate tensor exposed, and each node touching 
 magnitude comes within ``headroom`` of the FP16 limit is kept in FP32 (the converter inserts the
 casts). The names of those nodes are recorded in the file's metadata.
 
-The conversion itself is ONNX Runtime's ``onnxruntime.transformers.float16`` (the maintained copy
-of onnxconverter-common's converter): unlike onnxconverter-common 1.16 it does not block Resize
-(it keeps only Resize's ``scales`` input in FP32), so the x4 models' nearest upsampling stays in
-FP16 without a cast pair around each upsampler.
+The conversion itself is onnxconverter-common's ``convert_float_to_float16`` with
+``keep_io_types``. Measured alternative: ONNX Runtime's copy (``onnxruntime.transformers.float16``)
+keeps Resize in FP16, but between two consecutive blocked nodes it inserts a cast to FP16 and back,
+so a guarded activation still overflows (inf) on the way; onnxconverter-common connects blocked
+nodes directly. Its price: it always runs Resize in FP32 (a cast pair around each nearest-neighbour
+upsampler of the rrdbnet models; pytorch-gan models use DepthToSpace and need none).
 """
 
 from __future__ import annotations
@@ -48,8 +50,7 @@ def convert_to_fp16(
     ``probe_images``: HxWxC uint8 photographs or NCHW float batches in [0, 1] used to find
     activations near the FP16 limit; default: crops of four scikit-image photographs.
     """
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-    from onnxruntime.transformers.onnx_model import OnnxModel
+    from onnxconverter_common.float16 import convert_float_to_float16
 
     proto = load_onnx(fp32_onnx_path)
     channels = _input_channels(proto)
@@ -65,9 +66,6 @@ def convert_to_fp16(
         half = convert_float_to_float16(
             source, keep_io_types=True, node_block_list=keep, max_finite_val=FP16_MAX,
         )
-        # The converter appends its boundary casts at the end of the node list; onnx.checker (and
-        # TensorRT's parser) want the nodes in topological order.
-        OnnxModel(half).topological_sort()
     except Exception as exc:
         raise ModelError(f"{fp32_onnx_path}: FP16 conversion failed: {str(exc).splitlines()[0]}") from None
     set_props(half, {

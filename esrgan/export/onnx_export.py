@@ -82,13 +82,14 @@ def export_onnx(
 @contextlib.contextmanager
 def _eval_on_cpu(model: nn.Module) -> Iterator[None]:
     was_training = model.training
-    device = next(model.parameters()).device
+    first = next(model.parameters())
+    device, dtype = first.device, first.dtype
     model.eval().to("cpu", torch.float32)
     try:
         with torch.no_grad():
             yield
     finally:
-        model.to(device).train(was_training)
+        model.to(device, dtype).train(was_training)
 
 
 def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
@@ -107,7 +108,8 @@ def _export_torchscript(model: nn.Module, example: torch.Tensor, opset: int) -> 
     buf = io.BytesIO()
     with _quiet():
         torch.onnx.export(
-            model, (example,), buf, dynamo=False, opset_version=opset, input_names=[meta.INPUT_NAME],
+            model, (example,), buf,  # type: ignore[arg-type]  # a file object works (torch 2.14)
+            dynamo=False, opset_version=opset, input_names=[meta.INPUT_NAME],
             output_names=[meta.OUTPUT_NAME], do_constant_folding=True,
             dynamic_axes={
                 meta.INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
