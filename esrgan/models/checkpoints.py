@@ -9,6 +9,7 @@ be rebuilt from the file alone.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,12 @@ from esrgan.models.spec import GeneratorSpec
 SPEC_KEY = "esrgan.spec"
 FORMAT_KEY = "esrgan.format_version"
 FORMAT_VERSION = "1"
+# What reading had to do to reach the tensors ("; "-separated); describe_checkpoint shows it.
+NOTES_KEY = "esrgan.read_notes"
+# Wrappers that training frameworks put around a generator's state dict, in order of preference:
+# BasicSR / Real-ESRGAN save the EMA weights as params_ema (the ones their releases are meant to use).
+WRAPPERS = ("params_ema", "params", "state_dict", "model", "generator")
+ZIP_MAGIC = b"PK\x03\x04"
 
 StateDict = dict[str, torch.Tensor]
 
@@ -39,8 +46,11 @@ class CheckpointInfo:
     notes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        from esrgan.models.formats import FORMAT_TITLES
+
+        title = FORMAT_TITLES.get(self.format)
         lines = [
-            f"{self.path}: format {self.format}",
+            f"{self.path}: format {self.format}" + (f" ({title})" if title else ""),
             f"  spec: {self.spec.describe()}",
             f"  parameters: {self.num_params:,}",
             f"  MAC per input pixel: {self.macs_per_pixel / 1e6:.2f} M",
@@ -74,9 +84,21 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
         raise CheckpointError(f"{src}: is a folder, expected a checkpoint file")
     if src.stat().st_size == 0:
         raise CheckpointError(f"{src}: empty file")
-    if src.suffix == ".safetensors":
-        return _read_safetensors(src)
-    return _read_torch(src)
+    state, meta = _read_safetensors(src) if _looks_like_safetensors(src) else _read_torch(src)
+    state, prefix_note = _strip_prefix(state)
+    notes = [n for n in (meta.get(NOTES_KEY, ""), prefix_note) if n]
+    if notes:
+        meta[NOTES_KEY] = "; ".join(notes)
+    return state, meta
+
+
+def _looks_like_safetensors(src: Path) -> bool:
+    """Decide by content, not by file name: safetensors start with a u64 header length and '{'."""
+    with open(src, "rb") as f:
+        head = f.read(9)
+    if head.startswith(ZIP_MAGIC):  # torch's zip archive
+        return False
+    return (len(head) == 9 and head[8:9] == b"{") or src.suffix == ".safetensors"
 
 
 def _read_safetensors(src: Path) -> tuple[StateDict, dict[str, str]]:
@@ -95,13 +117,17 @@ def _read_torch(src: Path) -> tuple[StateDict, dict[str, str]]:
     try:
         obj = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as exc:
-        msg = _first_line(exc)
-        if "Weights only load failed" in msg or "Unsupported global" in msg or "weights_only" in msg:
+        text = str(exc)
+        if "Weights only load failed" in text or "Unsupported global" in text:
+            culprit = re.search(r"GLOBAL ([\w.]+)", text)
             raise CheckpointError(
                 f"{src}: refused: the file contains pickled code or objects, not just tensors "
-                "(checkpoints are loaded with weights_only=True for safety)"
+                f"(loaded with weights_only=True for safety{'; blocked: ' + culprit[1] if culprit else ''})"
             ) from None
-        raise CheckpointError(f"{src}: not a readable PyTorch checkpoint ({msg})") from None
+        hint = " (truncated?)" if isinstance(exc, EOFError) or "central directory" in text else ""
+        raise CheckpointError(
+            f"{src}: not a readable PyTorch checkpoint{hint}: {type(exc).__name__}: {_first_line(exc)}"
+        ) from None
     return _unwrap(obj, src)
 
 
@@ -110,12 +136,25 @@ def _unwrap(obj: object, src: Path) -> tuple[StateDict, dict[str, str]]:
     if isinstance(obj, dict) and isinstance(obj.get("spec"), dict) and isinstance(obj.get("state_dict"), dict):
         meta = {SPEC_KEY: GeneratorSpec.from_dict(obj["spec"]).to_json()}
         obj = obj["state_dict"]
+    elif isinstance(obj, dict):
+        nested = [k for k in WRAPPERS if isinstance(obj.get(k), dict)]
+        if nested:
+            others = nested[1:]
+            meta[NOTES_KEY] = f"weights from '{nested[0]}'" + (f" (also present: {', '.join(others)})" if others else "")
+            obj = obj[nested[0]]
     if not isinstance(obj, dict):
         raise CheckpointError(f"{src}: expected a dict of tensors, found {type(obj).__name__}")
     state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not state:
         raise CheckpointError(f"{src}: contains no tensors (top-level keys: {_preview(obj.keys())})")
     return state, meta
+
+
+def _strip_prefix(state: StateDict) -> tuple[StateDict, str]:
+    """Drop DataParallel's ``module.`` prefix when every key has it."""
+    if state and all(k.startswith("module.") for k in state):
+        return {k[len("module."):]: v for k, v in state.items()}, "DataParallel 'module.' prefix removed"
+    return state, ""
 
 
 def _first_line(exc: BaseException) -> str:
@@ -165,7 +204,11 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
     fmt, spec, converted = convert_state_dict(state, meta, str(path))
     model = build_generator(spec)
     load_state_into(model, converted, str(path))
+    notes = [n for n in meta.get(NOTES_KEY, "").split("; ") if n]
+    dtypes = sorted({str(v.dtype).replace("torch.", "") for v in state.values() if v.is_floating_point()})
+    if dtypes != ["float32"]:
+        notes.append(f"stored as {'/'.join(dtypes)}, loaded as float32")
     return CheckpointInfo(
         path=str(path), format=fmt, spec=spec, num_params=count_parameters(model),
-        macs_per_pixel=spec.macs_per_pixel(),
+        macs_per_pixel=spec.macs_per_pixel(), notes=tuple(notes),
     )

@@ -9,12 +9,13 @@ out of memory. File reading/writing lives in ``pipeline.py``; tile geometry in `
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from esrgan.errors import BackendError, OutOfMemoryError
+from esrgan.errors import BackendError, OutOfMemoryError, UsageError
 from esrgan.runtime import tiling
 from esrgan.runtime.backends.base import Backend, BackendInfo
 from esrgan.runtime.images import Decoded
@@ -42,9 +43,45 @@ def auto_tile(info: BackendInfo, pad: int, per_pixel: float, budget: int | None 
         _, max_h, max_w = info.max_input
         return max(MIN_TILE, min(max_h, max_w) - 2 * pad)
     if budget is None:
-        budget = CPU_BUDGET_BYTES if info.device == "cpu" else GPU_BUDGET_BYTES
+        budget = min(CPU_BUDGET_BYTES, _available_memory() // 4) if info.device == "cpu" else GPU_BUDGET_BYTES
     side = int(math.sqrt(budget / per_pixel)) - 2 * pad
     return max(MIN_TILE, min(MAX_AUTO_TILE, side // 8 * 8))
+
+
+def _available_memory() -> int:
+    """Free physical memory in bytes (Linux/macOS sysconf); a large number where unknown."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def fit_profile(info: BackendInfo, tile: int, pad: int, batch: int) -> tuple[int, int, str | None]:
+    """Clamp tile and batch to an engine's largest input profile; say why when something changed."""
+    if info.max_input is None:
+        return tile, batch, None
+    max_n, max_h, max_w = info.max_input
+    limit = min(max_h, max_w) - 2 * pad
+    if limit < MIN_TILE:
+        raise UsageError(
+            f"--tile-pad {pad} leaves no room for a {MIN_TILE} px tile in the engine's largest input "
+            f"{max_h}x{max_w}: use a smaller --tile-pad or rebuild the engine with a larger --max-shape"
+        )
+    new_tile = limit if tile == 0 or tile > limit else tile
+    new_batch = min(batch, max_n)
+    if (new_tile, new_batch) == (tile, batch):
+        return tile, batch, None
+    return new_tile, new_batch, (
+        f"the engine's profile takes at most {max_n}x{max_h}x{max_w}: using tile {new_tile}, batch {new_batch}"
+    )
+
+
+def pad_for_min_input(info: BackendInfo, size: tuple[int, int], pad: int) -> int:
+    """A pad large enough that an image smaller than the engine's smallest profile still fits it."""
+    if info.min_input is None:
+        return pad
+    _, min_h, min_w = info.min_input
+    return max(pad, -(-(min_h - size[0]) // 2), -(-(min_w - size[1]) // 2))
 
 
 @dataclass
@@ -111,19 +148,21 @@ class TileEngine:
         if tile == "auto":
             spec = getattr(getattr(backend, "metadata", None), "spec", None)
             tile = auto_tile(backend.info, tile_pad, bytes_per_input_pixel(spec, backend.scale))
-        self.tile = int(tile)
-        if self.tile < 0 or tile_pad < 0 or batch < 1:
+        if int(tile) < 0 or tile_pad < 0 or batch < 1:
             raise ValueError("tile and tile pad must be >= 0 and batch >= 1")
+        self.tile, self.batch, why = fit_profile(backend.info, int(tile), tile_pad, batch)
+        if why:
+            say(why)
         self.on_done, self.on_fail, self.say = on_done, on_fail, say
         self.max_in_flight = max_in_flight
-        self.batcher = tiling.TileBatcher(batch)
+        self.batcher = tiling.TileBatcher(self.batch)
         self.in_flight: dict[Hashable, ImageWork] = {}
         self._oom_said = False
 
     # ---- feeding ----------------------------------------------------------------------------
     def submit(self, key: Hashable, decoded: Decoded, more_coming: bool = False) -> None:
         """Queue an image. With ``more_coming`` a partial batch may wait for the next image's tiles."""
-        work = ImageWork(key, decoded, self.scale, self.pad)
+        work = ImageWork(key, decoded, self.scale, pad_for_min_input(self.backend.info, decoded.size, self.pad))
         self.in_flight[key] = work
         self._guarded(lambda: self._feed(work, self.tile))
         if not more_coming or len(self.in_flight) >= self.max_in_flight:

@@ -111,7 +111,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
 
 
 def _metadata(img: Image.Image) -> tuple[bytes | None, bytes | None]:
-    """ICC profile and EXIF (with the orientation reset, since the pixels are turned upright)."""
+    """ICC profile and EXIF with the orientation reset: call it after the pixels are turned upright."""
     icc = img.info.get("icc_profile") or None
     exif = img.getexif()
     if not exif:
@@ -123,8 +123,8 @@ def _metadata(img: Image.Image) -> tuple[bytes | None, bytes | None]:
 
 def _from_pillow(img: Image.Image) -> Decoded:
     fmt = img.format or "PNG"
-    icc, exif = _metadata(img)
     img = ImageOps.exif_transpose(img)
+    icc, exif = _metadata(img)
     mode = img.mode
     bits = 8
     if mode == "P":
@@ -171,13 +171,11 @@ def _split16(arr: np.ndarray, fmt: str, icc: bytes | None, exif: bytes | None) -
 def _read_png16(src: Path, img: Image.Image) -> Decoded:
     import png
 
-    icc, exif = _metadata(img)
     width, height, rows, info = png.Reader(filename=str(src)).asDirect()
     planes = info["planes"]
     arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, planes)
-    if exif:
-        # PNG's eXIf chunk can rotate too; apply the same transpose Pillow would.
-        arr = _orient(arr, img)
+    arr = _orient(arr, img)  # PNG's eXIf chunk can rotate too
+    icc, exif = _metadata(img)
     return _split16(arr, "PNG", icc, exif)
 
 
@@ -191,13 +189,14 @@ def _tiff_is_16(src: Path) -> bool:
 def _read_tiff16(src: Path, img: Image.Image) -> Decoded:
     import tifffile
 
-    icc, exif = _metadata(img)
     arr = tifffile.imread(src)
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[2] > 4:
         raise ImageError(f"{src}: 16-bit TIFF of shape {arr.shape} is not supported")
-    return _split16(_orient(arr, img), "TIFF", icc, exif)
+    arr = _orient(arr, img)
+    icc, exif = _metadata(img)
+    return _split16(arr, "TIFF", icc, exif)
 
 
 def _orient(arr: np.ndarray, img: Image.Image) -> np.ndarray:
@@ -218,7 +217,7 @@ def resize_alpha(alpha: np.ndarray, size: tuple[int, int], dtype: type) -> np.nd
     if float(alpha.min()) == float(alpha.max()):
         maxval = np.iinfo(dtype).max
         return np.full((h, w), round(float(alpha.flat[0]) * maxval), dtype=dtype)
-    up = np.asarray(Image.fromarray(alpha.astype(np.float32), "F").resize((w, h), Image.BICUBIC))
+    up = np.asarray(Image.fromarray(alpha.astype(np.float32)).resize((w, h), Image.Resampling.BICUBIC))
     maxval = float(np.iinfo(dtype).max)
     return np.clip(up * maxval + 0.5, 0, maxval).astype(dtype)
 
@@ -251,7 +250,7 @@ def resize_output(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     maxval = float(np.iinfo(arr.dtype).max)
     out = np.empty((h, w, arr.shape[2]), dtype=arr.dtype)
     for c in range(arr.shape[2]):
-        plane = Image.fromarray(arr[..., c].astype(np.float32), "F").resize((w, h), Image.LANCZOS)
+        plane = Image.fromarray(arr[..., c].astype(np.float32)).resize((w, h), Image.Resampling.LANCZOS)
         out[..., c] = np.clip(np.asarray(plane) + 0.5, 0, maxval).astype(arr.dtype)
     return out
 
@@ -285,29 +284,44 @@ def write_image(
         notes.append(f"{fmt} holds 8 bits per channel: reduced from 16")
     with write_atomic(path) as tmp:
         if arr.dtype == np.uint16 and fmt == "PNG":
-            _write_png16(tmp, arr)
+            _write_png16(tmp, arr, decoded.icc_profile, decoded.exif)
         elif arr.dtype == np.uint16:
             import tifffile
 
+            if decoded.exif:
+                notes.append("16-bit TIFF output: EXIF not carried (ICC profile is)")
             tifffile.imwrite(tmp, arr if arr.shape[2] > 1 else arr[..., 0], compression="zlib",
                              photometric="rgb" if arr.shape[2] >= 3 else "minisblack",
-                             extrasamples=("unassalpha",) if arr.shape[2] in (2, 4) else None)
+                             extrasamples=("unassalpha",) if arr.shape[2] in (2, 4) else None,
+                             iccprofile=decoded.icc_profile)
         else:
             _write_pillow(tmp, arr, mode, decoded, fmt, quality)
     return notes
 
 
-def _write_png16(path: Path, arr: np.ndarray) -> None:
+def _write_png16(path: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | None) -> None:
+    """pypng writes the pixels; the ICC (iCCP) and EXIF (eXIf) chunks are added after IHDR."""
+    import io
+    import zlib
+
     import png
 
     h, w, c = arr.shape
     mode = {1: "L;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}[c]
+    buf = io.BytesIO()
+    png.from_array(arr.reshape(h, w * c), mode).write(buf)
+    chunks = list(png.Reader(bytes=buf.getvalue()).chunks())
+    extra = []
+    if icc:
+        extra.append((b"iCCP", b"ICC profile\0\0" + zlib.compress(icc)))
+    if exif:
+        extra.append((b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif))
     with open(path, "wb") as fh:
-        png.from_array(arr.reshape(h, w * c), mode).write(fh)
+        png.write_chunks(fh, chunks[:1] + extra + chunks[1:])
 
 
 def _write_pillow(path: Path, arr: np.ndarray, mode: str, decoded: Decoded, fmt: str, quality: int) -> None:
-    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr, {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]])
+    img = Image.fromarray(np.ascontiguousarray(arr[..., 0]) if arr.shape[2] == 1 else arr)  # L/LA/RGB/RGBA inferred
     icc = decoded.icc_profile
     if mode == "CMYK":
         if fmt in ("JPEG", "TIFF"):
@@ -362,9 +376,9 @@ def to_pil(arr: np.ndarray, decoded: Decoded) -> Image.Image:
     """The assembled output as a Pillow image in the input's mode (16-bit grey as I;16)."""
     if arr.dtype == np.uint16:
         if arr.shape[2] == 1:
-            return Image.fromarray(arr[..., 0], "I;16")
+            return Image.fromarray(np.ascontiguousarray(arr[..., 0]))  # Pillow infers I;16
         arr = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)  # Pillow has no 16-bit RGB
-    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr, {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]])
+    img = Image.fromarray(np.ascontiguousarray(arr[..., 0]) if arr.shape[2] == 1 else arr)  # L/LA/RGB/RGBA inferred
     if decoded.mode == "CMYK":
         img = img.convert("CMYK")
     if decoded.icc_profile:

@@ -32,7 +32,7 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def export_command(path: Path) -> str:
-    return f"esrgan-export {path} --out DIR (then pass DIR's .onnx to --model)"
+    return f"esrgan-export --gan {path} -o DIR --no-fp16, then --model DIR/model.onnx"
 
 
 def checkpoint_to_onnx(path: str | os.PathLike[str]) -> Path:

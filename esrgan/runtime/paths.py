@@ -110,8 +110,14 @@ def plan_jobs(
     jobs: list[Job] = []
     notes: list[str] = []
     taken: dict[Path, Path] = {}
-    for src in files:
-        rel = src.relative_to(root) if src.is_relative_to(root) else Path(src.name)
+
+    def rel_of(src: Path) -> Path:
+        return src.relative_to(root) if src.is_relative_to(root) else Path(src.name)
+
+    # Of colliding names, the file already in the output format keeps its name (a.png stays a.png).
+    ordered = sorted(files, key=lambda f: (rel_of(f).with_suffix("").as_posix(), f.suffix.lower() != output_suffix(f, fmt)))
+    for src in ordered:
+        rel = rel_of(src)
         suffix = output_suffix(src, fmt)
         dst = out_dir / rel.with_suffix(suffix)
         if dst in taken:

@@ -70,19 +70,24 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def choose_cpu(model_path: Path, precision: str) -> tuple[str, dict[str, Any], str | None]:
+def choose_cpu(model_path: Path, precision: str, threads: int | None = None) -> tuple[str, dict[str, Any], str | None]:
     """The CPU path for ``--backend auto``: (backend name, its options, a line saying why).
 
-    THE HOOK: the cpu helper's ``esrgan.runtime.cpu_features.choose_cpu_backend`` decides between
-    OpenVINO and ONNX Runtime (and their precisions) from the CPU's features; until that module
-    exists, ONNX Runtime's CPU provider runs.
+    THE HOOK: the cpu helper's ``esrgan.runtime.cpu_parity.select_cpu_backend`` (CPU features plus a
+    cached BF16 parity check) or, without it, the pure ``cpu_features.choose_cpu_backend`` decides
+    between OpenVINO and ONNX Runtime and their precisions; with neither, ORT's CPU provider runs.
     """
-    try:
-        from esrgan.runtime.cpu_features import choose_cpu_backend, probe_cpu_features
-    except ImportError:
-        return "onnxruntime-cpu", {}, None
     available = [name for name, mod in (("openvino", "openvino"), ("onnxruntime-cpu", "onnxruntime")) if _importable(mod)]
-    choice = choose_cpu_backend(probe_cpu_features(), available, precision)
+    try:
+        from esrgan.runtime.cpu_parity import select_cpu_backend
+    except ImportError:
+        try:
+            from esrgan.runtime.cpu_features import choose_cpu_backend, probe_cpu_features
+        except ImportError:
+            return "onnxruntime-cpu", {}, None
+        choice = choose_cpu_backend(probe_cpu_features(), available, precision)
+    else:
+        choice = select_cpu_backend(model_path, precision, available, threads=threads)
     return choice.backend, dict(choice.backend_options()), choice.describe()
 
 
@@ -172,7 +177,7 @@ def load_backend(
         if getattr(candidate, "fallback_message", None) is None:
             return candidate
         candidate.close()  # the GPU provider did not load: try the next one, silently (that is auto)
-    name, cpu_opts, why = choose_cpu(path, _onnx_precision(path))
+    name, cpu_opts, why = choose_cpu(path, _onnx_precision(path), threads)
     if why:
         say(why)
     return _construct(name, path, device_id, threads, True, **{**cpu_opts, **opts})

@@ -1,0 +1,235 @@
+"""INT8 export: static QDQ quantisation of an FP32 ONNX model, calibrated on real images.
+
+Uses ONNX Runtime's ``quantize_static`` (QDQ format, per-channel weights), which both ONNX Runtime
+(QLinearConv with VNNI) and OpenVINO (its LPT pass turns QDQ pairs into INT8 kernels) run as INT8.
+
+Choices, measured on the paper-size x4 RRDBNet (benchmarks/reports/cpu/report.md, "INT8 sweep"):
+* Some convolutions stay FP32 (``keep_fp32``): the first conv sees raw pixels, and the upsampling
+  convs, ``conv_hr`` and ``conv_last`` run at 4x/16x the trunk's pixel count on the image's own
+  scale, so their rounding lands directly in the output; the 23 RRDBs (>= 90 % of the MACs) sit inside
+  a residual branch scaled by 0.2 and tolerate INT8. Keeping the tail FP32 costs little speed because
+  most of the time is in the trunk... except that the tail is also where 4x/16x pixels are, so the
+  report gives the speed/quality figure of each option.
+* The calibration method (MinMax, Entropy, Percentile) is chosen by the same sweep.
+The parity figure (PSNR etc. vs the FP32 model on held-out photographs) goes into ``esrgan.parity``
+so that the runtime and users see how faithful the file is; the file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from esrgan.atomic import write_atomic
+from esrgan.errors import ImageError, ModelError, UsageError
+from esrgan.metadata import PARITY, PRECISION
+from esrgan.parity import Parity, compare, worst
+
+METHODS = ("minmax", "entropy", "percentile")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+# Convolutions (by the parameter name of their weight) kept in FP32 by default: see the module docstring.
+DEFAULT_KEEP_FP32 = ("conv_first", "conv_up", "conv_hr", "conv_last")
+
+
+@dataclass(frozen=True)
+class Int8Report:
+    """What was quantised and how faithful it is; also written into the model's metadata."""
+
+    method: str
+    calibration_crops: int
+    held_out: tuple[str, ...]
+    kept_fp32: tuple[str, ...]
+    parity: Parity
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "precision": "int8", "reference": "fp32 onnx model (onnxruntime cpu)",
+            **self.parity.to_dict(), "method": self.method, "calibration_crops": self.calibration_crops,
+            "held_out": list(self.held_out), "kept_fp32": list(self.kept_fp32),
+        })
+
+
+def image_files(folder: str | os.PathLike[str]) -> list[Path]:
+    root = Path(folder)
+    if not root.is_dir():
+        raise UsageError(f"{root}: calibration folder not found")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise UsageError(f"{root}: no images to calibrate on ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def split_held_out(files: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """Every 4th image is held out for the parity figure (at least one when there are two or more)."""
+    if len(files) < 2:
+        return list(files), list(files)
+    held = [f for i, f in enumerate(files) if i % 4 == 3] or [files[-1]]
+    return [f for f in files if f not in held], held
+
+
+def image_crops(files: Sequence[Path], crop: int, per_image: int) -> Iterator[np.ndarray]:
+    """(1, 3, crop, crop) float32 [0, 1] crops on a regular grid over each image (deterministic)."""
+    from PIL import Image
+
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        except OSError as exc:
+            raise ImageError(f"{path}: cannot read it for calibration ({exc})") from None
+        h, w = rgb.shape[:2]
+        c = min(crop, h, w)
+        side = max(1, int(np.ceil(np.sqrt(per_image))))
+        ys = np.linspace(0, h - c, side).astype(int)
+        xs = np.linspace(0, w - c, side).astype(int)
+        points = [(y, x) for y in ys for x in xs][:per_image]
+        for y, x in points:
+            tile = rgb[y : y + c, x : x + c].transpose(2, 0, 1)[None]
+            yield np.ascontiguousarray(tile)
+
+
+def conv_nodes_for(model_path: str | os.PathLike[str], prefixes: Sequence[str]) -> list[str]:
+    """Names of the Conv nodes whose weight parameter starts with one of ``prefixes``.
+
+    Matching on the weight's name (``conv_first.weight``...) rather than the node name works for both
+    of torch's ONNX exporters, which name nodes differently but keep parameter names.
+    """
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    names = []
+    for node in graph.node:
+        if node.op_type == "Conv" and len(node.input) > 1:
+            weight = node.input[1]
+            if any(weight.startswith(p) or f"/{p}" in node.name or node.name.startswith(p) for p in prefixes):
+                names.append(node.name)
+    return names
+
+
+def _calibration_reader(crops: list[np.ndarray], input_name: str):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(crops)
+
+        def get_next(self):  # noqa: ANN202 - ORT's interface
+            x = next(self._it, None)
+            return None if x is None else {input_name: x}
+
+        def rewind(self) -> None:
+            self._it = iter(crops)
+
+    return Reader()
+
+
+def _session(path: str | os.PathLike[str], threads: int | None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def measure_int8_parity(
+    fp32_path: str | os.PathLike[str], int8_path: str | os.PathLike[str], tiles: Sequence[np.ndarray],
+    threads: int | None = None,
+) -> Parity:
+    """Worst parity of the INT8 model's output against the FP32 model's over ``tiles`` (ONNX Runtime)."""
+    ref, q = _session(fp32_path, threads), _session(int8_path, threads)
+    name = ref.get_inputs()[0].name
+    return worst([compare(ref.run(None, {name: t})[0], q.run(None, {name: t})[0]) for t in tiles])
+
+
+def quantize_int8(
+    fp32_onnx_path: str | os.PathLike[str],
+    calib_dir: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    method: str = "minmax",
+    keep_fp32: Sequence[str] = DEFAULT_KEEP_FP32,
+    crop: int = 64,
+    crops_per_image: int = 4,
+    max_crops: int = 32,
+    held_out_dir: str | os.PathLike[str] | None = None,
+    activation_type: str = "uint8",
+    threads: int | None = None,
+) -> Path:
+    """Write the INT8 (QDQ, per-channel) version of an FP32 ONNX model and its parity; returns out_path.
+
+    ``calib_dir``: real photographs; crops of ``crop`` px calibrate the activation ranges. Parity is
+    measured on ``held_out_dir`` when given, else on every 4th image of ``calib_dir``, which is then
+    not used for calibration. ``keep_fp32``: weight-name prefixes of the convs left in FP32.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if method not in METHODS:
+        raise UsageError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
+    if activation_type not in ("uint8", "int8"):
+        raise UsageError(f"activation type must be uint8 or int8, got {activation_type!r}")
+    src, out = Path(fp32_onnx_path), Path(out_path)
+    if not src.is_file():
+        raise ModelError(f"{src}: no such model file")
+    files = image_files(calib_dir)
+    if held_out_dir is not None:
+        calib_files, held_files = files, image_files(held_out_dir)
+    else:
+        calib_files, held_files = split_held_out(files)
+    crops = list(image_crops(calib_files, crop, crops_per_image))[:max_crops]
+    held_tiles = list(image_crops(held_files, crop, 2))
+    import onnx
+
+    proto = onnx.load(str(src))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if meta.get(PRECISION, "fp32") != "fp32":
+        raise ModelError(f"{src}: INT8 quantisation starts from the FP32 model, this one is {meta[PRECISION]}")
+    input_name = proto.graph.input[0].name
+    kept = conv_nodes_for(src, keep_fp32) if keep_fp32 else []
+    with tempfile.TemporaryDirectory(prefix="esrgan-int8-") as tmp:
+        prepped, raw = Path(tmp) / "prep.onnx", Path(tmp) / "int8.onnx"
+        try:
+            quant_pre_process(str(src), str(prepped), skip_symbolic_shape=True)
+        except Exception:  # optional optimisation step: quantise the original graph if it fails
+            prepped = src
+        quantize_static(
+            str(prepped), str(raw), _calibration_reader(crops, input_name),
+            quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=["Conv"],
+            activation_type=QuantType.QUInt8 if activation_type == "uint8" else QuantType.QInt8,
+            weight_type=QuantType.QInt8, nodes_to_exclude=kept,
+            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                              "percentile": CalibrationMethod.Percentile}[method],
+            extra_options={"ActivationSymmetric": activation_type == "int8", "WeightSymmetric": True,
+                           # MinMax reduces ranges every 4 crops instead of holding all outputs in memory
+                           "CalibMaxIntermediateOutputs": 4},
+        )
+        parity = measure_int8_parity(src, raw, held_tiles, threads)
+        report = Int8Report(method, len(crops), tuple(str(f) for f in held_files), tuple(kept), parity)
+        quantized = onnx.load(str(raw))
+        del quantized.metadata_props[:]
+        for key, value in {**meta, PRECISION: "int8", PARITY: report.to_json()}.items():
+            entry = quantized.metadata_props.add()
+            entry.key, entry.value = key, value
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with write_atomic(out) as tmp_out:
+            onnx.save(quantized, str(tmp_out))
+    return out
+
+
+def read_int8_report(path: str | os.PathLike[str]) -> dict:
+    """The ``esrgan.parity`` record of an INT8 file (empty when there is none)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    for p in proto.metadata_props:
+        if p.key == PARITY:
+            return json.loads(p.value)
+    return {}

@@ -1,0 +1,184 @@
+"""Which CPU this is, and which CPU inference path is the fastest faithful one on it.
+
+Two parts with one job each:
+
+* ``probe_cpu_features()`` reads what the CPU can do (``/proc/cpuinfo`` on Linux). It is injectable:
+  tests and ``choose_cpu_backend`` take a ``CpuFeatures`` value, never the real machine.
+* ``choose_cpu_backend(...)`` is pure: from the features, the backends that import, the model file's
+  precision and the parity figures measured for this model, it returns the path to use and one line
+  saying why. The ranking below comes from measurement (benchmarks/reports/cpu/report.md), not from
+  guesses: on CPUs with native BF16 (AVX-512 BF16 or AMX), OpenVINO BF16 is ~2.8x PyTorch eager FP32 at
+  ~53 dB, while ONNX Runtime and OpenVINO FP32 are ~1.2x; on CPUs without native BF16 the BF16 path is
+  emulated and slower than FP32, so it is never picked there.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+from esrgan.parity import HALF_MIN_PSNR_DB, Parity, passes
+
+# The flags that decide CPU inference speed, as Linux names them in /proc/cpuinfo.
+RELEVANT_FLAGS = (
+    "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+    "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "asimddp", "bf16", "i8mm",
+)
+
+OPENVINO = "openvino"
+ONNXRUNTIME_CPU = "onnxruntime-cpu"
+
+# INT8 is used without being asked for only when its measured PSNR vs the FP32 model is at least this
+# high: the same bar as the half-precision paths, well above the INT8 export target (40 dB), because a
+# user who did not ask for INT8 must not get visibly different images.
+INT8_AUTO_MIN_PSNR_DB = HALF_MIN_PSNR_DB
+
+
+@dataclass(frozen=True)
+class CpuFeatures:
+    """What the CPU offers for inference. ``flags`` use the Linux /proc/cpuinfo names."""
+
+    model: str = "unknown"
+    arch: str = "x86_64"
+    cores: int = 1
+    flags: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def bf16_native(self) -> bool:
+        """BF16 dot products in hardware (AVX-512 BF16 or AMX; ARMv8.6 BF16)."""
+        return bool({"avx512_bf16", "amx_bf16"} & self.flags) or (
+            self.arch in ("aarch64", "arm64") and "bf16" in self.flags
+        )
+
+    @property
+    def int8_dot(self) -> bool:
+        """INT8 dot-product instructions (VNNI / AMX-INT8 / ARM dot product), where INT8 pays off."""
+        return bool({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm"} & self.flags)
+
+    def relevant_flags(self) -> list[str]:
+        """The flags worth printing in a report, in a stable order."""
+        return [f for f in RELEVANT_FLAGS if f in self.flags]
+
+    def describe(self) -> str:
+        return f"{self.model} ({self.arch}, {self.cores} cores; {' '.join(self.relevant_flags()) or 'no SIMD flags found'})"
+
+
+def parse_cpuinfo(text: str, arch: str | None = None) -> CpuFeatures:
+    """Features from the text of /proc/cpuinfo (x86 ``flags``/``model name``, ARM ``Features``)."""
+    model, flags, cores = "unknown", set(), 0
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key == "processor":
+            cores += 1
+        elif key in ("model name", "hardware", "cpu model") and model == "unknown":
+            model = value.strip() or model
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    return CpuFeatures(
+        model=model, arch=arch or platform.machine(), cores=max(cores, 1), flags=frozenset(flags)
+    )
+
+
+def probe_cpu_features(cpuinfo_path: str = "/proc/cpuinfo") -> CpuFeatures:
+    """This machine's features; on systems without /proc/cpuinfo, no flags (so: the FP32 paths)."""
+    try:
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as f:
+            return parse_cpuinfo(f.read())
+    except OSError:
+        return CpuFeatures(
+            model=platform.processor() or "unknown", arch=platform.machine(), cores=os.cpu_count() or 1
+        )
+
+
+@dataclass(frozen=True)
+class CpuChoice:
+    """The CPU path ``--backend auto`` runs: a registry backend name, a precision, and why."""
+
+    backend: str  # "openvino" | "onnxruntime-cpu"
+    precision: str  # "fp32" | "bf16" | "int8" | "fp16" (the file's precision, run as is)
+    reason: str
+
+    def describe(self) -> str:
+        """The one line the runtime prints."""
+        return f"CPU backend: {self.backend} {self.precision} ({self.reason})"
+
+    def backend_options(self) -> dict[str, str]:
+        """Keyword arguments for the registry's loader: OpenVINO's compute precision; none for ORT."""
+        if self.backend != OPENVINO:
+            return {}
+        return {"precision": "bf16" if self.precision == "bf16" else "fp32"}
+
+
+def choose_cpu_backend(
+    features: CpuFeatures,
+    available_backends: Collection[str],
+    model_precision: str = "fp32",
+    measured_parity: Mapping[str, Parity] | None = None,
+    *,
+    int8_requested: bool = False,
+) -> CpuChoice:
+    """The fastest CPU path for a model whose parity is within its precision's threshold.
+
+    ``available_backends``: registry names that import here (``openvino``, ``onnxruntime-cpu``).
+    ``model_precision``: the model file's ``esrgan.precision`` (an ``int8`` file means INT8 was asked for).
+    ``measured_parity``: figures vs the FP32 output keyed ``"<backend>:<precision>"`` (e.g.
+    ``"openvino:bf16"``, ``"onnxruntime-cpu:int8"``), judged by ``esrgan.parity.passes``. A path whose parity has not been measured is not
+    picked when it is a reduced precision: the caller measures first (esrgan.runtime.cpu_parity).
+    Raises nothing: with no CPU backend importable it still names ONNX Runtime, whose loader then
+    raises the DependencyError with the install hint.
+    """
+    measured = dict(measured_parity or {})
+    have_ov = OPENVINO in available_backends
+    have_ort = ONNXRUNTIME_CPU in available_backends
+
+    def ok(key: str, precision: str) -> bool:
+        return key in measured and passes(measured[key], precision)
+
+    def psnr(key: str) -> str:
+        return f"{measured[key].psnr_db:.1f} dB"
+
+    if model_precision == "int8" or int8_requested:
+        # INT8 asked for: OpenVINO runs the QDQ graph with VNNI/AMX kernels; ORT's QLinearConv also uses
+        # VNNI, and is what remains without OpenVINO.
+        if have_ov and features.int8_dot:
+            return CpuChoice(OPENVINO, "int8", "INT8 model; the CPU has INT8 dot-product instructions")
+        if have_ort:
+            return CpuChoice(ONNXRUNTIME_CPU, "int8", "INT8 model")
+        return CpuChoice(OPENVINO if have_ov else ONNXRUNTIME_CPU, "int8", "INT8 model")
+    for key in ("openvino:int8", "onnxruntime-cpu:int8"):
+        backend = key.split(":")[0]
+        if backend in available_backends and key in measured and features.int8_dot and (
+            measured[key].psnr_db >= INT8_AUTO_MIN_PSNR_DB and not measured[key].nonfinite_fraction
+        ):
+            return CpuChoice(
+                backend, "int8", f"measured INT8 parity {psnr(key)} >= {INT8_AUTO_MIN_PSNR_DB:.0f} dB"
+            )
+    if model_precision == "fp16":
+        # ONNX Runtime's CPU provider has few FP16 kernels (it inserts casts); OpenVINO reads FP16
+        # weights and computes at its own precision, so the FP16 file runs at FP32/BF16 speed there.
+        if have_ov:
+            return CpuChoice(OPENVINO, "fp16", "FP16 model; OpenVINO computes it at FP32 on the CPU")
+        return CpuChoice(ONNXRUNTIME_CPU, "fp16", "FP16 model; OpenVINO is not installed")
+    if have_ov and features.bf16_native:
+        if ok("openvino:bf16", "bf16"):
+            return CpuChoice(
+                OPENVINO, "bf16", f"native BF16 on this CPU; measured parity {psnr('openvino:bf16')} >= 45 dB"
+            )
+        if "openvino:bf16" in measured:
+            why = f"BF16 parity {psnr('openvino:bf16')} < 45 dB, so FP32"
+        else:
+            why = "BF16 parity not measured, so FP32"
+        return CpuChoice(OPENVINO, "fp32", why)
+    if have_ov:
+        if "openvino:fp32" in measured and not ok("openvino:fp32", "fp32") and have_ort:
+            return CpuChoice(ONNXRUNTIME_CPU, "fp32", "OpenVINO FP32 failed its parity check")
+        return CpuChoice(
+            OPENVINO, "fp32", "no native BF16 on this CPU; OpenVINO FP32 is the fastest exact path"
+        )
+    hint = "; pip install 'esrgan[openvino]' for the faster OpenVINO path" if features.arch in (
+        "x86_64", "AMD64", "aarch64", "arm64"
+    ) else ""
+    return CpuChoice(ONNXRUNTIME_CPU, "fp32", f"OpenVINO is not installed{hint}")

@@ -1,0 +1,90 @@
+"""CPU feature probing and the pure choice of the CPU backend (features injected, no real probe)."""
+
+from __future__ import annotations
+
+import pytest
+
+from esrgan.parity import Parity
+from esrgan.runtime.cpu_features import (
+    ONNXRUNTIME_CPU,
+    OPENVINO,
+    CpuFeatures,
+    choose_cpu_backend,
+    parse_cpuinfo,
+    probe_cpu_features,
+)
+
+EPYC = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx2 fma avx512f avx512_bf16 avx512_vnni\n" \
+       "processor\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx2 fma avx512f avx512_bf16 avx512_vnni\n"
+SAPPHIRE = CpuFeatures("Intel Xeon Platinum 8480+", "x86_64", 4,
+                       frozenset({"avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8"}))
+CASCADE = CpuFeatures("Intel Xeon Gold 6248", "x86_64", 4, frozenset({"avx2", "avx512f", "avx512_vnni"}))
+OLD = CpuFeatures("Intel Core i5", "x86_64", 4, frozenset({"avx2", "fma"}))
+BOTH = (OPENVINO, ONNXRUNTIME_CPU)
+GOOD_BF16 = {"openvino:bf16": Parity(3e-3, 4e-4, 53.1, 0.0)}
+BAD_BF16 = {"openvino:bf16": Parity(2e-1, 1e-2, 38.0, 0.0)}
+
+
+def test_parse_cpuinfo_reads_model_flags_and_cores():
+    f = parse_cpuinfo(EPYC, arch="x86_64")
+    assert f.model == "AMD EPYC" and f.cores == 2
+    assert f.bf16_native and f.int8_dot
+    assert f.relevant_flags() == ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"]
+
+
+def test_arm_features_line_is_read():
+    f = parse_cpuinfo("processor : 0\nFeatures : fp asimd asimddp bf16 i8mm\n", arch="aarch64")
+    assert f.bf16_native and f.int8_dot
+
+
+def test_probe_without_cpuinfo_gives_no_flags(tmp_path):
+    f = probe_cpu_features(str(tmp_path / "missing"))
+    assert f.flags == frozenset() and not f.bf16_native
+
+
+@pytest.mark.parametrize(
+    ("features", "parity", "expected"),
+    [
+        (parse_cpuinfo(EPYC, "x86_64"), GOOD_BF16, (OPENVINO, "bf16")),
+        (SAPPHIRE, GOOD_BF16, (OPENVINO, "bf16")),
+        (SAPPHIRE, BAD_BF16, (OPENVINO, "fp32")),  # BF16 too far from FP32 for this model
+        (SAPPHIRE, {}, (OPENVINO, "fp32")),  # not measured: never picked blind
+        (CASCADE, GOOD_BF16, (OPENVINO, "fp32")),  # VNNI but no native BF16: emulated BF16 is slow
+        (OLD, {}, (OPENVINO, "fp32")),
+    ],
+)
+def test_fp32_model_choice_follows_features_and_parity(features, parity, expected):
+    choice = choose_cpu_backend(features, BOTH, "fp32", parity)
+    assert (choice.backend, choice.precision) == expected
+    assert "\n" not in choice.describe() and choice.reason
+
+
+def test_without_openvino_onnxruntime_runs_and_says_how_to_get_faster():
+    choice = choose_cpu_backend(SAPPHIRE, [ONNXRUNTIME_CPU], "fp32", GOOD_BF16)
+    assert (choice.backend, choice.precision) == (ONNXRUNTIME_CPU, "fp32")
+    assert "esrgan[openvino]" in choice.reason
+    assert choice.backend_options() == {}
+
+
+def test_int8_file_is_run_as_int8_by_the_engine_the_cpu_suits():
+    assert choose_cpu_backend(CASCADE, BOTH, "int8").backend == OPENVINO
+    assert choose_cpu_backend(OLD, BOTH, "int8").backend == ONNXRUNTIME_CPU
+    assert choose_cpu_backend(OLD, [OPENVINO], "int8").precision == "int8"
+
+
+def test_int8_is_used_unasked_only_above_the_stated_threshold():
+    good = {**GOOD_BF16, "openvino:int8": Parity(1e-2, 1e-3, 46.0, 0.0)}
+    fair = {**GOOD_BF16, "openvino:int8": Parity(5e-2, 3e-3, 41.0, 0.0)}
+    assert choose_cpu_backend(SAPPHIRE, BOTH, "fp32", good).precision == "int8"
+    assert choose_cpu_backend(SAPPHIRE, BOTH, "fp32", fair).precision == "bf16"
+    assert choose_cpu_backend(SAPPHIRE, BOTH, "fp32", fair, int8_requested=True).precision == "int8"
+
+
+def test_fp16_file_goes_to_openvino_which_computes_it_in_fp32():
+    choice = choose_cpu_backend(SAPPHIRE, BOTH, "fp16", GOOD_BF16)
+    assert choice.backend == OPENVINO and choice.backend_options() == {"precision": "fp32"}
+
+
+def test_openvino_fp32_failing_parity_falls_back_to_onnxruntime():
+    bad = {"openvino:fp32": Parity(1e-2, 1e-3, 60.0, 0.0)}
+    assert choose_cpu_backend(OLD, BOTH, "fp32", bad).backend == ONNXRUNTIME_CPU
