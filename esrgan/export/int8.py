@@ -5,12 +5,11 @@ Uses ONNX Runtime's ``quantize_static`` (QDQ format, per-channel weights), which
 
 Choices, measured on the paper-size x4 RRDBNet (benchmarks/reports/cpu/report.md, "INT8 sweep"):
 * Some convolutions stay FP32 (``keep_fp32``): the first conv sees raw pixels, and the upsampling
-  convs, ``conv_hr`` and ``conv_last`` run at 4x/16x the trunk's pixel count on the image's own
-  scale, so their rounding lands directly in the output; the 23 RRDBs (>= 90 % of the MACs) sit inside
-  a residual branch scaled by 0.2 and tolerate INT8. Keeping the tail FP32 costs little speed because
-  most of the time is in the trunk... except that the tail is also where 4x/16x pixels are, so the
-  report gives the speed/quality figure of each option.
-* The calibration method (MinMax, Entropy, Percentile) is chosen by the same sweep.
+  convs, ``conv_hr`` and ``conv_last`` write the output pixels directly, so their rounding is not
+  damped by any residual branch; the 23 RRDBs (~94 % of the multiply-adds) sit inside residual
+  branches scaled by 0.2 and tolerate INT8 best. The sweep gives the quality and speed of each option.
+* Calibration: MinMax (default) vs Percentile, by the same sweep. Activations are asymmetric uint8
+  (LeakyReLU outputs are mostly positive), weights symmetric int8 per output channel.
 The parity figure (PSNR etc. vs the FP32 model on held-out photographs) goes into ``esrgan.parity``
 so that the runtime and users see how faithful the file is; the file is written atomically.
 """
@@ -157,6 +156,7 @@ def quantize_int8(
     method: str = "minmax",
     keep_fp32: Sequence[str] = DEFAULT_KEEP_FP32,
     crop: int = 64,
+    eval_crop: int = 64,
     crops_per_image: int = 4,
     max_crops: int = 32,
     held_out_dir: str | os.PathLike[str] | None = None,
@@ -167,7 +167,7 @@ def quantize_int8(
 
     ``calib_dir``: real photographs; crops of ``crop`` px calibrate the activation ranges. Parity is
     measured on ``held_out_dir`` when given, else on every 4th image of ``calib_dir``, which is then
-    not used for calibration. ``keep_fp32``: weight-name prefixes of the convs left in FP32.
+    not used for calibration (two ``eval_crop`` px tiles per image). ``keep_fp32``: weight-name prefixes of the convs left in FP32.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -185,7 +185,7 @@ def quantize_int8(
     else:
         calib_files, held_files = split_held_out(files)
     crops = list(image_crops(calib_files, crop, crops_per_image))[:max_crops]
-    held_tiles = list(image_crops(held_files, crop, 2))
+    held_tiles = list(image_crops(held_files, eval_crop, 2))
     import onnx
 
     proto = onnx.load(str(src))
@@ -207,9 +207,9 @@ def quantize_int8(
             weight_type=QuantType.QInt8, nodes_to_exclude=kept,
             calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                               "percentile": CalibrationMethod.Percentile}[method],
-            extra_options={"ActivationSymmetric": activation_type == "int8", "WeightSymmetric": True,
-                           # MinMax reduces ranges every 4 crops instead of holding all outputs in memory
-                           "CalibMaxIntermediateOutputs": 4},
+            # Not CalibMaxIntermediateOutputs: ONNX Runtime 1.32 drops (does not reduce) the outputs
+            # collected so far when that count is reached. Memory is bounded by crop size and count instead.
+            extra_options={"ActivationSymmetric": activation_type == "int8", "WeightSymmetric": True},
         )
         parity = measure_int8_parity(src, raw, held_tiles, threads)
         report = Int8Report(method, len(crops), tuple(str(f) for f in held_files), tuple(kept), parity)

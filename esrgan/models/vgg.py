@@ -91,6 +91,9 @@ def _load_features(features: nn.Sequential, path: Path) -> None:
 class VGGFeatureExtractor(nn.Module):
     """Frozen VGG19 conv5_4 pre-activation features of ImageNet-normalised [0, 1] images."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, weights: str | os.PathLike[str] | None = AUTO, num_layers: int = CONV5_4_PRE_RELU) -> None:
         super().__init__()
         path = resolve_weights(weights)

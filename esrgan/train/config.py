@@ -8,7 +8,6 @@ line naming the key (a typo must not silently fall back to a default).
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -277,8 +276,3 @@ def resolve_config(
     config = replace(TrainConfig(), **{k: _coerce(k, v, "config") for k, v in values.items()})
     return config.validate()
 
-
-def config_from_dict(values: dict[str, Any]) -> TrainConfig:
-    """Rebuild a config saved with :meth:`TrainConfig.to_dict` (e.g. from a state file)."""
-    known = {k: v for k, v in values.items() if k in FIELD_NAMES}
-    return dataclasses.replace(TrainConfig(), **known)

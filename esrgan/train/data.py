@@ -45,8 +45,8 @@ def load_rgb(path: Path) -> np.ndarray:
     with Image.open(path) as img:
         img.load()
         if img.mode in ("I;16", "I;16B", "I"):  # 16-bit grey: scale to 8 bits before RGB
-            arr = np.asarray(img, dtype=np.float64)
-            img = Image.fromarray(np.clip(arr / 257.0, 0, 255).astype(np.uint8))
+            grey = np.clip(np.asarray(img, dtype=np.float64) / 257.0, 0, 255).astype(np.uint8)
+            return np.stack([grey] * 3, axis=-1)
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 

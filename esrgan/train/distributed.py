@@ -65,15 +65,6 @@ def average_gradients(info: DistInfo, module: torch.nn.Module) -> None:
             p.grad.div_(info.world)
 
 
-def broadcast_flag(info: DistInfo, flag: bool) -> bool:
-    """True on every rank if it is True on rank 0."""
-    if not info.enabled:
-        return flag
-    t = torch.tensor([1 if flag else 0])
-    dist.broadcast(t, src=0)
-    return bool(t.item())
-
-
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -55,6 +55,7 @@ def plot_log(log_path: str | Path, png_path: str | Path) -> Path | None:
 
     stages = [s for s in ("psnr", "gan") if any(r.get("stage") == s for r in records)]
     fig, axes = plt.subplots(2, len(stages), figsize=(6 * len(stages), 7), squeeze=False)
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.07, top=0.95, hspace=0.3, wspace=0.25)
     for col, stage in enumerate(stages):
         train = [r for r in records if r.get("stage") == stage and r.get("kind") == "train"]
         val = [r for r in records if r.get("stage") == stage and r.get("kind") == "val"]
@@ -72,11 +73,10 @@ def plot_log(log_path: str | Path, png_path: str | Path) -> Path | None:
         if val:
             its = [r["iter"] for r in val]
             ax.plot(its, [r["psnr_y"] for r in val], "o-", label="model")
-            ax.plot(its, [r["bicubic_psnr_y"] for r in val], "--", label="bicubic")
+            ax.plot(its, [r["bicubic_psnr_y"] for r in val], "s--", label="bicubic")
             ax.legend(fontsize=8)
         ax.set_title(f"{stage} stage: validation PSNR-Y (dB)")
         ax.set_xlabel("iteration")
-    fig.tight_layout()
     dest = Path(png_path)
     with write_atomic(dest) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

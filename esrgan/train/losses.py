@@ -22,29 +22,24 @@ def l1_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(output, target)
 
 
-def _relativistic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """C(a) - E_batch[C(b)]: logits of 'a is more realistic than the average b'."""
-    return a - b.mean(dim=0, keepdim=True)
+def _ragan(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float) -> torch.Tensor:
+    """½[BCE(C(x_r) - E[C(x_f)], real_label) + BCE(C(x_f) - E[C(x_r)], 1 - real_label)]."""
+    real_rel = real_logits - fake_logits.mean(dim=0, keepdim=True)
+    fake_rel = fake_logits - real_logits.mean(dim=0, keepdim=True)
+    return 0.5 * (
+        F.binary_cross_entropy_with_logits(real_rel, torch.full_like(real_rel, real_label))
+        + F.binary_cross_entropy_with_logits(fake_rel, torch.full_like(fake_rel, 1.0 - real_label))
+    )
 
 
 def ragan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """½[BCE(C(x_r) - E[C(x_f)], 1) + BCE(C(x_f) - E[C(x_r)], 0)]."""
-    real_rel = _relativistic(real_logits, fake_logits)
-    fake_rel = _relativistic(fake_logits, real_logits)
-    return 0.5 * (
-        F.binary_cross_entropy_with_logits(real_rel, torch.ones_like(real_rel))
-        + F.binary_cross_entropy_with_logits(fake_rel, torch.zeros_like(fake_rel))
-    )
+    return _ragan(real_logits, fake_logits, real_label=1.0)
 
 
 def ragan_g_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """½[BCE(C(x_r) - E[C(x_f)], 0) + BCE(C(x_f) - E[C(x_r)], 1)]: the labels swapped."""
-    real_rel = _relativistic(real_logits, fake_logits)
-    fake_rel = _relativistic(fake_logits, real_logits)
-    return 0.5 * (
-        F.binary_cross_entropy_with_logits(real_rel, torch.zeros_like(real_rel))
-        + F.binary_cross_entropy_with_logits(fake_rel, torch.ones_like(fake_rel))
-    )
+    return _ragan(real_logits, fake_logits, real_label=0.0)
 
 
 class PerceptualLoss(nn.Module):

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from esrgan.atomic import write_text_atomic
 from esrgan.errors import ConfigError, TrainingError, UsageError
-from esrgan.models.build import build_generator
+from esrgan.models.build import build_generator, spec_of
 from esrgan.models.checkpoints import load_generator, save_generator
 from esrgan.train import losses
 from esrgan.train.config import TrainConfig
@@ -48,6 +48,7 @@ log = logging.getLogger("esrgan.train")
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "log.jsonl"
 PLOT_FILE = "training.png"
+PLOT_INTERVAL_S = 120.0  # re-plot at a validation at most this often (always at the end of a stage)
 
 
 @dataclass
@@ -103,6 +104,7 @@ class StageRun:
         self.state_file = state_path(self.out, stage)
         self.weights_file = weights_path(self.out, stage)
         self.last_val: ValResult | None = None
+        self.last_plot = time.monotonic()
         seed_everything(config.seed + (0 if stage == "psnr" else 1))
         self.g = build_generator(config.spec).to(device)
         if stage == "gan":
@@ -138,9 +140,9 @@ class StageRun:
                 "run --stage psnr first (same --output) or pass --init PSNR.safetensors"
             )
         model = load_generator(src)
-        if model.spec != self.config.spec:  # type: ignore[attr-defined]
+        if spec_of(model) != self.config.spec:
             raise ConfigError(
-                f"{src} is a {model.spec.describe()} generator but the config asks for "  # type: ignore[attr-defined]
+                f"{src} is a {spec_of(model).describe()} generator but the config asks for "
                 f"{self.config.spec.describe()}"
             )
         self.g.load_state_dict(model.state_dict())
@@ -263,7 +265,9 @@ class StageRun:
             f"[{self.stage} {iteration}] validation PSNR-Y {result.psnr:.3f} dB (bicubic {result.bicubic_psnr:.3f}), "
             f"SSIM-Y {result.ssim:.4f} (bicubic {result.bicubic_ssim:.4f})"
         )
-        plot_log(self.out / LOG_FILE, self.out / PLOT_FILE)
+        if time.monotonic() - self.last_plot > PLOT_INTERVAL_S:
+            plot_log(self.out / LOG_FILE, self.out / PLOT_FILE)
+            self.last_plot = time.monotonic()
 
     def save(self, iteration: int) -> None:
         if self.info.is_main:
@@ -281,12 +285,25 @@ class StageRun:
         barrier(self.info)
         return self.weights_file
 
+    def _after_step(self, iteration: int, values: dict[str, float], elapsed: float) -> None:
+        """Log, validate and save on their schedules (always at the stage's last iteration)."""
+        cfg, last = self.config, iteration == self.iters
+        if self.info.is_main and (iteration % cfg.log_every == 0 or last):
+            append_log(self.out / LOG_FILE, {
+                "stage": self.stage, "kind": "train", "iter": iteration, "lr": self.opt_g.param_groups[0]["lr"],
+                "elapsed_s": round(elapsed, 2), **{f"loss_{k}": v for k, v in values.items()},
+            })
+        if iteration % cfg.val_every == 0 or last:
+            self.validate(iteration)
+        if iteration % cfg.save_every == 0 or last:
+            self.save(iteration)
+
     # ---- the loop ------------------------------------------------------------------------------
     def run(self) -> Path:
         cfg = self.config
         step = self.psnr_step if self.stage == "psnr" else self.gan_step
         if self.start_iter >= self.iters:
-            return self.weights_file if self.weights_file.exists() else self.write_weights()
+            return self.write_weights()  # a finished stage: (re)write its EMA weights from the state
         stream = batches(
             self.dataset, batch_size=cfg.batch_size, start_iter=self.start_iter, rank=self.info.rank,
             world=self.info.world, workers=cfg.workers, pin_memory=self.device.type == "cuda",
@@ -299,28 +316,20 @@ class StageRun:
             disable=not self.info.is_main, dynamic_ncols=True,
         )
         started = time.monotonic()
-        for iteration in range(self.start_iter + 1, self.iters + 1):
-            lr_img, hr_img = next(stream)
-            lr_img = lr_img.to(self.device, non_blocking=True)
-            hr_img = hr_img.to(self.device, non_blocking=True)
-            values = step(iteration, lr_img, hr_img)
-            self.ema.update(self.g)
-            self.sched_g.step()
-            if self.d is not None:
-                self.sched_d.step()
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-            if self.info.is_main and (iteration % cfg.log_every == 0 or iteration == self.iters):
-                append_log(self.out / LOG_FILE, {
-                    "stage": self.stage, "kind": "train", "iter": iteration,
-                    "lr": self.opt_g.param_groups[0]["lr"], "elapsed_s": round(time.monotonic() - started, 2),
-                    **{f"loss_{k}": v for k, v in values.items()},
-                })
-            if iteration % cfg.val_every == 0 or iteration == self.iters:
-                self.validate(iteration)
-            if iteration % cfg.save_every == 0 or iteration == self.iters:
-                self.save(iteration)
-        bar.close()
+        try:
+            for iteration in range(self.start_iter + 1, self.iters + 1):
+                lr_img, hr_img = next(stream)
+                values = step(iteration, lr_img.to(self.device, non_blocking=True),
+                              hr_img.to(self.device, non_blocking=True))
+                self.ema.update(self.g)
+                self.sched_g.step()
+                if self.d is not None:
+                    self.sched_d.step()
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+                self._after_step(iteration, values, time.monotonic() - started)
+        finally:
+            bar.close()  # ends the bar's line, so an error message starts on its own line
         return self.write_weights()
 
 

@@ -108,10 +108,10 @@ def test_trt_path_with_fake_tensorrt(ckpts, tmp_path, monkeypatch):
         engine_path.write_bytes(b"engine")
         return engine_path
 
-    fake = types.ModuleType("esrgan.tensorrt_engine")
-    fake.availability = lambda: None
-    fake.build_engine = build_engine
-    monkeypatch.setitem(sys.modules, "esrgan.tensorrt_engine", fake)
+    from esrgan import tensorrt_engine
+
+    monkeypatch.setattr(tensorrt_engine, "availability", lambda: None)
+    monkeypatch.setattr(tensorrt_engine, "build_engine", build_engine)
     import onnxruntime as ort
 
     def runner(engine_path):  # the engine stands in for the FP16 ONNX it was built from

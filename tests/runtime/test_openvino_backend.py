@@ -117,3 +117,34 @@ def test_bad_arguments_and_files(tiny_onnx, tmp_path):
     junk.write_bytes(b"not a model")
     with pytest.raises(ModelError):
         _ov(junk, tmp_path)
+
+
+def test_split_model_chain_equals_the_whole_model_in_fp32(tiny_onnx):
+    import openvino as ov
+
+    from esrgan.runtime.backends.openvino_split import split_head_trunk_tail
+
+    core = ov.Core()
+    split = split_head_trunk_tail(lambda: core.read_model(str(tiny_onnx)))
+    assert split is not None
+    x = photo_batch(size=20)
+    whole = core.compile_model(str(tiny_onnx), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    ref = whole.create_infer_request().infer({0: x})[0]
+    y = x
+    for part in (split.head, split.trunk, split.tail):
+        y = core.compile_model(part, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).create_infer_request().infer({0: y})[0]
+    assert y.shape == ref.shape == (1, 3, 80, 80)
+    assert np.abs(y - ref).max() <= 1e-5
+
+
+def test_bf16_with_fp32_ends_is_at_least_as_close_as_all_bf16(tiny_onnx, tmp_path):
+    x = photo_batch("coffee", size=32, y=150, x=250)
+    ref = _ov(tiny_onnx, tmp_path, precision="fp32", mode="latency").run(x)
+    mixed = _ov(tiny_onnx, tmp_path, precision="bf16", mode="latency")
+    whole = _ov(tiny_onnx, tmp_path, precision="bf16", mode="latency", bf16_fp32_ends=False)
+    assert mixed.info.extra["bf16_layers"].startswith("trunk")
+    assert whole.info.extra["bf16_layers"] == "all"
+    p_mixed, p_whole = compare(ref, mixed.run(x)), compare(ref, whole.run(x))
+    assert passes(p_mixed, "bf16")
+    if probe_cpu_features().bf16_native:
+        assert p_mixed.psnr_db >= p_whole.psnr_db - 0.5

@@ -3,13 +3,14 @@
 Torch-free. Reads our ONNX files directly (OpenVINO's ONNX frontend keeps the ``esrgan.*`` metadata in
 the model's ``framework`` rt_info), compiles for the CPU with a compiled-model cache on disk
 (OpenVINO's ``CACHE_DIR``: a second start loads the compiled blob instead of compiling), and runs a
-batch of tiles either as one request or as one async request per tile over several CPU streams.
+batch of tiles either as one request or one request per tile, several in flight over CPU streams.
 
 Why these settings (measured in benchmarks/reports/cpu/report.md):
 * ``INFERENCE_PRECISION_HINT``: OpenVINO's CPU plugin already defaults to BF16 on CPUs with AVX-512
   BF16/AMX, so we always set it explicitly, so that ``fp32`` really is FP32 and ``auto`` is stated.
 * Performance hint: ``THROUGHPUT`` makes the plugin split the cores into streams (on 2 cores: 2
-  streams x 1 thread); a batch of N tiles is then sent as N async requests, several tiles in flight.
+  streams x 1 thread); a batch of N tiles is then run as N requests from a small thread pool (one
+  request chain per stream; ``infer`` releases the GIL), several tiles in flight.
   For a single tile that would leave cores idle, so a 1-tile batch uses the ``LATENCY``-compiled
   model (all threads on one request). Both compiled models come from the same cache.
 """
@@ -17,6 +18,8 @@ Why these settings (measured in benchmarks/reports/cpu/report.md):
 from __future__ import annotations
 
 import os
+import queue
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -77,10 +80,13 @@ class OpenVinoBackend(Backend):
     """An ONNX model compiled by OpenVINO for the CPU.
 
     ``precision``: ``auto`` (BF16 where the CPU has native BF16, else FP32), ``fp32`` or ``bf16``.
-    ``threads``: CPU threads in all (None: all cores). ``mode``: ``throughput`` (several tiles of a
-    batch in flight over CPU streams) or ``latency`` (a batch is one request). ``streams``: override
-    the number of streams in throughput mode. ``cache_dir``: compiled-model cache (None: the default
-    cache folder; "" disables it). ``cpu_features``: an injected ``CpuFeatures`` (tests).
+    ``bf16_fp32_ends``: under BF16, run the first conv and the upsampling tail in FP32 and only the RRDB
+    trunk in BF16 (see openvino_split; ~6 % slower than all-BF16 on the paper model, much closer to
+    FP32); False runs everything in BF16. ``threads``: CPU threads in all (None: all cores).
+    ``mode``: ``throughput`` (the tiles of a batch in flight over CPU streams) or ``latency`` (a batch
+    is one request). ``streams``: override the number of streams in throughput mode. ``cache_dir``:
+    compiled-model cache (None: the default cache folder; "" disables it). ``cpu_features``: an injected
+    ``CpuFeatures`` (tests).
     """
 
     def __init__(
@@ -92,6 +98,7 @@ class OpenVinoBackend(Backend):
         *,
         mode: str = "throughput",
         streams: int | None = None,
+        bf16_fp32_ends: bool = True,
         cpu_features: object | None = None,
     ) -> None:
         ov = import_openvino()
@@ -108,41 +115,44 @@ class OpenVinoBackend(Backend):
             cache.mkdir(parents=True, exist_ok=True)
             self.core.set_property({"CACHE_DIR": str(cache)})
         self.cache_dir = cache
-        try:
-            model = self.core.read_model(str(src))
-        except Exception as exc:
-            raise ModelError(f"{src}: OpenVINO cannot read it ({_first_line(exc)})") from None
+        self._src = src
+        model = self._read()
         meta = parse_metadata(openvino_metadata(model), str(src))
         if cpu_features is None:
             from esrgan.runtime.cpu_features import probe_cpu_features
 
             cpu_features = probe_cpu_features()
+        file_precision = meta.raw.get(PRECISION, "fp32")
         self.precision = resolve_precision(precision, bool(getattr(cpu_features, "bf16_native", False)),
-                                           meta.precision)
+                                           file_precision)
         self.scale = meta.scale
         shape = model.inputs[0].get_partial_shape()
         self.in_channels = shape[1].get_length() if shape[1].is_static else 3
         self.mode = mode
-        config = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[self.precision]}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
-        self._model, self._config, self._src = model, config, src
-        self.latency_model = None
-        self.request = None
-        self.queue = None
+        # (model, precision) stages run in order; one stage unless BF16 keeps the ends in FP32.
+        self._stages = [(model, self.precision)]
+        layout = "all"
+        if self.precision == "bf16" and bf16_fp32_ends and file_precision == "fp32":
+            from esrgan.runtime.backends.openvino_split import split_head_trunk_tail
+
+            split = split_head_trunk_tail(self._read)
+            if split is not None:
+                self._stages = [(split.head, "fp32"), (split.trunk, "bf16"), (split.tail, "fp32")]
+                layout = "trunk (first conv and upsampling tail in FP32)"
+        self._threads = int(threads) if threads else None
+        self._latency: list | None = None  # one request per stage, compiled for latency
+        self._pool: queue.SimpleQueue | None = None  # throughput: free request chains, one per stream
+        self._executor: ThreadPoolExecutor | None = None
         nstreams = 1
         if mode == "latency":
-            self._compile_latency()
-            compiled = self.latency_model
+            compiled = self._compile_latency()
         else:
-            tconf = {**config, "PERFORMANCE_HINT": "THROUGHPUT"}
-            if streams:
-                tconf["NUM_STREAMS"] = int(streams)
-            compiled = self._compile(tconf)
-            nreq = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-            nstreams = int(compiled.get_property("NUM_STREAMS"))
-            self.queue = ov.AsyncInferQueue(compiled, max(nreq, 1))
-        file_precision = meta.raw.get(PRECISION, "fp32")
+            compiled = [self._compile(m, p, "THROUGHPUT", streams) for m, p in self._stages]
+            nstreams = int(compiled[0].get_property("NUM_STREAMS"))
+            self._pool = queue.SimpleQueue()
+            for _ in range(max(nstreams, 1)):
+                self._pool.put([c.create_infer_request() for c in compiled])
+            self._executor = ThreadPoolExecutor(max_workers=max(nstreams, 1), thread_name_prefix="esrgan-ov")
         self.info = BackendInfo(
             name="openvino",
             precision="int8" if file_precision == "int8" else self.precision,
@@ -150,59 +160,82 @@ class OpenVinoBackend(Backend):
             providers=("OpenVINO CPU " + ov.__version__.split("-")[0],),
             extra={
                 "inference_precision": self.precision,
+                "bf16_layers": layout if self.precision == "bf16" else "none",
                 "file_precision": file_precision,
                 "mode": mode,
                 "streams": str(nstreams),
                 "cache_dir": str(cache) if cache else "",
-                "loaded_from_cache": str(_loaded_from_cache(compiled)).lower(),
+                "loaded_from_cache": str(all(_loaded_from_cache(c) for c in compiled)).lower(),
             },
         )
 
-    def _compile(self, config: dict):
+    def _read(self):  # -> ov.Model
         try:
-            return self.core.compile_model(self._model, "CPU", config)
+            return self.core.read_model(str(self._src))
+        except Exception as exc:
+            raise ModelError(f"{self._src}: OpenVINO cannot read it ({_first_line(exc)})") from None
+
+    def _compile(self, model: object, precision: str, hint: str, streams: int | None = None):
+        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[precision], "PERFORMANCE_HINT": hint}
+        if self._threads:
+            config["INFERENCE_NUM_THREADS"] = self._threads
+        if streams and hint == "THROUGHPUT":
+            config["NUM_STREAMS"] = int(streams)
+        try:
+            return self.core.compile_model(model, "CPU", config)
         except Exception as exc:
             raise ModelError(f"{self._src}: OpenVINO cannot compile it for the CPU ({_first_line(exc)})") from None
 
-    def _compile_latency(self) -> None:
-        """The model compiled for one request on all threads (for 1-tile batches); made on first use."""
-        self.latency_model = self._compile({**self._config, "PERFORMANCE_HINT": "LATENCY"})
-        self.request = self.latency_model.create_infer_request()
+    def _compile_latency(self) -> list:
+        """The stages compiled for one request on all threads (for 1-tile batches); made on first use."""
+        compiled = [self._compile(m, p, "LATENCY") for m, p in self._stages]
+        self._latency = [c.create_infer_request() for c in compiled]
+        return compiled
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
         if x.ndim != 4:
             raise BackendError(f"expected an NCHW batch, got shape {x.shape}")
-        if self.request is None and (self.queue is None or x.shape[0] == 1):
+        in_flight = self._pool is not None and x.shape[0] > 1
+        if self._latency is None and not in_flight:
             self._compile_latency()
         try:
-            if self.queue is None or x.shape[0] == 1:
-                return np.array(self.request.infer({0: x})[0], copy=True)
-            return self._run_async(x)
+            if not in_flight:
+                return _run_chain(self._latency, x)  # type: ignore[arg-type]
+            return self._run_in_flight(x)
         except MemoryError:
             raise OutOfMemoryError(f"OpenVINO ran out of memory on a {x.shape} batch") from None
         except Exception as exc:
             raise BackendError(f"OpenVINO failed on a {x.shape} batch: {_first_line(exc)}") from None
 
-    def _run_async(self, x: np.ndarray) -> np.ndarray:
-        """One request per tile, as many in flight as the CPU streams take; outputs in input order."""
-        outs: list[np.ndarray | None] = [None] * x.shape[0]
+    def _run_in_flight(self, x: np.ndarray) -> np.ndarray:
+        """One tile per free request chain, as many in flight as there are CPU streams; input order kept."""
+        assert self._pool is not None and self._executor is not None
+        pool = self._pool
 
-        def done(request, index: int) -> None:
-            outs[index] = np.array(request.get_output_tensor(0).data, copy=True)
+        def one(tile: np.ndarray) -> np.ndarray:
+            chain = pool.get()
+            try:
+                return _run_chain(chain, tile)
+            finally:
+                pool.put(chain)
 
-        assert self.queue is not None
-        self.queue.set_callback(done)
-        for i in range(x.shape[0]):
-            self.queue.start_async({0: x[i : i + 1]}, i)
-        self.queue.wait_all()
-        return np.concatenate(outs, axis=0)  # type: ignore[arg-type]
+        return np.concatenate(list(self._executor.map(one, [x[i : i + 1] for i in range(x.shape[0])])), axis=0)
 
     def close(self) -> None:
-        self.queue = None
-        self.request = None
-        self.latency_model = None
-        self._model = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        self._executor = None
+        self._pool = None
+        self._latency = None
+        self._stages = []
+
+
+def _run_chain(requests: list, x: np.ndarray) -> np.ndarray:
+    """Run ``x`` through the stage requests in order (infer() releases the GIL while it computes)."""
+    for request in requests:
+        x = request.infer({0: x})[0]
+    return np.array(x, copy=True)
 
 
 def _loaded_from_cache(compiled: object) -> bool:
