@@ -88,7 +88,8 @@ def main(
         preset = "paper"
     rows = rowmod.select(keys)  # type: ignore[arg-type]
     click.echo("preparing the model (exported once, then cached)...", err=True)
-    model = prepare_model(checkpoint, preset, fp16="fp16" in rowmod.needed_artifacts(rows), exporter=exporter)
+    needed = rowmod.needed_artifacts(rows)
+    model = prepare_model(checkpoint, preset, fp16="fp16" in needed, exporter=exporter, int8="int8" in needed)
     total = steps_per_case(len(rows), config) * len(config.tiles) * len(config.batches)
     with tqdm(total=total, desc="esrgan-bench", unit="run", dynamic_ncols=True) as bar:
         data = run_benchmark(model, rows, config, progress=bar)
