@@ -1,0 +1,26 @@
+"""Training: ``train(config) -> TrainResult`` and the ``esrgan-train`` command.
+
+Modules: config (dataclass, presets, YAML), imresize (MATLAB bicubic), data (patches), losses, ema,
+validate (PSNR-Y/SSIM-Y), state (resumable checkpoints), logbook (JSONL + plot), distributed (torchrun),
+trainer (the loop), cli. Attributes are imported lazily so ``import esrgan.train`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "TrainConfig": "esrgan.train.config",
+    "resolve_config": "esrgan.train.config",
+    "train": "esrgan.train.trainer",
+    "TrainResult": "esrgan.train.trainer",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'esrgan.train' has no attribute {name!r}")

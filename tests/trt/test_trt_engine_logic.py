@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-from fake_trt import FakeCudart, FakeTensorRT
 
 from esrgan import tensorrt_engine as te
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
+from tests.trt.fake_trt import FakeCudart, FakeTensorRT
 
 
 @pytest.fixture

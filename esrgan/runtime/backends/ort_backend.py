@@ -1,19 +1,73 @@
-"""ONNX Runtime backend (CPU provider; GPU providers are added by the runtime issue)."""
+"""ONNX Runtime backend: one class for the TensorRT, CUDA and CPU execution providers.
+
+ONNX Runtime quietly falls back to the CPU when a GPU provider cannot load (missing CUDA/cuDNN,
+no GPU): the session still works, only 50x slower. ``session.get_providers()`` says what really
+runs, so we compare it with what was asked and warn in one line.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from esrgan.errors import BackendError, DependencyError, ModelError
+from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError
 from esrgan.metadata import parse_metadata
 from esrgan.runtime.backends.base import Backend, BackendInfo
 
+# Registry name -> the ONNX Runtime provider it asks for first.
+PROVIDERS = {
+    "onnxruntime-trt": "TensorrtExecutionProvider",
+    "onnxruntime-cuda": "CUDAExecutionProvider",
+    "onnxruntime-cpu": "CPUExecutionProvider",
+}
+_OOM_MARKERS = ("out of memory", "failed to allocate memory", "cudaerrormemoryallocation", "bad_alloc")
+
+
+def provider_list(kind: str, device_id: int = 0) -> list[str | tuple[str, dict[str, str]]]:
+    """The provider chain for ``kind``: the requested one first, then the ones it may fall back to."""
+    dev = {"device_id": str(device_id)}
+    if kind == "onnxruntime-trt":
+        trt = {**dev, "trt_fp16_enable": "True", "trt_engine_cache_enable": "True"}
+        return [("TensorrtExecutionProvider", trt), ("CUDAExecutionProvider", dev), "CPUExecutionProvider"]
+    if kind == "onnxruntime-cuda":
+        return [("CUDAExecutionProvider", dev), "CPUExecutionProvider"]
+    if kind == "onnxruntime-cpu":
+        return ["CPUExecutionProvider"]
+    raise ValueError(f"unknown ONNX Runtime backend {kind!r}")
+
+
+def fallback_warning(kind: str, running: list[str]) -> str | None:
+    """One line when the provider asked for is not the one running, else None."""
+    wanted = PROVIDERS[kind]
+    if running and running[0] == wanted:
+        return None
+    now = running[0] if running else "nothing"
+    return (
+        f"warning: {kind}: ONNX Runtime could not use {wanted} and runs on {now} instead "
+        "(check the CUDA/TensorRT install, or pass --backend onnxruntime-cpu)"
+    )
+
+
+def is_out_of_memory(message: str) -> bool:
+    low = message.lower()
+    return any(m in low for m in _OOM_MARKERS)
+
 
 class OnnxRuntimeBackend(Backend):
-    def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
+    """An ONNX model in ONNX Runtime, on the provider ``kind`` names."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        threads: int | None = None,
+        *,
+        kind: str = "onnxruntime-cpu",
+        device_id: int = 0,
+        warn: bool = True,
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -21,28 +75,60 @@ class OnnxRuntimeBackend(Backend):
         src = Path(path)
         if not src.is_file():
             raise ModelError(f"{src}: no such model file")
+        if kind not in PROVIDERS:
+            raise ValueError(f"unknown ONNX Runtime backend {kind!r}")
+        available = ort.get_available_providers()
+        if PROVIDERS[kind] not in available:
+            raise DependencyError(
+                f"{kind}: this onnxruntime build has no {PROVIDERS[kind]} (it has {', '.join(available)}); "
+                "install onnxruntime-gpu or choose another --backend"
+            )
         opts = ort.SessionOptions()
         # ORT_ENABLE_ALL adds the NCHWc layout transforms that make the convolutions fast on CPU.
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3  # provider load failures are reported by our own one line
         if threads:
             opts.intra_op_num_threads = threads
+        if kind == "onnxruntime-cpu":
+            # Idle intra-op threads sleep instead of spinning. On a shared or busy CPU (and beside
+            # esrgan-run's decode/encode workers) spinning threads steal the cores the work needs:
+            # paper-size x4 on 2 cores under load, 2 threads took 3.5 s with spinning vs 1.8 s
+            # without (benchmarks/reports/bench/paper_x4/ort_tuning.md); with 1 thread it changes nothing.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(src), opts, providers=provider_list(kind, device_id))
         except Exception as exc:
-            raise ModelError(f"{src}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
+            raise ModelError(f"{src}: ONNX Runtime cannot load it ({_first_line(exc)})") from None
+        running = list(self.session.get_providers())
+        self.fallback_message = fallback_warning(kind, running)
+        if warn and self.fallback_message:
+            print(self.fallback_message, file=sys.stderr)
         meta = parse_metadata(dict(self.session.get_modelmeta().custom_metadata_map), str(src))
         self.scale = meta.scale
+        self.metadata = meta
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
+        self.input_type = inp.type  # "tensor(float)" or "tensor(float16)"
         self.in_channels = int(inp.shape[1]) if isinstance(inp.shape[1], int) else 3
+        device = "cpu" if running[0] == "CPUExecutionProvider" else f"cuda:{device_id}"
         self.info = BackendInfo(
-            name="onnxruntime-cpu", precision=meta.precision, device="cpu",
-            providers=tuple(self.session.get_providers()),
+            name=kind, precision=meta.precision, device=device, providers=tuple(running),
         )
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        dtype = np.float16 if self.input_type == "tensor(float16)" else np.float32
         try:
-            (out,) = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+            (out,) = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=dtype)})
         except Exception as exc:
-            raise BackendError(f"ONNX Runtime failed on a {batch.shape} batch: {str(exc).splitlines()[0]}") from None
-        return out
+            line = _first_line(exc)
+            if is_out_of_memory(line):
+                raise OutOfMemoryError(f"{self.info.name} ran out of memory on a {batch.shape} batch") from None
+            raise BackendError(f"ONNX Runtime failed on a {batch.shape} batch: {line}") from None
+        return out if out.dtype == np.float32 else out.astype(np.float32)
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]

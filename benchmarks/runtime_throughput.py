@@ -1,0 +1,132 @@
+"""End-to-end ``esrgan-run`` folder throughput vs the raw model on the same tiles (ONNX Runtime CPU).
+
+Why: decoding, tiling, stitching and encoding must not starve the model. "Raw" times only
+``backend.run`` on exactly the batches the runtime makes for the folder (tiles prepared beforehand);
+"end to end" is ``Upscaler.upscale_folder`` (what the CLI runs: decode, tile, run, stitch, encode,
+atomic write). Both use one loaded backend; they are interleaved (raw, e2e, raw, e2e, ...) with a
+warm-up, so that the shared machine's load hits both alike, and the ratio of medians is reported.
+
+Run: ``python -m benchmarks.runtime_throughput`` (a few minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from benchmarks.tile_pad_psnr import build_model, cpu_model, export
+from esrgan.runtime import tiling
+from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
+from esrgan.runtime.upscaler import Upscaler
+
+OUT_DIR = Path(__file__).parent / "reports" / "runtime"
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry")
+
+
+def make_folder(folder: Path, size: int) -> list[np.ndarray]:
+    from skimage import data
+
+    arrays = []
+    for i, name in enumerate(PHOTOS):
+        img = getattr(data, name)()
+        img = np.stack([img] * 3, axis=-1) if img.ndim == 2 else img[..., :3]
+        crop = np.ascontiguousarray(img[:size, :size])
+        Image.fromarray(crop).save(folder / f"{i}_{name}.png" if i % 2 == 0 else folder / f"{i}_{name}.jpg")
+        arrays.append(crop.astype(np.float32) / 255.0)
+    return arrays
+
+
+def raw_batches(arrays: list[np.ndarray], tile: int, pad: int, batch: int) -> list[np.ndarray]:
+    """The batches the runtime makes for these images (windows of one image never wait for the next)."""
+    out = []
+    for img in arrays:
+        padded = tiling.pad_image(img, pad)
+        wins = [tiling.extract_window(padded, t) for t in tiling.tile_grid(*img.shape[:2], tile, pad)]
+        out += [np.stack(wins[i : i + batch]) for i in range(0, len(wins), batch)]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", type=int, default=128, help="input crop side")
+    parser.add_argument("--tile", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=OUT_DIR)
+    args = parser.parse_args()
+
+    from esrgan.models.spec import GeneratorSpec
+
+    spec = GeneratorSpec(scale=4, num_feat=32, num_block=6, num_grow_ch=16)
+    pad = tiling.DEFAULT_TILE_PAD
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        onnx = export(build_model(spec, "basicsr"), tmp_path / "small.onnx")
+        import onnx as onnx_lib
+
+        proto = onnx_lib.load(str(onnx))
+        onnx_lib.helper.set_model_props(proto, {"esrgan.scale": "4", "esrgan.spec": spec.to_json()})
+        onnx_lib.save(proto, str(onnx))
+        src = tmp_path / "in"
+        src.mkdir()
+        arrays = make_folder(src, args.size)
+        backend = OnnxRuntimeBackend(onnx, threads=args.threads)
+        up = Upscaler(backend=backend, tile=args.tile, tile_pad=pad, batch=args.batch, say=None)
+        batches = raw_batches(arrays, args.tile, pad, args.batch)
+
+        def raw() -> float:
+            t0 = time.perf_counter()
+            for b in batches:
+                backend.run(b)
+            return time.perf_counter() - t0
+
+        def e2e(rep: int) -> float:
+            t0 = time.perf_counter()
+            summary = up.upscale_folder(src, tmp_path / f"out{rep}", progress=False)
+            assert summary.written == len(PHOTOS) and not summary.failed
+            return time.perf_counter() - t0
+
+        raw()  # warm-up: ORT builds its kernels for the window shapes
+        e2e(-1)
+        raws, e2es = [], []
+        for rep in range(args.reps):
+            raws.append(raw())
+            e2es.append(e2e(rep))
+            print(f"rep {rep}: raw {raws[-1]:.2f} s, end-to-end {e2es[-1]:.2f} s", flush=True)
+    ratio = statistics.median(raws) / statistics.median(e2es)
+    in_mp = sum(a.shape[0] * a.shape[1] for a in arrays) / 1e6
+    report = {
+        "cpu": cpu_model(), "cores": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "ort_threads": args.threads,
+        "model": spec.describe(), "images": len(PHOTOS), "input_size": args.size, "tile": args.tile, "tile_pad": pad,
+        "batch": args.batch, "tiles": sum(len(b) for b in batches), "raw_seconds": raws, "e2e_seconds": e2es,
+        "raw_input_mp_per_s": in_mp / statistics.median(raws), "e2e_input_mp_per_s": in_mp / statistics.median(e2es),
+        "e2e_over_raw": ratio,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "throughput.json").write_text(json.dumps(report, indent=1))
+    (args.out / "README.md").write_text("\n".join([
+        "# esrgan-run end-to-end vs raw model throughput (ONNX Runtime CPU)", "",
+        f"CPU: {report['cpu']} ({report['cores']} cores, shared; load average at the end "
+        f"{', '.join(f'{x:.1f}' for x in report['load_avg_at_end'])}); ORT threads {args.threads}.",
+        f"Model {spec.describe()} (random weights: speed does not depend on them); {len(PHOTOS)} scikit-image "
+        f"photographs ({args.size}x{args.size} crops, PNG and JPEG), tile {args.tile}, pad {pad}, batch {args.batch}: "
+        f"{report['tiles']} tiles per pass. Method: `benchmarks/runtime_throughput.py`.", "",
+        "| pass | raw model (s) | end to end (s) |", "|---|---|---|",
+        *[f"| {i} | {r:.2f} | {e:.2f} |" for i, (r, e) in enumerate(zip(raws, e2es, strict=True))], "",
+        f"Median raw {report['raw_input_mp_per_s']:.4f} input MP/s, end to end {report['e2e_input_mp_per_s']:.4f} "
+        f"input MP/s: **end to end = {100 * ratio:.1f} % of raw** (target >= 85 %).", "",
+    ]))
+    print(f"end to end / raw = {100 * ratio:.1f} %")
+
+
+if __name__ == "__main__":
+    main()

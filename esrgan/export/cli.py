@@ -1,0 +1,132 @@
+"""``esrgan-export``: checkpoints -> verified ONNX FP32/FP16 (and INT8, TensorRT) artefacts.
+
+    esrgan-export [--psnr CKPT] --gan CKPT [--alpha 0.8] -o OUTDIR [--trt ...]
+    esrgan-export --inspect CKPT
+    esrgan-export --build-engine OUTDIR/model_fp16.onnx [--min-shape ...]   (later, on a GPU machine)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from esrgan.cli_support import EXIT_OK, debug_option, handle_errors
+from esrgan.errors import UsageError
+from esrgan.export.engine import (
+    DEFAULT_MAX,
+    DEFAULT_MIN,
+    DEFAULT_OPT,
+    EngineOptions,
+    format_shape,
+    parse_shape,
+)
+from esrgan.export.onnx_export import DEFAULT_OPSET, EXPORTERS
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--gan", "gan", type=click.Path(dir_okay=False), help="GAN-stage (or only) checkpoint to export.")
+@click.option("--psnr", "psnr", type=click.Path(dir_okay=False),
+              help="PSNR-stage checkpoint: enables network interpolation with --alpha.")
+@click.option("--alpha", type=float, default=None,
+              help="Interpolation weight in [0, 1]: (1-alpha)*PSNR + alpha*GAN. Default 0.8 with --psnr.")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset (>= 17).")
+@click.option("--exporter", type=click.Choice(EXPORTERS), default="dynamo", show_default=True,
+              help="torch.onnx exporter; torchscript is the fallback for opset 17.")
+@click.option("--fp16/--no-fp16", default=True, show_default=True, help="Also write model_fp16.onnx.")
+@click.option("--int8", is_flag=True, help="Also write model_int8.onnx (static quantisation, needs --calib).")
+@click.option("--calib", type=click.Path(exists=True, file_okay=False), help="Folder of calibration images for --int8.")
+@click.option("--trt", is_flag=True, help="Also build a TensorRT FP16 engine (needs TensorRT and a CUDA GPU).")
+@click.option("--build-engine", "build_engine_from", type=click.Path(dir_okay=False),
+              help="Only build a TensorRT engine from this FP16 ONNX file (e.g. on a GPU machine, later).")
+@click.option("--min-shape", default=format_shape(DEFAULT_MIN), show_default=True, help="NxCxHxW")
+@click.option("--opt-shape", default=format_shape(DEFAULT_OPT), show_default=True, help="NxCxHxW")
+@click.option("--max-shape", default=format_shape(DEFAULT_MAX), show_default=True, help="NxCxHxW")
+@click.option("--workspace", type=float, default=4.0, show_default=True, help="TensorRT workspace limit (GiB).")
+@click.option("--builder-opt-level", type=int, default=3, show_default=True, help="TensorRT builder optimisation level 0-5.")
+@click.option("--timing-cache", type=click.Path(dir_okay=False), help="Persistent TensorRT timing cache file.")
+@click.option("--verify/--no-verify", default=True, show_default=True, help="Check every artefact against PyTorch.")
+@click.option("--inspect", "inspect_ckpt", type=click.Path(dir_okay=False),
+              help="Print what the checkpoint contains (format, spec, size) and exit.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@debug_option
+@handle_errors
+def main(
+    gan: str | None, psnr: str | None, alpha: float | None, out_dir: str | None, opset: int, exporter: str,
+    fp16: bool, int8: bool, calib: str | None, trt: bool, build_engine_from: str | None,
+    min_shape: str, opt_shape: str, max_shape: str,
+    workspace: float, builder_opt_level: int, timing_cache: str | None, verify: bool, inspect_ckpt: str | None,
+    quiet: bool,
+) -> None:
+    """Export ESRGAN checkpoints to verified ONNX FP32/FP16 (+ INT8, TensorRT) files."""
+    engine = EngineOptions(parse_shape(min_shape), parse_shape(opt_shape), parse_shape(max_shape), workspace, builder_opt_level,
+                           Path(timing_cache) if timing_cache else None)
+    if inspect_ckpt:
+        from esrgan.models.checkpoints import describe_checkpoint
+
+        click.echo(str(describe_checkpoint(inspect_ckpt)))
+        sys.exit(EXIT_OK)
+    say = _progress(quiet)
+    if build_engine_from:
+        _build_engine_only(build_engine_from, engine, gan, verify, say)
+        sys.exit(EXIT_OK)
+    if not gan or not out_dir:
+        raise UsageError("--gan CKPT and -o OUTDIR are required (or use --inspect / --build-engine)")
+    if int8 != bool(calib):
+        raise UsageError("--int8 and --calib DIR go together")
+    if alpha is None:
+        alpha = 0.8 if psnr else 1.0
+
+    from esrgan.export.pipeline import export_artifacts
+
+    result = export_artifacts(
+        gan, out_dir, psnr_ckpt=psnr, alpha=alpha, fp16=fp16, verify=verify, opset=opset, exporter=exporter,
+        int8_calib=calib if int8 else None, engine=engine if trt else None, progress=say,
+    )
+    for path in result.artifacts():
+        click.echo(str(path))
+    if not verify:
+        click.echo("not verified (--no-verify)", err=True)
+
+
+def _build_engine_only(onnx_path: str, options: EngineOptions, gan: str | None, verify: bool, say) -> None:  # noqa: ANN001
+    from esrgan.export.engine import build_engine
+    from esrgan.export.onnx_metadata import read_metadata
+    from esrgan.metadata import parse_metadata
+
+    info = parse_metadata(read_metadata(onnx_path), onnx_path)
+    if info.precision != "fp16":
+        raise UsageError(f"{onnx_path}: --build-engine needs the FP16 ONNX file (this one is {info.precision})")
+    channels = info.spec.num_in_ch if info.spec else options.min_shape[1]
+    say("building the TensorRT engine (minutes)...")
+    path = build_engine(onnx_path, options.with_channels(channels))
+    click.echo(str(path))
+    ckpt = Path(gan) if gan else Path(onnx_path).with_name("model.safetensors")
+    if verify and ckpt.is_file():
+        from esrgan.export.pipeline import raise_if_failed, verify_engine
+        from esrgan.export.verify import ParityReport
+        from esrgan.models.checkpoints import load_generator
+
+        say(f"verifying {path.name} against {ckpt.name}...")
+        check = verify_engine(load_generator(ckpt), path, None)
+        say(f"  {check.line()}")
+        raise_if_failed(ParityReport([check]), path.parent)
+    elif verify:
+        click.echo(f"engine not verified: no {ckpt.name} next to {onnx_path} (pass --gan CKPT)", err=True)
+
+
+def _progress(quiet: bool):  # noqa: ANN202
+    start = time.perf_counter()
+
+    def say(message: str) -> None:
+        if not quiet:
+            click.echo(f"[{time.perf_counter() - start:6.1f}s] {message}", err=True)
+
+    return say
+
+
+if __name__ == "__main__":
+    main()

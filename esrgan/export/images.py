@@ -1,0 +1,56 @@
+"""Real photographs for verification and FP16 range probing: crops of scikit-image's bundled images.
+
+Parity measured on noise says little about photographs (flat regions, edges and saturated colours
+drive the activations that overflow FP16), and nothing may be downloaded, so the crops come from
+the photographs that ship inside scikit-image (an export dependency).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+# Name, top, left: regions with edges, texture and saturated colour.
+_CROPS = (("astronaut", 40, 160), ("coffee", 120, 200), ("chelsea", 60, 120), ("rocket", 100, 250))
+
+
+def photograph(name: str = "astronaut") -> np.ndarray:
+    """An HxWx3 uint8 photograph from scikit-image's data (grey images are repeated to RGB)."""
+    from skimage import data
+
+    img = getattr(data, name)()
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    return np.ascontiguousarray(img[..., :3])
+
+
+def to_nchw(image: np.ndarray, channels: int = 3) -> np.ndarray:
+    """HxWxC uint8 or NCHW/CHW float -> NCHW float32 in [0, 1] with ``channels`` channels."""
+    arr = np.asarray(image)
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    arr = arr.astype(np.float32)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4:
+        raise ValueError(f"expected an image or an NCHW batch, got shape {arr.shape}")
+    if arr.shape[1] != channels:
+        arr = np.repeat(arr.mean(axis=1, keepdims=True), channels, axis=1) if channels in (1, 3) else arr
+        if channels == 1:
+            arr = arr[:, :1]
+    return np.ascontiguousarray(arr)
+
+
+def photo_crops(sizes: Sequence[tuple[int, int]], channels: int = 3) -> list[np.ndarray]:
+    """One NCHW float32 crop per (height, width), each from a different photograph."""
+    out = []
+    for i, (h, w) in enumerate(sizes):
+        name, top, left = _CROPS[i % len(_CROPS)]
+        img = photograph(name)
+        top, left = min(top, img.shape[0] - h), min(left, img.shape[1] - w)
+        if top < 0 or left < 0:
+            raise ValueError(f"crop {h}x{w} is larger than the photograph {name} {img.shape[:2]}")
+        out.append(to_nchw(img[top : top + h, left : left + w], channels))
+    return out

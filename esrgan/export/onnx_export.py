@@ -1,0 +1,143 @@
+"""PyTorch generator -> FP32 ONNX with dynamic batch, height and width.
+
+Exporter choice (measured with torch 2.14.1, onnx 1.23, see benchmarks/reports/export/report.md):
+- ``dynamo`` (torch.export + onnxscript, torch's default) is the default here. It gives the smaller
+  graph (the onnxscript optimiser runs as part of export), its dynamic dims are symbolic expressions
+  checked by torch.export, and it is where torch.onnx is heading. It only emits opset 18+: asked for
+  opset 17 it exports 18 and down-converts with onnx's version converter, which has no adapter for
+  ``Pad`` (used by the x1/x2 pixel-unshuffle models), so those would silently stay at 18. We check the
+  written opset and refuse instead. Hence the default opset 18.
+- ``torchscript`` (the legacy tracer) exports opset 17 for every arch and is ~30x faster to run; it
+  is the fallback (``--exporter torchscript``) for runtimes that need opset 17.
+
+Both are traced with a non-square example of odd size and batch 2, so neither H == W nor
+N == 1 can be baked into the graph, and the x1/x2 models' pad-and-crop path is exercised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from esrgan import metadata as meta
+from esrgan.errors import ModelError, UsageError
+from esrgan.export.onnx_metadata import base_metadata, save_onnx, set_props
+from esrgan.models.build import spec_of
+
+EXPORTERS = ("dynamo", "torchscript")
+DEFAULT_OPSET = 18
+MIN_OPSET = 17
+# Odd, non-square, batch 2: see the module docstring.
+EXAMPLE_SHAPE = (2, 23, 37)
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    opset: int = DEFAULT_OPSET,
+    exporter: str = "dynamo",
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write ``model`` as a checked FP32 ONNX file with input "input" and output "output" (N, H, W dynamic).
+
+    ``metadata`` entries are added to (and may override) the esrgan.* keys derived from the model.
+    The model is exported in eval mode on the CPU; its training flag is restored afterwards.
+    """
+    if exporter not in EXPORTERS:
+        raise UsageError(f"unknown exporter {exporter!r}; expected one of {', '.join(EXPORTERS)}")
+    if opset < MIN_OPSET:
+        raise UsageError(f"opset {opset} is too old: ESRGAN export needs opset >= {MIN_OPSET}")
+    spec = spec_of(model)
+    n, h, w = EXAMPLE_SHAPE
+    example = torch.rand(n, spec.num_in_ch, h, w, generator=torch.Generator().manual_seed(0))
+    with _eval_on_cpu(model):
+        proto = _export_dynamo(model, example, opset) if exporter == "dynamo" else _export_torchscript(model, example, opset)
+    written = _opset_of(proto)
+    if written != opset:
+        raise UsageError(
+            f"the {exporter} exporter wrote opset {written}, not the requested {opset}, for {spec.describe()} "
+            f"(onnx's version converter cannot down-convert every op); use --exporter torchscript or --opset {written}"
+        )
+    props = base_metadata(spec, "fp32")
+    props.update({meta.EXPORTER: f"torch.onnx {exporter} (torch {torch.__version__})", meta.OPSET: str(written)})
+    props.update(metadata or {})
+    set_props(proto, props)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:  # onnx raises ValidationError / InferenceError
+        raise ModelError(f"exported graph fails onnx.checker: {str(exc).splitlines()[0]}") from None
+    return save_onnx(proto, path)
+
+
+@contextlib.contextmanager
+def _eval_on_cpu(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    first = next(model.parameters())
+    device, dtype = first.device, first.dtype
+    model.eval().to("cpu", torch.float32)
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.to(device, dtype).train(was_training)
+
+
+def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
+    arg_name = _forward_arg_name(model)
+    with _quiet():
+        program = torch.onnx.export(
+            model, (example,), dynamo=True, opset_version=opset, input_names=[meta.INPUT_NAME],
+            output_names=[meta.OUTPUT_NAME], dynamic_shapes={arg_name: dims}, verbose=False, optimize=True,
+        )
+    assert program is not None
+    return program.model_proto
+
+
+def _export_torchscript(model: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+    buf = io.BytesIO()
+    with _quiet():
+        torch.onnx.export(
+            model, (example,), buf,  # type: ignore[arg-type]  # a file object works (torch 2.14)
+            dynamo=False, opset_version=opset, input_names=[meta.INPUT_NAME],
+            output_names=[meta.OUTPUT_NAME], do_constant_folding=True,
+            dynamic_axes={
+                meta.INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                meta.OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"},
+            },
+        )
+    return onnx.load_from_string(buf.getvalue())
+
+
+def _forward_arg_name(model: nn.Module) -> str:
+    import inspect
+
+    params = [p for p in inspect.signature(model.forward).parameters.values() if p.name != "self"]
+    return params[0].name
+
+
+def _opset_of(proto: onnx.ModelProto) -> int:
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """torch.onnx prints progress lines and deprecation/tracer warnings that users cannot act on."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)

@@ -1,0 +1,212 @@
+"""Checkpoints -> verified deployable artefacts: what ``esrgan-export``, the runtime's on-the-fly
+export and the benchmarks all call.
+
+Steps: load (and interpolate) -> model.safetensors -> model.onnx (FP32) -> model_fp16.onnx ->
+model_int8.onnx (when calibration images are given) -> verify each against PyTorch -> record the
+figures in each file's metadata -> optionally a TensorRT engine. Nothing is deleted when a check
+fails: the files stay for inspection and a VerificationError names the artefact and its figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from esrgan import metadata as meta
+from esrgan.errors import DependencyError, UsageError, VerificationError
+from esrgan.export.engine import (
+    EngineOptions,
+    build_command,
+    build_engine,
+    engine_runner,
+    tensorrt_unavailable,
+)
+from esrgan.export.fp16 import convert_to_fp16
+from esrgan.export.interpolate import check_alpha, interpolate_generators
+from esrgan.export.onnx_export import DEFAULT_OPSET, export_onnx
+from esrgan.export.onnx_metadata import file_sha256, update_metadata
+from esrgan.export.verify import ParityReport, check_outputs, torch_reference, verify_images, verify_onnx
+from esrgan.models.build import spec_of
+from esrgan.models.checkpoints import load_generator, save_generator
+from esrgan.models.spec import GeneratorSpec
+
+CHECKPOINT_NAME = "model.safetensors"
+FP32_NAME = "model.onnx"
+FP16_NAME = "model_fp16.onnx"
+INT8_NAME = "model_int8.onnx"
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ExportResult:
+    """Paths of what was written, the parity report and the time each step took (seconds)."""
+
+    out_dir: Path
+    spec: GeneratorSpec
+    alpha: float | None
+    checkpoint: Path
+    onnx_fp32: Path
+    onnx_fp16: Path | None = None
+    onnx_int8: Path | None = None
+    engine: Path | None = None
+    report: ParityReport | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def verified(self) -> bool:
+        return self.report is not None and self.report.passed
+
+    def artifacts(self) -> list[Path]:
+        return [p for p in (self.checkpoint, self.onnx_fp32, self.onnx_fp16, self.onnx_int8, self.engine) if p]
+
+
+def export_artifacts(
+    gan_ckpt: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    psnr_ckpt: str | os.PathLike[str] | None = None,
+    alpha: float = 1.0,
+    fp16: bool = True,
+    verify: bool = True,
+    opset: int = DEFAULT_OPSET,
+    exporter: str = "dynamo",
+    int8_calib: str | os.PathLike[str] | None = None,
+    engine: EngineOptions | None = None,
+    images: Sequence[np.ndarray] | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Write and verify every artefact in ``out_dir``.
+
+    Raises VerificationError (after writing everything) when an artefact fails its check, and
+    DependencyError when ``engine`` is asked for where TensorRT or a GPU is missing (the ONNX
+    files are then already written and verified; the message says how to build the engine later).
+    """
+    say = progress or (lambda _msg: None)
+    out = Path(out_dir)
+    alpha = check_alpha(alpha)
+    if psnr_ckpt is None and alpha != 1.0:
+        raise UsageError("--alpha needs --psnr: interpolation mixes a PSNR and a GAN checkpoint")
+    timings: dict[str, float] = {}
+
+    with _step("load", timings, say, "loading checkpoints"):
+        model, sources = load_models(gan_ckpt, psnr_ckpt, alpha)
+    spec = spec_of(model)
+    used_alpha = alpha if psnr_ckpt is not None else None
+    props = {meta.ALPHA: "" if used_alpha is None else f"{used_alpha:g}", meta.SOURCE_SHA256: json.dumps(sources)}
+
+    with _step("checkpoint", timings, say, f"writing {CHECKPOINT_NAME}"):
+        ckpt = save_generator(model, out / CHECKPOINT_NAME, metadata=props)
+    with _step("onnx_fp32", timings, say, f"exporting {FP32_NAME} ({exporter}, opset {opset})"):
+        fp32 = export_onnx(model, out / FP32_NAME, opset=opset, exporter=exporter, metadata=props)
+    result = ExportResult(out, spec, used_alpha, ckpt, fp32, timings=timings)
+    if fp16:
+        with _step("onnx_fp16", timings, say, f"converting to {FP16_NAME} (probing activations on photographs)"):
+            result.onnx_fp16 = convert_to_fp16(fp32, out / FP16_NAME)
+    if int8_calib is not None:
+        from esrgan.export.int8 import quantize_int8
+
+        with _step("onnx_int8", timings, say, f"quantising to {INT8_NAME} (calibrating on {int8_calib})"):
+            result.onnx_int8 = quantize_int8(fp32, int8_calib, out / INT8_NAME)
+
+    if verify:
+        result.report = verify_artifacts(model, result, images, say, timings)
+        raise_if_failed(result.report, out)
+    if engine is not None:
+        result.engine = _engine_step(model, result, engine, images if verify else None, say, timings)
+    return result
+
+
+def load_models(
+    gan_ckpt: str | os.PathLike[str], psnr_ckpt: str | os.PathLike[str] | None, alpha: float
+) -> tuple[nn.Module, dict[str, str]]:
+    """The model to export (interpolated when a PSNR checkpoint is given) and its sources' sha256."""
+    gan = load_generator(gan_ckpt)
+    sources = {"gan": file_sha256(gan_ckpt)}
+    if psnr_ckpt is None:
+        return gan, sources
+    psnr = load_generator(psnr_ckpt)
+    sources["psnr"] = file_sha256(psnr_ckpt)
+    return interpolate_generators(psnr, gan, alpha), sources
+
+
+def verify_artifacts(
+    model: nn.Module, result: ExportResult, images: Sequence[np.ndarray] | None, say: Progress,
+    timings: dict[str, float],
+) -> ParityReport:
+    """Verify each ONNX artefact and write its figures into its metadata."""
+    report = ParityReport()
+    targets = [(result.onnx_fp32, "fp32"), (result.onnx_fp16, "fp16"), (result.onnx_int8, "int8")]
+    for path, precision in targets:
+        if path is None:
+            continue
+        with _step(f"verify_{precision}", timings, say, f"verifying {path.name} against PyTorch"):
+            checks = verify_onnx(model, path, images, precision)
+        for line in checks.lines():
+            say(f"  {line}")
+        update_metadata(path, {meta.PARITY: json.dumps(checks.figures())})
+        report.extend(checks)
+    return report
+
+
+def raise_if_failed(report: ParityReport, out: Path) -> None:
+    if report.passed:
+        return
+    failed = "; ".join(c.line() for c in report.failures)
+    raise VerificationError(f"verification failed: {failed} (files kept in {out})")
+
+
+def _engine_step(
+    model: nn.Module, result: ExportResult, options: EngineOptions, images: Sequence[np.ndarray] | None,
+    say: Progress, timings: dict[str, float],
+) -> Path:
+    if result.onnx_fp16 is None:
+        raise UsageError("--trt builds the engine from the FP16 ONNX file: drop --no-fp16")
+    options = options.with_channels(result.spec.num_in_ch)
+    reason = tensorrt_unavailable()
+    if reason:
+        state = "written and verified" if result.report is not None else "written (not verified)"
+        raise DependencyError(
+            f"{reason}: the ONNX files in {result.out_dir} are {state}; build the engine later on a machine "
+            f"with TensorRT and a CUDA GPU: {build_command(result.onnx_fp16, options)}"
+        )
+    with _step("engine", timings, say, "building the TensorRT engine (minutes)"):
+        path = build_engine(result.onnx_fp16, options)
+    if result.report is not None:
+        with _step("verify_engine", timings, say, f"verifying {path.name} on the GPU against PyTorch"):
+            check = verify_engine(model, path, images)
+        say(f"  {check.line()}")
+        result.report.checks.append(check)
+        raise_if_failed(result.report, result.out_dir)
+    return path
+
+
+def verify_engine(model: nn.Module, engine_path: Path, images: Sequence[np.ndarray] | None):  # noqa: ANN201
+    """The engine's FP16 output against FP32 PyTorch (PSNR >= 45 dB, no non-finite value)."""
+    from esrgan.export.images import to_nchw
+
+    spec = spec_of(model)
+    inputs = [to_nchw(im, spec.num_in_ch) for im in images] if images else verify_images(spec.num_in_ch)
+    refs = torch_reference(model, inputs)
+    return check_outputs(engine_path.name, "fp16", "tensorrt", inputs, refs, engine_runner(engine_path))
+
+
+class _step:
+    """Announce a step, time it, and store the seconds under ``key``."""
+
+    def __init__(self, key: str, timings: dict[str, float], say: Progress, message: str) -> None:
+        self.key, self.timings, self.say, self.message = key, timings, say, message
+
+    def __enter__(self) -> None:
+        self.say(f"{self.message}...")
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.key] = time.perf_counter() - self.start

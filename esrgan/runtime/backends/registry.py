@@ -1,0 +1,183 @@
+"""Backend names, what ``--backend auto`` picks, and the one ``load_backend`` entry point.
+
+Backends are registered by import path and imported only when chosen, so that e.g. the TensorRT
+or torch backends cost nothing (and need nothing installed) until someone asks for them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from esrgan.errors import BackendError, DependencyError, ModelError, UsageError
+from esrgan.runtime.backends.base import Backend
+
+# name -> "module:Class". The ONNX Runtime names share one class (kind=name).
+BACKENDS = {
+    "tensorrt": "esrgan.runtime.backends.tensorrt_backend:TensorRTBackend",
+    "onnxruntime-trt": "esrgan.runtime.backends.ort_backend:OnnxRuntimeBackend",
+    "onnxruntime-cuda": "esrgan.runtime.backends.ort_backend:OnnxRuntimeBackend",
+    "onnxruntime-cpu": "esrgan.runtime.backends.ort_backend:OnnxRuntimeBackend",
+    "openvino": "esrgan.runtime.backends.openvino_backend:OpenVinoBackend",
+    "torch": "esrgan.runtime.backends.torch_backend:TorchBackend",
+}
+CHOICES = ("auto", *BACKENDS)
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+ONNX_SUFFIXES = (".onnx",)
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt")
+# ``auto`` on an ONNX file: GPU providers first, fastest first; then the CPU path.
+_GPU_ORDER = ("onnxruntime-trt", "onnxruntime-cuda")
+
+
+def model_kind(path: str | os.PathLike[str]) -> str:
+    """"onnx", "engine" or "checkpoint", from the file name."""
+    suffix = Path(path).suffix.lower()
+    if suffix in ONNX_SUFFIXES:
+        return "onnx"
+    if suffix in ENGINE_SUFFIXES:
+        return "engine"
+    if suffix in CHECKPOINT_SUFFIXES:
+        return "checkpoint"
+    raise ModelError(
+        f"{path}: unknown model type {suffix!r}; expected .onnx, a TensorRT .engine, or a .pth/.safetensors checkpoint"
+    )
+
+
+def backend_class(name: str) -> type[Backend]:
+    if name not in BACKENDS:
+        raise UsageError(f"unknown backend {name!r}; expected one of {', '.join(CHOICES)}")
+    module, cls = BACKENDS[name].split(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as exc:
+        raise DependencyError(f"backend {name} is not available here ({exc})") from None
+
+
+def _gpu_providers() -> list[str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+def _importable(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def choose_cpu(model_path: Path, precision: str, threads: int | None = None) -> tuple[str, dict[str, Any], str | None]:
+    """The CPU path for ``--backend auto``: (backend name, its options, a line saying why).
+
+    THE HOOK: the cpu helper's ``esrgan.runtime.cpu_parity.select_cpu_backend`` (CPU features plus a
+    cached BF16 parity check) or, without it, the pure ``cpu_features.choose_cpu_backend`` decides
+    between OpenVINO and ONNX Runtime and their precisions; with neither, ORT's CPU provider runs.
+    """
+    available = [name for name, mod in (("openvino", "openvino"), ("onnxruntime-cpu", "onnxruntime")) if _importable(mod)]
+    try:
+        from esrgan.runtime.cpu_parity import select_cpu_backend
+    except ImportError:
+        try:
+            from esrgan.runtime.cpu_features import choose_cpu_backend, probe_cpu_features
+        except ImportError:
+            return "onnxruntime-cpu", {}, None
+        choice = choose_cpu_backend(probe_cpu_features(), available, precision)
+    else:
+        choice = select_cpu_backend(model_path, precision, available, threads=threads)
+    return choice.backend, dict(choice.backend_options()), choice.describe()
+
+
+def _onnx_precision(path: Path) -> str:
+    """The file's ``esrgan.precision`` metadata, read without optimising the graph."""
+    try:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return sess.get_modelmeta().custom_metadata_map.get("esrgan.precision", "fp32")
+    except Exception:
+        return "fp32"
+
+
+def _construct(name: str, path: Path, device_id: int, threads: int | None, warn: bool, **extra: Any) -> Backend:
+    cls = backend_class(name)
+    if name.startswith("onnxruntime-"):
+        return cls(path, threads, kind=name, device_id=device_id, warn=warn)  # type: ignore[call-arg]
+    if name == "tensorrt":
+        return cls(path, device_id=device_id)  # type: ignore[call-arg]
+    if name == "torch":
+        return cls(path, device="cpu" if device_id < 0 else _torch_device(device_id), threads=threads)  # type: ignore[call-arg]
+    return cls(path, threads=threads, **extra)  # type: ignore[call-arg]
+
+
+def _torch_device(device_id: int) -> str:
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return f"cuda:{device_id}" if torch.cuda.is_available() else "cpu"
+
+
+def load_backend(
+    model_path: str | os.PathLike[str],
+    backend: str = "auto",
+    *,
+    device_id: int = 0,
+    threads: int | None = None,
+    say: Callable[[str], None] | None = None,
+    export_checkpoint: Callable[[Path], Path] | None = None,
+    **opts: Any,
+) -> Backend:
+    """Load ``model_path`` on ``backend`` (a name in ``CHOICES``).
+
+    ``say`` receives the one-line notices (which CPU path auto chose, a provider fallback);
+    default: stderr. ``export_checkpoint`` turns a checkpoint into an ONNX file for the non-torch
+    backends (default: ``esrgan.runtime.model_source.checkpoint_to_onnx``).
+    """
+    say = say or (lambda line: print(line, file=sys.stderr))
+    path = Path(model_path)
+    if not path.exists():
+        raise ModelError(f"{path}: no such model file")
+    kind = model_kind(path)
+    if backend not in CHOICES:
+        raise UsageError(f"unknown backend {backend!r}; expected one of {', '.join(CHOICES)}")
+
+    if kind == "engine":
+        if backend not in ("auto", "tensorrt"):
+            raise UsageError(f"{path.name} is a TensorRT engine: only --backend tensorrt (or auto) runs it")
+        return _construct("tensorrt", path, device_id, threads, True)
+    if kind == "checkpoint":
+        if backend == "torch":
+            return _construct("torch", path, device_id, threads, True)
+        if export_checkpoint is None:
+            from esrgan.runtime.model_source import checkpoint_to_onnx as export_checkpoint
+        path = export_checkpoint(path)
+    elif backend == "torch":
+        raise UsageError("--backend torch runs checkpoints (.pth/.safetensors), not ONNX or engine files")
+    if backend == "tensorrt":
+        raise UsageError("--backend tensorrt runs TensorRT .engine files; build one with esrgan-export --trt")
+
+    if backend != "auto":
+        return _construct(backend, path, device_id, threads, True, **opts)
+    available = _gpu_providers()
+    from esrgan.runtime.backends.ort_backend import PROVIDERS
+
+    for name in _GPU_ORDER:
+        if PROVIDERS[name] not in available:
+            continue
+        try:
+            candidate = _construct(name, path, device_id, threads, False)
+        except (BackendError, DependencyError, ModelError):
+            continue
+        if getattr(candidate, "fallback_message", None) is None:
+            return candidate
+        candidate.close()  # the GPU provider did not load: try the next one, silently (that is auto)
+    name, cpu_opts, why = choose_cpu(path, _onnx_precision(path), threads)
+    if why:
+        say(why)
+    return _construct(name, path, device_id, threads, True, **{**cpu_opts, **opts})

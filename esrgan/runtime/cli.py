@@ -1,0 +1,86 @@
+"""``esrgan-run INPUT OUTPUT``: a thin click layer over ``esrgan.runtime.upscaler.Upscaler``."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import click
+
+from esrgan.cli_support import EXIT_OK, EXIT_SOME_FAILED, debug_option, handle_errors
+from esrgan.errors import UsageError
+from esrgan.runtime.backends.registry import CHOICES
+from esrgan.runtime.images import DEFAULT_MAX_PIXELS
+from esrgan.runtime.tiling import DEFAULT_TILE_PAD
+
+
+def parse_tile(value: str) -> int | str:
+    if value == "auto":
+        return "auto"
+    try:
+        tile = int(value)
+    except ValueError:
+        raise UsageError(f"--tile {value!r}: expected a number of pixels, auto, or 0 (whole image)") from None
+    if tile < 0 or 0 < tile < 16:
+        raise UsageError(f"--tile {tile}: use 0 (whole image) or at least 16 px")
+    return tile
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (Slurm/Kubernetes preemption) unwinds like Ctrl-C, so temp files are removed.
+    raise KeyboardInterrupt
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("input", metavar="INPUT")
+@click.argument("output", metavar="OUTPUT", type=click.Path(file_okay=False))
+@click.option("--model", "model", type=click.Path(dir_okay=False), default=None,
+              help=".onnx, TensorRT .engine, or .pth/.safetensors checkpoint (exported on the fly). "
+                   "Default: the built-in x4 model.")
+@click.option("--backend", type=click.Choice(CHOICES), default="auto", show_default=True,
+              help="auto: TensorRT engine, ORT TensorRT, ORT CUDA, then the best CPU path.")
+@click.option("--tile", "tile_text", default="auto", show_default=True,
+              help="Tile side in input px; auto = largest that fits; 0 = whole image in one pass.")
+@click.option("--tile-pad", type=click.IntRange(min=0), default=DEFAULT_TILE_PAD, show_default=True,
+              help="Context px around each tile (the default keeps tiled output >= 50 dB from untiled).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per model call.")
+@click.option("--format", "fmt", type=click.Choice(["same", "png", "jpg", "webp", "tif", "bmp"]), default="same",
+              show_default=True, help="Output format; same = the input's.")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@click.option("--outscale", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Final scale factor (e.g. 3.5 with a x4 model), Lanczos-resized.")
+@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
+@click.option("--shard", default=None, help="I/N: process a stable 1/N share (0 <= I < N) of the inputs.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Refuse inputs with more pixels (decompression bombs).")
+@click.option("--device-id", type=click.IntRange(min=0), default=0, show_default=True, help="GPU index.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the backend.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or notices; errors and the summary only.")
+@debug_option
+@handle_errors
+def main(input: str, output: str, model: str | None, backend: str, tile_text: str, tile_pad: int, batch: int,
+         fmt: str, quality: int, outscale: float | None, overwrite: bool, shard: str | None, max_pixels: int,
+         device_id: int, threads: int | None, quiet: bool) -> None:
+    """Upscale every image under INPUT (folder, file or glob) into the folder OUTPUT."""
+    from esrgan.runtime import paths
+    from esrgan.runtime.upscaler import Upscaler
+
+    signal.signal(signal.SIGTERM, _terminate)
+    tile = parse_tile(tile_text)
+    shard_t = paths.parse_shard(shard)
+    say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    with Upscaler(model, backend, tile, tile_pad, batch, device_id=device_id, threads=threads, say=say) as up:
+        if not quiet:
+            info = up.backend.info
+            click.echo(f"backend: {info.name} {info.precision} on {info.device} "
+                       f"({', '.join(info.providers)}), x{up.scale}", err=True)
+        summary = up.upscale_folder(
+            input, output, format=fmt, quality=quality, outscale=outscale, overwrite=overwrite, shard=shard_t,
+            max_pixels=max_pixels, progress=not quiet,
+        )
+    click.echo(summary.describe(), err=True)
+    sys.exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""The tile engine: images in, upscaled integer images out, with tiles batched across images.
+
+It owns what happens between a decoded image and its upscaled planes: laying out tiles, batching
+them (several images may be in flight so that small images fill a batch), running the backend,
+stitching into one uint8/uint16 buffer per plane, and shrinking the tile when the device runs
+out of memory. File reading/writing lives in ``pipeline.py``; tile geometry in ``tiling.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from esrgan.errors import BackendError, OutOfMemoryError, UsageError
+from esrgan.runtime import tiling
+from esrgan.runtime.backends.base import Backend, BackendInfo
+from esrgan.runtime.images import Decoded
+
+MIN_TILE = 16
+MAX_AUTO_TILE = 1024
+CPU_BUDGET_BYTES = 4 << 30
+GPU_BUDGET_BYTES = 8 << 30  # without a memory probe; an OOM halves the tile anyway
+
+
+def bytes_per_input_pixel(spec: object | None, scale: int) -> float:
+    """Rough peak activation memory per input pixel of one tile (float32), for ``--tile auto``.
+
+    The trunk holds the dense block's concatenated features (nf + 4 gc channels) at input
+    resolution; the upsampler holds two nf-channel maps at output resolution, which dominate.
+    """
+    nf = getattr(spec, "num_feat", 64)
+    gc = getattr(spec, "num_grow_ch", 32)
+    return 4.0 * (2 * (nf + 4 * gc) + 2 * nf * scale * scale)
+
+
+def auto_tile(info: BackendInfo, pad: int, per_pixel: float, budget: int | None = None) -> int:
+    """The largest tile that fits the engine profile, else the memory budget (multiple of 8)."""
+    if info.max_input is not None:
+        _, max_h, max_w = info.max_input
+        return max(MIN_TILE, min(max_h, max_w) - 2 * pad)
+    if budget is None:
+        budget = min(CPU_BUDGET_BYTES, _available_memory() // 4) if info.device == "cpu" else GPU_BUDGET_BYTES
+    side = int(math.sqrt(budget / per_pixel)) - 2 * pad
+    return max(MIN_TILE, min(MAX_AUTO_TILE, side // 8 * 8))
+
+
+def _available_memory() -> int:
+    """Free physical memory in bytes (Linux/macOS sysconf); a large number where unknown."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def fit_profile(info: BackendInfo, tile: int, pad: int, batch: int) -> tuple[int, int, str | None]:
+    """Clamp tile and batch to an engine's largest input profile; say why when something changed."""
+    if info.max_input is None:
+        return tile, batch, None
+    max_n, max_h, max_w = info.max_input
+    limit = min(max_h, max_w) - 2 * pad
+    if limit < MIN_TILE:
+        raise UsageError(
+            f"--tile-pad {pad} leaves no room for a {MIN_TILE} px tile in the engine's largest input "
+            f"{max_h}x{max_w}: use a smaller --tile-pad or rebuild the engine with a larger --max-shape"
+        )
+    new_tile = limit if tile == 0 or tile > limit else tile
+    new_batch = min(batch, max_n)
+    if (new_tile, new_batch) == (tile, batch):
+        return tile, batch, None
+    return new_tile, new_batch, (
+        f"the engine's profile takes at most {max_n}x{max_h}x{max_w}: using tile {new_tile}, batch {new_batch}"
+    )
+
+
+def pad_for_min_input(info: BackendInfo, size: tuple[int, int], pad: int) -> int:
+    """A pad large enough that an image smaller than the engine's smallest profile still fits it."""
+    if info.min_input is None:
+        return pad
+    _, min_h, min_w = info.min_input
+    return max(pad, -(-(min_h - size[0]) // 2), -(-(min_w - size[1]) // 2))
+
+
+@dataclass
+class ImageWork:
+    """One image in flight: its model planes, their output buffers and how many tiles are still out."""
+
+    key: Hashable
+    decoded: Decoded
+    scale: int
+    pad: int
+    tile: int = 0
+    outputs: list[np.ndarray] = field(default_factory=list)
+    remaining: int = 0
+    _padded: list[np.ndarray] = field(default_factory=list)
+
+    def start(self, tile: int) -> list[tiling.TileJob]:
+        """(Re)lay out the tiles at ``tile`` px; return every tile job of every plane."""
+        h, w = self.decoded.size
+        planes = self.decoded.planes()
+        if not self._padded:
+            self._padded = [tiling.pad_image(p, self.pad) for p in planes]
+            # One integer buffer per plane for the whole run: no float copy of the upscaled image.
+            self.outputs = [np.empty((h * self.scale, w * self.scale, 3), self.decoded.dtype) for _ in planes]
+        self.tile = tile
+        grid = tiling.tile_grid(h, w, tile, self.pad)
+        jobs = [
+            tiling.TileJob((self.key, i), t, tiling.extract_window(padded, t))
+            for i, padded in enumerate(self._padded) for t in grid
+        ]
+        self.remaining = len(jobs)
+        return jobs
+
+    @property
+    def done(self) -> bool:
+        return self.remaining == 0
+
+    def release_inputs(self) -> None:
+        self._padded = []
+
+
+class TileEngine:
+    """Runs tiles of many images through one backend, batch by batch.
+
+    ``on_done(work)`` is called for each finished image, ``on_fail(work, message)`` for an image the
+    model cannot process; ``say`` gets the one-time notices (tile halved after an out-of-memory).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        tile: int | str = tiling.DEFAULT_TILE,
+        tile_pad: int = tiling.DEFAULT_TILE_PAD,
+        batch: int = 1,
+        *,
+        on_done: Callable[[ImageWork], None],
+        on_fail: Callable[[ImageWork, str], None],
+        say: Callable[[str], None] = lambda line: None,
+        max_in_flight: int = 4,
+    ) -> None:
+        self.backend = backend
+        self.scale = backend.scale
+        self.pad = tile_pad
+        self.batch = batch
+        if tile == "auto":
+            spec = getattr(getattr(backend, "metadata", None), "spec", None)
+            tile = auto_tile(backend.info, tile_pad, bytes_per_input_pixel(spec, backend.scale))
+        if int(tile) < 0 or tile_pad < 0 or batch < 1:
+            raise ValueError("tile and tile pad must be >= 0 and batch >= 1")
+        self.tile, self.batch, why = fit_profile(backend.info, int(tile), tile_pad, batch)
+        if why:
+            say(why)
+        self.on_done, self.on_fail, self.say = on_done, on_fail, say
+        self.max_in_flight = max_in_flight
+        self.batcher = tiling.TileBatcher(self.batch)
+        self.in_flight: dict[Hashable, ImageWork] = {}
+        self._oom_said = False
+
+    # ---- feeding ----------------------------------------------------------------------------
+    def submit(self, key: Hashable, decoded: Decoded, more_coming: bool = False) -> None:
+        """Queue an image. With ``more_coming`` a partial batch may wait for the next image's tiles."""
+        work = ImageWork(key, decoded, self.scale, pad_for_min_input(self.backend.info, decoded.size, self.pad))
+        self.in_flight[key] = work
+        self._guarded(lambda: self._feed(work, self.tile))
+        if not more_coming or len(self.in_flight) >= self.max_in_flight:
+            self.flush()
+
+    def flush(self) -> None:
+        """Run every queued tile now."""
+        def run_all() -> None:
+            for group in list(self.batcher.flush()):
+                self._run(group)
+
+        self._guarded(run_all)
+
+    def _feed(self, work: ImageWork, tile: int) -> None:
+        for job in work.start(tile):
+            group = self.batcher.add(job)
+            if group:
+                self._run(group)
+
+    # ---- running ----------------------------------------------------------------------------
+    def _run(self, group: list[tiling.TileJob]) -> None:
+        batch = np.stack([job.window for job in group])
+        try:
+            out = self.backend.run(batch)
+        except OutOfMemoryError:
+            raise
+        except BackendError as exc:
+            self._fail_keys({job.key[0] for job in group}, str(exc))
+            return
+        expected = (len(group), 3, batch.shape[2] * self.scale, batch.shape[3] * self.scale)
+        if out.shape != expected:
+            self._fail_keys({job.key[0] for job in group},
+                            f"the model returned {out.shape} for a {batch.shape} batch, expected {expected}")
+            return
+        for job, res in zip(group, out, strict=True):
+            key, plane = job.key
+            work = self.in_flight.get(key)
+            if work is None:
+                continue  # failed meanwhile
+            tiling.stitch(work.outputs[plane], res, job.tile, self.scale)
+            work.remaining -= 1
+            if work.done:
+                del self.in_flight[key]
+                work.release_inputs()
+                self.on_done(work)
+
+    def _fail_keys(self, keys: set[Hashable], message: str) -> None:
+        for key in keys:
+            work = self.in_flight.pop(key, None)
+            if work is not None:
+                self.on_fail(work, message)
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        """Run ``action``; on out-of-memory halve the tile and redo every image still in flight."""
+        while True:
+            try:
+                action()
+                return
+            except OutOfMemoryError as exc:
+                self.batcher = tiling.TileBatcher(self.batch)
+                if not self._shrink():
+                    self._fail_keys(set(self.in_flight), f"{exc} even with {MIN_TILE} px tiles")
+                    return
+                pending = [w for w in self.in_flight.values() if not w.done]
+
+                def action(pending: list[ImageWork] = pending) -> None:
+                    for work in pending:
+                        if work.key in self.in_flight:
+                            self._feed(work, self.tile)
+                    for group in list(self.batcher.flush()):
+                        self._run(group)
+
+    def _shrink(self) -> bool:
+        if self.tile == 0:
+            sizes = [max(w.decoded.size) for w in self.in_flight.values()] or [2 * MIN_TILE]
+            new = max(sizes) // 2
+        else:
+            new = self.tile // 2
+        if new < MIN_TILE:
+            return False
+        if not self._oom_said:
+            old = "the whole image" if self.tile == 0 else f"tile {self.tile}"
+            self.say(f"out of memory with {old}: halving the tile to {new} px and retrying (said once)")
+            self._oom_said = True
+        self.tile = new
+        return True
+

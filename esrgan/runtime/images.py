@@ -1,0 +1,386 @@
+"""Reading and writing images as users have them: modes, bit depths, orientation, metadata.
+
+The model only ever sees RGB float planes in [0, 1]; this module turns any supported file into such
+planes (``read_image``) and the model's integer output back into the file's own layout
+(``assemble`` + ``write_image``). Pillow does almost everything; it cannot hold 16-bit RGB, so
+16-bit PNGs go through pypng and 16-bit TIFFs through tifffile (both small, numpy-only packages),
+which keeps their full precision through the model.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from esrgan.atomic import write_atomic
+from esrgan.errors import ImageError, UsageError
+
+DEFAULT_MAX_PIXELS = 50_000_000  # input pixels; x4 makes an 800 MP output
+# Luma weights of ITU-R BT.601, the ones Pillow uses for RGB -> L: the grey output matches what
+# Pillow would make of the RGB output.
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+EXIF_ORIENTATION = 0x0112
+
+# Pillow format name -> output extension; anything else is written as PNG.
+_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
+FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
+_NO_ALPHA = {"JPEG", "BMP"}
+_SIXTEEN_BIT = {"PNG", "TIFF"}
+
+
+@dataclass
+class Decoded:
+    """One input image, split into what the model runs on and what is carried around it."""
+
+    rgb: np.ndarray  # H x W x 3 float32 in [0, 1]
+    alpha: np.ndarray | None  # H x W float32 in [0, 1], None for opaque modes
+    mode: str  # layout to write back: "RGB" | "RGBA" | "L" | "LA" | "CMYK"
+    bits: int  # 8 or 16 per channel
+    format: str  # Pillow's name of the source format ("PNG", "JPEG", ...)
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return self.rgb.shape[0], self.rgb.shape[1]
+
+    @property
+    def dtype(self) -> type:
+        return np.uint16 if self.bits == 16 else np.uint8
+
+    @property
+    def alpha_varies(self) -> bool:
+        """A non-constant alpha is worth the model (sharp edges); a constant one is just resized."""
+        return self.alpha is not None and float(self.alpha.min()) != float(self.alpha.max())
+
+    def planes(self) -> list[np.ndarray]:
+        """What the model runs on: the colour, and the alpha as grey RGB when it varies."""
+        out = [self.rgb]
+        if self.alpha_varies:
+            assert self.alpha is not None
+            out.append(np.repeat(self.alpha[..., None], 3, axis=2))
+        return out
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def _png_bit_depth(path: Path) -> int:
+    """The bit depth in a PNG's IHDR (Pillow silently reduces 16-bit RGB PNGs to 8 bits)."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    return head[24] if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" else 8
+
+
+def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
+    """Decode ``path`` into model planes; raise ``ImageError`` (file + reason) for anything unusable."""
+    src = Path(path)
+    try:
+        if src.stat().st_size == 0:
+            raise ImageError(f"{src}: empty file")
+        with warnings.catch_warnings():
+            # We enforce our own --max-pixels below; Pillow's warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(src) as img:
+                w, h = img.size
+                if max_pixels and w * h > max_pixels:
+                    raise ImageError(f"{src}: {w}x{h} = {w * h} pixels is more than --max-pixels {max_pixels}")
+                frames = getattr(img, "n_frames", 1)
+                if frames > 1:
+                    raise ImageError(f"{src}: animated image ({frames} frames) is not supported")
+                if img.format == "PNG" and _png_bit_depth(src) == 16:
+                    return _read_png16(src, img)
+                if img.format == "TIFF" and _tiff_is_16(src):
+                    return _read_tiff16(src, img)
+                return _from_pillow(img)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{src}: {_first_line(exc)}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{src}: not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(f"{src}: cannot decode ({_first_line(exc)})") from None
+
+
+def _metadata(img: Image.Image) -> tuple[bytes | None, bytes | None]:
+    """ICC profile and EXIF with the orientation reset: call it after the pixels are turned upright."""
+    icc = img.info.get("icc_profile") or None
+    exif = img.getexif()
+    if not exif:
+        return icc, None
+    if EXIF_ORIENTATION in exif:
+        exif[EXIF_ORIENTATION] = 1
+    return icc, exif.tobytes()
+
+
+def _from_pillow(img: Image.Image) -> Decoded:
+    fmt = img.format or "PNG"
+    img = ImageOps.exif_transpose(img)
+    icc, exif = _metadata(img)
+    mode = img.mode
+    bits = 8
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode == "PA":
+        img = img.convert("RGBA")
+    elif mode in ("1",):
+        img = img.convert("L")
+    elif mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr16 = np.asarray(img, dtype=np.uint16 if mode.startswith("I;16") else np.int32)
+        grey = np.clip(arr16, 0, 65535).astype(np.float32) / 65535.0
+        return Decoded(np.repeat(grey[..., None], 3, axis=2), None, "L", 16, fmt, icc, exif)
+    elif mode == "CMYK":
+        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        return Decoded(rgb, None, "CMYK", 8, fmt, icc, exif)
+    elif mode == "F":
+        raise ImageError(f"{getattr(img, 'filename', '')}: floating-point images are not supported")
+    elif mode not in ("RGB", "RGBA", "L", "LA"):
+        img = img.convert("RGBA" if "A" in mode else "RGB")
+    mode = img.mode
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    if mode == "L":
+        return Decoded(np.repeat(arr[..., None], 3, axis=2), None, "L", bits, fmt, icc, exif)
+    if mode == "LA":
+        return Decoded(np.repeat(arr[..., :1], 3, axis=2), arr[..., 1].copy(), "LA", bits, fmt, icc, exif)
+    if mode == "RGBA":
+        return Decoded(np.ascontiguousarray(arr[..., :3]), arr[..., 3].copy(), "RGBA", bits, fmt, icc, exif)
+    return Decoded(arr, None, "RGB", bits, fmt, icc, exif)
+
+
+def _split16(arr: np.ndarray, fmt: str, icc: bytes | None, exif: bytes | None) -> Decoded:
+    """HxWxC uint16 (C = 1..4) -> Decoded, 16 bits kept."""
+    f = arr.astype(np.float32) / 65535.0
+    channels = f.shape[2]
+    if channels == 1:
+        return Decoded(np.repeat(f, 3, axis=2), None, "L", 16, fmt, icc, exif)
+    if channels == 2:
+        return Decoded(np.repeat(f[..., :1], 3, axis=2), f[..., 1].copy(), "LA", 16, fmt, icc, exif)
+    rgb = np.ascontiguousarray(f[..., :3])
+    return Decoded(rgb, f[..., 3].copy() if channels == 4 else None, "RGBA" if channels == 4 else "RGB", 16,
+                   fmt, icc, exif)
+
+
+def _read_png16(src: Path, img: Image.Image) -> Decoded:
+    import png
+
+    width, height, rows, info = png.Reader(filename=str(src)).asDirect()
+    planes = info["planes"]
+    arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, planes)
+    arr = _orient(arr, img)  # PNG's eXIf chunk can rotate too
+    icc, exif = _metadata(img)
+    return _split16(arr, "PNG", icc, exif)
+
+
+def _tiff_is_16(src: Path) -> bool:
+    import tifffile
+
+    with tifffile.TiffFile(src) as tif:
+        return tif.pages[0].dtype == np.uint16
+
+
+def _read_tiff16(src: Path, img: Image.Image) -> Decoded:
+    import tifffile
+
+    arr = tifffile.imread(src)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] > 4:
+        raise ImageError(f"{src}: 16-bit TIFF of shape {arr.shape} is not supported")
+    arr = _orient(arr, img)
+    icc, exif = _metadata(img)
+    return _split16(arr, "TIFF", icc, exif)
+
+
+def _orient(arr: np.ndarray, img: Image.Image) -> np.ndarray:
+    """Apply the EXIF orientation to a numpy image (the 16-bit paths bypass Pillow's pixels)."""
+    orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+    ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.transpose(1, 0, 2), 6: lambda a: a.transpose(1, 0, 2)[:, ::-1],
+           7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1], 8: lambda a: a.transpose(1, 0, 2)[::-1]}
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(arr)) if op else arr
+
+
+# ---- from model output back to the file's layout -----------------------------------------------
+
+def resize_alpha(alpha: np.ndarray, size: tuple[int, int], dtype: type) -> np.ndarray:
+    """Bicubic upscaling of a (constant) alpha plane to (height, width), as integers."""
+    h, w = size
+    if float(alpha.min()) == float(alpha.max()):
+        maxval = np.iinfo(dtype).max
+        return np.full((h, w), round(float(alpha.flat[0]) * maxval), dtype=dtype)
+    up = np.asarray(Image.fromarray(alpha.astype(np.float32)).resize((w, h), Image.Resampling.BICUBIC))
+    maxval = float(np.iinfo(dtype).max)
+    return np.clip(up * maxval + 0.5, 0, maxval).astype(dtype)
+
+
+def assemble(decoded: Decoded, rgb_out: np.ndarray, alpha_out: np.ndarray | None) -> np.ndarray:
+    """Model outputs (integer HxWx3, alpha HxW or HxWx3) -> the final HxWxC array in the input's layout."""
+    dtype = rgb_out.dtype
+    if alpha_out is not None and alpha_out.ndim == 3:
+        # The alpha went through the model as grey RGB: average the three (nearly equal) channels.
+        alpha_out = alpha_out.mean(axis=2, dtype=np.float32).round().astype(dtype)
+    if decoded.mode in ("L", "LA"):
+        grey = np.tensordot(rgb_out, LUMA, axes=([2], [0]))
+        grey = np.clip(grey.round(), 0, np.iinfo(dtype).max).astype(dtype)[..., None]
+        return np.concatenate([grey, alpha_out[..., None]], axis=2) if decoded.mode == "LA" else grey
+    if decoded.mode == "RGBA":
+        assert alpha_out is not None
+        return np.concatenate([rgb_out, alpha_out[..., None]], axis=2)
+    return rgb_out
+
+
+def resize_output(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """High-quality (Lanczos) resize of the model's output to (height, width), any channel count/depth.
+
+    Channels are resized separately as float32 ("F" mode), the one Pillow mode that keeps 16-bit
+    values and supports every filter.
+    """
+    h, w = size
+    if arr.shape[:2] == (h, w):
+        return arr
+    maxval = float(np.iinfo(arr.dtype).max)
+    out = np.empty((h, w, arr.shape[2]), dtype=arr.dtype)
+    for c in range(arr.shape[2]):
+        plane = Image.fromarray(arr[..., c].astype(np.float32)).resize((w, h), Image.Resampling.LANCZOS)
+        out[..., c] = np.clip(np.asarray(plane) + 0.5, 0, maxval).astype(arr.dtype)
+    return out
+
+
+def output_format(source_format: str, requested: str = "same") -> str:
+    """Pillow format name to write: the input's when it is writable, else PNG; or the one asked for."""
+    if requested != "same":
+        try:
+            return FORMATS[requested.lower()]
+        except KeyError:
+            raise UsageError(f"--format {requested!r}: expected same, png, jpg, webp, tif or bmp") from None
+    return source_format if source_format in _EXTENSIONS else "PNG"
+
+
+def extension(fmt: str) -> str:
+    return _EXTENSIONS[fmt]
+
+
+def write_image(
+    path: str | os.PathLike[str], arr: np.ndarray, decoded: Decoded, fmt: str, quality: int = 95
+) -> list[str]:
+    """Write ``arr`` (the input's layout) atomically as ``fmt``; return notes on what the format lost."""
+    notes: list[str] = []
+    mode = decoded.mode
+    if fmt in _NO_ALPHA and mode in ("RGBA", "LA"):
+        arr = arr[..., :-1]
+        mode = mode[:-1]
+        notes.append(f"{fmt} has no alpha channel: alpha dropped")
+    if arr.dtype == np.uint16 and fmt not in _SIXTEEN_BIT:
+        arr = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        notes.append(f"{fmt} holds 8 bits per channel: reduced from 16")
+    with write_atomic(path) as tmp:
+        if arr.dtype == np.uint16 and fmt == "PNG":
+            _write_png16(tmp, arr, decoded.icc_profile, decoded.exif)
+        elif arr.dtype == np.uint16:
+            import tifffile
+
+            if decoded.exif:
+                notes.append("16-bit TIFF output: EXIF not carried (ICC profile is)")
+            tifffile.imwrite(tmp, arr if arr.shape[2] > 1 else arr[..., 0], compression="zlib",
+                             photometric="rgb" if arr.shape[2] >= 3 else "minisblack",
+                             extrasamples=("unassalpha",) if arr.shape[2] in (2, 4) else None,
+                             iccprofile=decoded.icc_profile)
+        else:
+            _write_pillow(tmp, arr, mode, decoded, fmt, quality)
+    return notes
+
+
+def _write_png16(path: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | None) -> None:
+    """pypng writes the pixels; the ICC (iCCP) and EXIF (eXIf) chunks are added after IHDR."""
+    import io
+    import zlib
+
+    import png
+
+    h, w, c = arr.shape
+    mode = {1: "L;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}[c]
+    buf = io.BytesIO()
+    png.from_array(arr.reshape(h, w * c), mode).write(buf)
+    chunks = list(png.Reader(bytes=buf.getvalue()).chunks())
+    extra = []
+    if icc:
+        extra.append((b"iCCP", b"ICC profile\0\0" + zlib.compress(icc)))
+    if exif:
+        extra.append((b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif))
+    with open(path, "wb") as fh:
+        png.write_chunks(fh, chunks[:1] + extra + chunks[1:])
+
+
+def _write_pillow(path: Path, arr: np.ndarray, mode: str, decoded: Decoded, fmt: str, quality: int) -> None:
+    img = Image.fromarray(np.ascontiguousarray(arr[..., 0]) if arr.shape[2] == 1 else arr)  # L/LA/RGB/RGBA inferred
+    icc = decoded.icc_profile
+    if mode == "CMYK":
+        if fmt in ("JPEG", "TIFF"):
+            img = img.convert("CMYK")
+        else:
+            icc = None  # a CMYK profile does not describe the RGB we write
+    params: dict[str, object] = {}
+    if fmt in ("JPEG", "WEBP"):
+        params["quality"] = quality
+    if fmt == "JPEG":
+        params["subsampling"] = 0 if quality >= 90 else 2  # keep the detail the model made
+    if icc and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+        params["icc_profile"] = icc
+    if decoded.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+        params["exif"] = decoded.exif
+    if fmt == "PNG":
+        params["compress_level"] = 6
+    img.save(path, format=fmt, **params)
+
+
+# ---- in-memory images (the Python API) ------------------------------------------------------------
+
+def from_array(arr: np.ndarray) -> Decoded:
+    """HxW / HxWxC (C = 1..4) uint8, uint16 or float in [0, 1] -> Decoded (float becomes 16-bit)."""
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or not 1 <= arr.shape[2] <= 4:
+        raise ImageError(f"expected an HxW or HxWxC (C = 1..4) array, got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        f, bits = arr.astype(np.float32) / 255.0, 8
+    elif arr.dtype == np.uint16:
+        f, bits = arr.astype(np.float32) / 65535.0, 16
+    elif np.issubdtype(arr.dtype, np.floating):
+        f, bits = np.clip(arr, 0.0, 1.0).astype(np.float32), 16
+    else:
+        raise ImageError(f"unsupported array dtype {arr.dtype}; expected uint8, uint16 or float in [0, 1]")
+    c = f.shape[2]
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c]
+    rgb = np.repeat(f[..., :1], 3, axis=2) if c <= 2 else np.ascontiguousarray(f[..., :3])
+    alpha = f[..., -1].copy() if c in (2, 4) else None
+    return Decoded(rgb, alpha, mode, bits, "PNG")
+
+
+def from_pil(img: Image.Image) -> Decoded:
+    """A Pillow image (any mode this module reads) -> Decoded, EXIF orientation applied."""
+    if getattr(img, "n_frames", 1) > 1:
+        raise ImageError(f"animated image ({img.n_frames} frames) is not supported")
+    return _from_pillow(img)
+
+
+def to_pil(arr: np.ndarray, decoded: Decoded) -> Image.Image:
+    """The assembled output as a Pillow image in the input's mode (16-bit grey as I;16)."""
+    if arr.dtype == np.uint16:
+        if arr.shape[2] == 1:
+            return Image.fromarray(np.ascontiguousarray(arr[..., 0]))  # Pillow infers I;16
+        arr = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)  # Pillow has no 16-bit RGB
+    img = Image.fromarray(np.ascontiguousarray(arr[..., 0]) if arr.shape[2] == 1 else arr)  # L/LA/RGB/RGBA inferred
+    if decoded.mode == "CMYK":
+        img = img.convert("CMYK")
+    if decoded.icc_profile:
+        img.info["icc_profile"] = decoded.icc_profile
+    return img

@@ -1,0 +1,175 @@
+"""Folders of images through the tile engine, with decoding and encoding off the model's thread.
+
+Decoding the next images and encoding finished ones run in worker threads (Pillow, zlib and numpy
+release the GIL) while the main thread feeds the backend, so the model is rarely idle: the
+end-to-end rate is measured against the raw model rate in benchmarks/reports/runtime/.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from esrgan.errors import ImageError
+from esrgan.runtime import images
+from esrgan.runtime.backends.base import Backend
+from esrgan.runtime.engine import ImageWork, TileEngine
+from esrgan.runtime.paths import Job, is_complete, remove_stale_temps
+from esrgan.runtime.tiling import DEFAULT_TILE_PAD
+
+
+@dataclass
+class Summary:
+    """What a folder run did; ``exit_code`` is 1 when any input failed."""
+
+    written: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    output_megapixels: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def describe(self) -> str:
+        rate = self.output_megapixels / self.seconds if self.seconds else 0.0
+        return (f"{self.written} written, {self.skipped} skipped, {self.failed} failed in {self.seconds:.1f} s "
+                f"({rate:.2f} output MP/s)")
+
+
+@dataclass
+class RunOptions:
+    """How each image is processed and written (the CLI's flags, minus the model)."""
+
+    tile: int | str = "auto"
+    tile_pad: int | None = None
+    batch: int = 1
+    outscale: float | None = None
+    quality: int = 95
+    max_pixels: int = images.DEFAULT_MAX_PIXELS
+    overwrite: bool = False
+    workers: int = 2  # decode and encode threads each
+
+
+def finish_image(work: ImageWork, outscale: float | None, scale: int) -> np.ndarray:
+    """Model planes -> the final array in the input's layout, resized for ``--outscale``."""
+    decoded = work.decoded
+    h, w = decoded.size
+    rgb = work.outputs[0]
+    alpha = None
+    if decoded.alpha is not None:
+        alpha = work.outputs[1] if decoded.alpha_varies else images.resize_alpha(decoded.alpha, (h * scale, w * scale), decoded.dtype)
+    arr = images.assemble(decoded, rgb, alpha)
+    if outscale and outscale != scale:
+        arr = images.resize_output(arr, (max(1, round(h * outscale)), max(1, round(w * outscale))))
+    return arr
+
+
+class FolderRun:
+    """One ``esrgan-run`` over a list of jobs: skip complete outputs, decode ahead, encode behind."""
+
+    def __init__(self, backend: Backend, options: RunOptions, say: Callable[[str], None] | None = None,
+                 progress: bool = True) -> None:
+        self.backend = backend
+        self.options = options
+        self.say = say or (lambda line: tqdm.write(line, file=sys.stderr))  # notices (--quiet drops them)
+        self.progress = progress
+        self.summary = Summary()
+        self._said: set[str] = set()
+
+    def _say_once(self, line: str) -> None:
+        if line not in self._said:
+            self._said.add(line)
+            self.say(line)
+
+    def _fail(self, job: Job, message: str) -> None:
+        self.summary.failed += 1
+        line = message if message.startswith(str(job.src)) else f"{job.src}: {message}"
+        self.summary.failures.append(line)
+        tqdm.write(f"error: {line}", file=sys.stderr)  # always shown, even with --quiet
+
+    def run(self, jobs: list[Job]) -> Summary:
+        opts = self.options
+        started = time.perf_counter()
+        todo = []
+        for job in jobs:
+            remove_stale_temps(job.dst)
+            if not opts.overwrite and job.dst.exists() and is_complete(job.dst):
+                self.summary.skipped += 1
+            else:
+                todo.append(job)
+        bar = tqdm(total=len(todo), unit="img", disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
+        encodes: deque[tuple[Job, Future]] = deque()
+        scale = self.backend.scale
+
+        def collect(block_until: int) -> None:
+            """Account for finished writes, waiting while more than ``block_until`` are queued."""
+            while encodes and (encodes[0][1].done() or len(encodes) > block_until):
+                job, fut = encodes.popleft()
+                try:
+                    notes, megapixels = fut.result()
+                except images.ImageError as exc:
+                    self._fail(job, str(exc))
+                except OSError as exc:
+                    self._fail(job, f"cannot write {job.dst} ({exc})")
+                else:
+                    for note in notes:
+                        self._say_once(f"note: {note}")
+                    self.summary.written += 1
+                    self.summary.output_megapixels += megapixels
+                    elapsed = time.perf_counter() - started
+                    bar.set_postfix_str(f"{self.summary.output_megapixels / elapsed:.2f} MP/s", refresh=False)
+                bar.update(1)
+
+        with ThreadPoolExecutor(opts.workers, thread_name_prefix="decode") as dec_pool, \
+                ThreadPoolExecutor(opts.workers, thread_name_prefix="encode") as enc_pool:
+            by_key = {i: job for i, job in enumerate(todo)}
+
+            def write(work: ImageWork) -> None:
+                job = by_key[work.key]
+                encodes.append((job, enc_pool.submit(self._encode, job, work, scale)))
+
+            def failed(work: ImageWork, message: str) -> None:
+                self._fail(by_key[work.key], message)
+                bar.update(1)
+
+            engine = TileEngine(
+                self.backend, opts.tile, opts.tile_pad if opts.tile_pad is not None else DEFAULT_TILE_PAD,
+                opts.batch, on_done=write, on_fail=failed, say=self._say_once,
+            )
+            lookahead = opts.workers + 1
+            decodes: deque[Future] = deque(
+                dec_pool.submit(images.read_image, job.src, opts.max_pixels) for job in todo[:lookahead]
+            )
+            for i, job in enumerate(todo):
+                fut = decodes.popleft()
+                if i + lookahead < len(todo):
+                    decodes.append(dec_pool.submit(images.read_image, todo[i + lookahead].src, opts.max_pixels))
+                try:
+                    decoded = fut.result()
+                except ImageError as exc:
+                    self._fail(job, str(exc))
+                    bar.update(1)
+                    continue
+                more = bool(decodes) and decodes[0].done()
+                engine.submit(i, decoded, more_coming=more)
+                collect(block_until=2 * opts.workers)
+            engine.flush()
+            collect(block_until=0)
+        bar.close()
+        self.summary.seconds = time.perf_counter() - started
+        return self.summary
+
+    def _encode(self, job: Job, work: ImageWork, scale: int) -> tuple[list[str], float]:
+        arr = finish_image(work, self.options.outscale, scale)
+        notes = images.write_image(job.dst, arr, work.decoded, job.format, self.options.quality)
+        return notes, arr.shape[0] * arr.shape[1] / 1e6

@@ -1,0 +1,134 @@
+"""The Python API: ``Upscaler`` loads a model once and upscales arrays, Pillow images or folders.
+
+The CLI is a thin layer over this class, so programs get exactly what ``esrgan-run`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+from PIL import Image
+
+from esrgan.errors import ImageError
+from esrgan.runtime import images, paths
+from esrgan.runtime.backends.base import Backend
+from esrgan.runtime.backends.registry import load_backend
+from esrgan.runtime.engine import ImageWork, TileEngine
+from esrgan.runtime.pipeline import FolderRun, RunOptions, Summary, finish_image
+from esrgan.runtime.tiling import DEFAULT_TILE_PAD
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+class Upscaler:
+    """A loaded model plus tiling settings.
+
+    ``model``: an .onnx, a TensorRT .engine or a checkpoint path; None = the built-in default model.
+    ``tile``: px per tile side, ``"auto"`` (largest that fits), or 0 (whole image in one pass).
+    ``backend``: a name from ``esrgan.runtime.backends.registry.CHOICES`` or an already loaded Backend.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        backend: str | Backend = "auto",
+        tile: int | str = "auto",
+        tile_pad: int = DEFAULT_TILE_PAD,
+        batch: int = 1,
+        *,
+        device_id: int = 0,
+        threads: int | None = None,
+        say: Callable[[str], None] | None = _stderr,
+    ) -> None:
+        self.say = say or (lambda line: None)
+        if isinstance(backend, Backend):
+            self.backend = backend
+        else:
+            if model is None:
+                from esrgan.runtime.default_model import default_model_notice, default_model_path
+
+                model = default_model_path()
+                self.say(default_model_notice(model))
+            self.backend = load_backend(Path(model), backend, device_id=device_id, threads=threads, say=self.say)
+        self.tile, self.tile_pad, self.batch = tile, tile_pad, batch
+
+    @property
+    def scale(self) -> int:
+        return self.backend.scale
+
+    # ---- single images ----------------------------------------------------------------------
+    @overload
+    def upscale(self, image: np.ndarray, outscale: float | None = None) -> np.ndarray: ...
+    @overload
+    def upscale(self, image: Image.Image, outscale: float | None = None) -> Image.Image: ...
+
+    def upscale(self, image: Any, outscale: float | None = None) -> Any:
+        """Upscale one image; the result has the input's type, channels and dtype (float stays float)."""
+        if isinstance(image, Image.Image):
+            decoded = images.from_pil(image)
+            return images.to_pil(self._run_one(decoded, outscale), decoded)
+        arr = np.asarray(image)
+        decoded = images.from_array(arr)
+        out = self._run_one(decoded, outscale)
+        if arr.ndim == 2:
+            out = out[..., 0]
+        if np.issubdtype(arr.dtype, np.floating):
+            return (out.astype(np.float32) / 65535.0).astype(arr.dtype)
+        return out
+
+    def _run_one(self, decoded: images.Decoded, outscale: float | None) -> np.ndarray:
+        done: list[ImageWork] = []
+        errors: list[str] = []
+        engine = TileEngine(
+            self.backend, self.tile, self.tile_pad, self.batch,
+            on_done=done.append, on_fail=lambda work, msg: errors.append(msg), say=self.say,
+        )
+        engine.submit(0, decoded)
+        if errors or not done:
+            raise ImageError(errors[0] if errors else "the model produced no output")
+        return finish_image(done[0], outscale, self.scale)
+
+    # ---- folders ----------------------------------------------------------------------------
+    def upscale_folder(
+        self,
+        input: str | os.PathLike[str],
+        output: str | os.PathLike[str],
+        *,
+        format: str = "same",
+        quality: int = 95,
+        outscale: float | None = None,
+        overwrite: bool = False,
+        shard: str | tuple[int, int] | None = None,
+        max_pixels: int = images.DEFAULT_MAX_PIXELS,
+        progress: bool = True,
+        workers: int = 2,
+    ) -> Summary:
+        """Upscale a folder (recursive, mirrored), a file or a glob into ``output``; see ``Summary``."""
+        root, files = paths.find_inputs(str(input))
+        out_dir = Path(output)
+        paths.check_folders(root, out_dir, recursive_input=Path(input).is_dir())
+        shard_t = paths.parse_shard(shard) if isinstance(shard, str) else shard
+        jobs, notes = paths.plan_jobs(root, files, out_dir, format, shard_t)
+        for note in notes:
+            self.say(f"note: {note}")
+        options = RunOptions(
+            tile=self.tile, tile_pad=self.tile_pad, batch=self.batch, outscale=outscale, quality=quality,
+            max_pixels=max_pixels, overwrite=overwrite, workers=workers,
+        )
+        return FolderRun(self.backend, options, say=self.say, progress=progress).run(jobs)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Upscaler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

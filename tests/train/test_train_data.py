@@ -1,0 +1,68 @@
+"""The data pipeline: skipping bad files with a warning, deterministic patches, on-the-fly LR."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from esrgan.errors import TrainingError
+from esrgan.train.data import PatchDataset, batches, scan_images
+from esrgan.train.imresize import downscale_uint8
+from tests.conftest import photo
+from tests.train.conftest import write_png
+
+
+def test_scan_skips_unreadable_and_small_files_naming_them(train_dir, caplog):
+    (train_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    write_png(train_dir / "small.png", photo("chelsea")[:20, :40])
+    (train_dir / "notes.txt").write_text("ignored: not an image extension")
+    with caplog.at_level(logging.WARNING, logger="esrgan.train"):
+        paths = scan_images(train_dir, 32)
+    assert sorted(p.name for p in paths) == ["astronaut.png", "coffee.png", "rocket.jpg"]
+    text = caplog.text
+    assert "broken.png" in text and "unreadable" in text
+    assert "small.png" in text and "smaller than the 32 px" in text
+
+
+def test_empty_or_useless_folders_are_training_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrainingError, match="no images found"):
+        scan_images(tmp_path / "empty", 32)
+    write_png(tmp_path / "small" / "a.png", photo("chelsea")[:10, :10])
+    with pytest.raises(TrainingError, match="none of the 1 image"):
+        scan_images(tmp_path / "small", 32)
+    with pytest.raises(TrainingError, match="does not exist"):
+        scan_images(tmp_path / "missing", 32)
+
+
+def test_items_are_a_pure_function_of_seed_and_position(train_dir):
+    paths = scan_images(train_dir, 32)
+    a = PatchDataset(paths, 32, 4, seed=3)
+    b = PatchDataset(paths, 32, 4, seed=3, cache=True)
+    lr, hr = a[17]
+    lr2, hr2 = b[17]
+    assert torch.equal(lr, lr2) and torch.equal(hr, hr2)
+    assert lr.shape == (3, 8, 8) and hr.shape == (3, 32, 32)
+    assert not torch.equal(a[18][1], hr)
+    # the LR patch is the uint8 MATLAB-bicubic downscale of the HR patch
+    hr_u8 = (hr.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal((lr.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8),
+                                  downscale_uint8(hr_u8, 4))
+    # each epoch visits every image once
+    assert sorted(a.order(5).tolist()) == [0, 1, 2]
+
+
+def test_resumed_and_distributed_streams_see_the_same_batches(train_dir):
+    ds = PatchDataset(scan_images(train_dir, 32), 32, 4, seed=0)
+    full = batches(ds, batch_size=4, start_iter=0)
+    first = [next(full)[1] for _ in range(3)]
+    resumed = next(batches(ds, batch_size=4, start_iter=2))[1]
+    assert torch.equal(resumed, first[2])
+    rank0 = next(batches(ds, batch_size=4, start_iter=2, rank=0, world=2))[1]
+    rank1 = next(batches(ds, batch_size=4, start_iter=2, rank=1, world=2))[1]
+    assert torch.equal(torch.cat([rank0, rank1])[[0, 2, 1, 3]], first[2])
+    with pytest.raises(TrainingError, match="not divisible"):
+        batches(ds, batch_size=3, start_iter=0, world=2)
