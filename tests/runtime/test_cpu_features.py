@@ -63,7 +63,12 @@ def test_fp32_model_choice_follows_features_and_parity(features, parity, expecte
 
 @pytest.mark.parametrize(
     ("parity", "ends"),
-    [(GOOD_BF16, False), (CLOSE_BF16, True), ({"openvino:bf16-fp32-ends": GOOD_BF16["openvino:bf16-fp32-ends"]}, True)],
+    [
+        (GOOD_BF16, False),
+        (CLOSE_BF16, True),
+        ({"openvino:bf16-fp32-ends": GOOD_BF16["openvino:bf16-fp32-ends"]}, True),
+        ({"openvino:bf16": CLOSE_BF16["openvino:bf16"]}, False),  # unsplittable model: plain 45 dB rule
+    ],
 )
 def test_bf16_layout_all_layers_only_with_margin(parity, ends):
     choice = choose_cpu_backend(SAPPHIRE, BOTH, "fp32", parity)
