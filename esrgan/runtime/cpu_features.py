@@ -26,6 +26,7 @@ from esrgan.parity import HALF_MIN_PSNR_DB, Parity, passes
 RELEVANT_FLAGS = (
     "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
     "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "asimddp", "bf16", "i8mm",
+    "openvino_bf16",
 )
 
 OPENVINO = "openvino"
@@ -54,7 +55,7 @@ class CpuFeatures:
     @property
     def bf16_native(self) -> bool:
         """BF16 dot products in hardware (AVX-512 BF16 or AMX; ARMv8.6 BF16)."""
-        return bool({"avx512_bf16", "amx_bf16"} & self.flags) or (
+        return bool({"avx512_bf16", "amx_bf16", "openvino_bf16"} & self.flags) or (
             self.arch in ("aarch64", "arm64") and "bf16" in self.flags
         )
 
@@ -88,14 +89,26 @@ def parse_cpuinfo(text: str, arch: str | None = None) -> CpuFeatures:
     )
 
 
-def probe_cpu_features(cpuinfo_path: str = "/proc/cpuinfo") -> CpuFeatures:
-    """This machine's features; on systems without /proc/cpuinfo, no flags (so: the FP32 paths)."""
+def openvino_capabilities() -> frozenset[str]:
+    """OpenVINO's CPU OPTIMIZATION_CAPABILITIES (it lists BF16 only where the CPU computes it natively)."""
+    try:
+        import openvino
+
+        return frozenset(str(c) for c in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # not installed, or no CPU plugin
+        return frozenset()
+
+
+def probe_cpu_features(cpuinfo_path: str = "/proc/cpuinfo", capabilities=openvino_capabilities) -> CpuFeatures:  # noqa: ANN001
+    """This machine's features from /proc/cpuinfo; elsewhere (Windows, macOS) from OpenVINO's view of the
+    CPU (``capabilities()``: native BF16 shows as the pseudo-flag ``openvino_bf16``), else no flags."""
     try:
         with open(cpuinfo_path, encoding="utf-8", errors="replace") as f:
             return parse_cpuinfo(f.read())
     except OSError:
+        flags = frozenset({"openvino_bf16"} if "BF16" in capabilities() else set())
         return CpuFeatures(
-            model=platform.processor() or "unknown", arch=platform.machine(), cores=os.cpu_count() or 1
+            model=platform.processor() or "unknown", arch=platform.machine(), cores=os.cpu_count() or 1, flags=flags
         )
 
 

@@ -39,9 +39,11 @@ def test_arm_features_line_is_read():
     assert f.bf16_native and f.int8_dot
 
 
-def test_probe_without_cpuinfo_gives_no_flags(tmp_path):
-    f = probe_cpu_features(str(tmp_path / "missing"))
+def test_probe_without_cpuinfo_asks_openvino(tmp_path):
+    f = probe_cpu_features(str(tmp_path / "missing"), capabilities=lambda: frozenset())
     assert f.flags == frozenset() and not f.bf16_native
+    g = probe_cpu_features(str(tmp_path / "missing"), capabilities=lambda: frozenset({"FP32", "BF16", "INT8"}))
+    assert g.bf16_native and g.relevant_flags() == ["openvino_bf16"]
 
 
 @pytest.mark.parametrize(
