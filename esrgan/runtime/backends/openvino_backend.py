@@ -226,12 +226,25 @@ class OpenVinoBackend(Backend):
         return np.concatenate(list(self._executor.map(one, [x[i : i + 1] for i in range(x.shape[0])])), axis=0)
 
     def close(self) -> None:
-        if self._executor is not None:
+        """Release in dependency order: requests, then compiled models and graphs, then the Core.
+
+        Left to garbage collection, the attributes go in arbitrary order (and at an arbitrary later
+        moment for objects in reference cycles); OpenVINO objects outliving their Core then crashed a
+        later, unrelated fork in the same process.
+        """
+        if getattr(self, "_executor", None) is not None:
             self._executor.shutdown(wait=True)
         self._executor = None
         self._pool = None
         self._latency = None
         self._stages = []
+        self.core = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: modules may already be gone
+            pass
 
 
 def _run_chain(requests: list, x: np.ndarray) -> np.ndarray:
