@@ -226,14 +226,13 @@ class OpenVinoBackend(Backend):
         return np.concatenate(list(self._executor.map(one, [x[i : i + 1] for i in range(x.shape[0])])), axis=0)
 
     def close(self) -> None:
-        """Release in dependency order: requests, then compiled models and graphs, then the Core.
+        """Release now and in dependency order: worker threads, requests, compiled models and graphs,
+        then the Core, rather than whenever (and in whatever order) garbage collection gets to them."""
+        self._release(wait=True)
 
-        Left to garbage collection, the attributes go in arbitrary order (and at an arbitrary later
-        moment for objects in reference cycles); OpenVINO objects outliving their Core then crashed a
-        later, unrelated fork in the same process.
-        """
+    def _release(self, wait: bool) -> None:
         if getattr(self, "_executor", None) is not None:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=wait)
         self._executor = None
         self._pool = None
         self._latency = None
@@ -242,7 +241,7 @@ class OpenVinoBackend(Backend):
 
     def __del__(self) -> None:
         try:
-            self.close()
+            self._release(wait=False)  # never block a finaliser on worker threads
         except Exception:  # interpreter shutdown: modules may already be gone
             pass
 
