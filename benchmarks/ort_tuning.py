@@ -73,20 +73,27 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--two-threads", action="store_true")
+    ap.add_argument("--alt-onnx", help="a second export of the same weights (e.g. the other exporter's graph)")
+    ap.add_argument("--skip-levels", action="store_true", help="skip the optimisation-level and minor variants")
     ap.add_argument("-o", "--out")
     args = ap.parse_args()
     x = tile_batch([skimage_photo("astronaut")], args.tile, 1)
     variants: dict[str, Callable[[np.ndarray], object]] = {
         "torch eager fp32": torch_variant(args.checkpoint),
         "ort ENABLE_ALL (default)": ort_variant(args.onnx),
-        "ort ENABLE_EXTENDED": ort_variant(args.onnx, "ENABLE_EXTENDED"),
-        "ort ENABLE_BASIC": ort_variant(args.onnx, "ENABLE_BASIC"),
-        "ort DISABLE_ALL": ort_variant(args.onnx, "DISABLE_ALL"),
-        "ort ALL + spinning off": ort_variant(args.onnx, spinning=False),
-        "ort ALL + denormals as zero": ort_variant(args.onnx, denormal_zero=True),
-        "ort ALL + no memory arena": ort_variant(args.onnx, arena=False),
-        "ort ALL + IO binding": ort_variant(args.onnx, iobinding=True),
     }
+    if not args.skip_levels:
+        variants.update({
+            "ort ENABLE_EXTENDED": ort_variant(args.onnx, "ENABLE_EXTENDED"),
+            "ort ENABLE_BASIC": ort_variant(args.onnx, "ENABLE_BASIC"),
+            "ort DISABLE_ALL": ort_variant(args.onnx, "DISABLE_ALL"),
+            "ort ALL + spinning off": ort_variant(args.onnx, spinning=False),
+            "ort ALL + denormals as zero": ort_variant(args.onnx, denormal_zero=True),
+            "ort ALL + no memory arena": ort_variant(args.onnx, arena=False),
+            "ort ALL + IO binding": ort_variant(args.onnx, iobinding=True),
+        })
+    if args.alt_onnx:
+        variants["ort ENABLE_ALL, alternative graph"] = ort_variant(args.alt_onnx)
     if args.two_threads:
         variants["torch eager fp32, 2 threads"] = torch_variant(args.checkpoint, threads=2)
         variants["ort ALL, 2 threads"] = ort_variant(args.onnx, threads=2)

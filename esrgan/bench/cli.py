@@ -88,7 +88,8 @@ def main(
         preset = "paper"
     rows = rowmod.select(keys)  # type: ignore[arg-type]
     click.echo("preparing the model (exported once, then cached)...", err=True)
-    model = prepare_model(checkpoint, preset, fp16="fp16" in rowmod.needed_artifacts(rows), exporter=exporter)
+    needed = rowmod.needed_artifacts(rows)
+    model = prepare_model(checkpoint, preset, fp16="fp16" in needed, exporter=exporter, int8="int8" in needed)
     total = steps_per_case(len(rows), config) * len(config.tiles) * len(config.batches)
     with tqdm(total=total, desc="esrgan-bench", unit="run", dynamic_ncols=True) as bar:
         data = run_benchmark(model, rows, config, progress=bar)
@@ -110,7 +111,7 @@ def _summary(doc: dict, out_dir: str) -> None:
         speed = f"{r['speedup_vs_torch']:.2f}x torch" if r["speedup_vs_torch"] is not None else "no reference"
         parity = "reference" if r["reference"] else ("parity ok" if r["parity_ok"] else "PARITY FAIL")
         click.echo(f"{r['backend']:18s} tile {r['tile']:4d} batch {r['batch']}: "
-                   f"{r['throughput_mpix_s']:.4f} MP/s, {speed}, {parity}")
+                   f"{r['throughput_mpix_s']:.3g} MP/s, {speed}, {parity}")
     for key, reason in doc["skipped"].items():
         click.echo(f"{key:18s} skipped: {reason}")
     click.echo(f"report: {Path(out_dir) / 'report.md'}")

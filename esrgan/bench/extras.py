@@ -17,7 +17,7 @@ import numpy as np
 
 from esrgan.bench.inputs import centre_crop, source_images
 from esrgan.bench.models import PreparedModel
-from esrgan.bench.timing import Stats, time_once
+from esrgan.bench.timing import interleaved
 from esrgan.parity import compare
 
 
@@ -72,7 +72,7 @@ def tiling_check(model: PreparedModel, config: Any, quick: bool = False) -> dict
     }
 
 
-def end_to_end(model: PreparedModel, config: Any, quick: bool = False, repeat: int = 2) -> dict[str, Any]:
+def end_to_end(model: PreparedModel, config: Any, quick: bool = False) -> dict[str, Any]:
     """Folder throughput of the runtime's Upscaler vs the raw backend on the same tile windows.
 
     One image: the pipeline's overhead per tile is what is measured, and more images of the
@@ -88,7 +88,7 @@ def end_to_end(model: PreparedModel, config: Any, quick: bool = False, repeat: i
 
     tile, pad, side = _sizes(config, quick)
     batch = max(config.batches)
-    images = 1
+    images, repeat = 1, (2 if quick else 4)
     photos = [centre_crop(p, side) for p in source_images(config.images, count=images)[:images]]
     with tempfile.TemporaryDirectory(prefix="esrgan-bench-") as tmp:
         src, dst = Path(tmp, "in"), Path(tmp, "out")
@@ -113,12 +113,9 @@ def end_to_end(model: PreparedModel, config: Any, quick: bool = False, repeat: i
             up.upscale_folder(src, dst, overwrite=True, progress=False)
 
         backend.run(batches[0])  # the window shape's first call is not timed
-        raw_t, e2e_t = [], []
-        for _ in range(repeat):  # interleaved
-            raw_t.append(time_once(raw))
-            e2e_t.append(time_once(pipeline))
+        stats = interleaved([("raw", raw), ("pipeline", pipeline)], repeat=repeat, warmup=0)
         backend.close()
-    raw_s, e2e_s = Stats(tuple(raw_t)), Stats(tuple(e2e_t))
+    raw_s, e2e_s = stats["raw"], stats["pipeline"]
     mpix = len(photos) * side * side / 1e6
     ratio = raw_s.median / e2e_s.median
     return {
@@ -126,9 +123,9 @@ def end_to_end(model: PreparedModel, config: Any, quick: bool = False, repeat: i
         "windows": len(windows), "raw": raw_s.as_dict(), "pipeline": e2e_s.as_dict(),
         "raw_mpix_s": mpix / raw_s.median, "pipeline_mpix_s": mpix / e2e_s.median, "pipeline_share_of_raw": ratio,
         "markdown": (
-            f"{len(photos)} PNG photographs of {side}×{side} px, tile {tile}, pad {pad}, batch {batch} "
-            f"({len(windows)} windows), ORT FP32, median of {repeat} interleaved runs: `Upscaler.upscale_folder` "
-            f"{mpix / e2e_s.median:.4f} MP/s vs the raw model on the same windows {mpix / raw_s.median:.4f} MP/s: "
+            f"{len(photos)} PNG photograph(s) of {side}×{side} px, tile {tile}, pad {pad}, batch {batch} "
+            f"({len(windows)} windows), ORT FP32, median of {repeat} interleaved runs (order rotating): `Upscaler.upscale_folder` "
+            f"{mpix / e2e_s.median:.3g} MP/s vs the raw model on the same windows {mpix / raw_s.median:.3g} MP/s: "
             f"**{ratio:.0%} of raw** (target ≥ 85 %)."
         ),
     }

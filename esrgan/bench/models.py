@@ -100,14 +100,14 @@ def _export(checkpoint: Path, out_dir: Path, fp16: bool, exporter: str) -> dict[
 
 def prepare_model(
     checkpoint: str | Path | None = None, preset: str | None = None, fp16: bool = True, cache: Path | None = None,
-    exporter: str = "dynamo",
+    exporter: str = "dynamo", int8: bool = False,
 ) -> PreparedModel:
     """Resolve ``--model``/``--preset`` into a checkpoint plus cached ONNX exports."""
     root = cache or cache_root()
     if (checkpoint is None) == (preset is None):
         raise UsageError("give exactly one of --model CKPT or --preset")
     if preset == "default":
-        return default_model(root, fp16, exporter)
+        return default_model(root, fp16, exporter, int8)
     if preset is not None:
         ckpt, name = preset_checkpoint(preset, root), f"{preset}_x4"
     else:
@@ -131,9 +131,40 @@ def prepare_model(
     if not files or not all(p.is_file() for p in files.values()) or (fp16 and not had_fp16):
         out_dir.mkdir(parents=True, exist_ok=True)
         files = _export(ckpt, out_dir, fp16, exporter)
-        record = {"files": {k: str(v) for k, v in files.items()}, "fp16": fp16}
-        write_text_atomic(done, json.dumps(record, indent=1))
+        had_fp16 = fp16
+    if int8 and "int8" not in files:
+        files["int8"] = quantize(files["fp32"], out_dir / "model_int8.onnx", root)
+    record = {"files": {k: str(v) for k, v in files.items()}, "fp16": had_fp16}
+    write_text_atomic(done, json.dumps(record, indent=1))
     return PreparedModel(name=name, spec=spec, checkpoint=ckpt, sha256=digest, files=files)
+
+
+# Photographs bundled with scikit-image that the parity inputs (inputs.PHOTOS) do not use: INT8
+# calibration must not see the images it is judged on.
+CALIBRATION_FILES = ("motorcycle_left.png", "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "coins.png",
+                     "clock_motion.png")
+
+
+def calibration_folder(root: Path) -> Path:
+    import shutil
+
+    import skimage.data
+
+    folder = root / "calibration"
+    if not folder.is_dir():
+        tmp = root / ".calibration.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        for name in CALIBRATION_FILES:
+            shutil.copy(Path(skimage.data.__file__).parent / name, tmp / name)
+        tmp.rename(folder)
+    return folder
+
+
+def quantize(fp32: Path, dest: Path, root: Path) -> Path:
+    """The INT8 model through the agreed export API, calibrated on photographs parity never uses."""
+    from esrgan.export.int8 import quantize_int8
+
+    return Path(quantize_int8(fp32, calibration_folder(root), dest))
 
 
 def checkpoint_from_onnx(onnx_path: Path, dest: Path) -> Path:
@@ -161,7 +192,7 @@ def checkpoint_from_onnx(onnx_path: Path, dest: Path) -> Path:
     return save_generator(model.eval(), dest)
 
 
-def default_model(root: Path, fp16: bool = True, exporter: str = "dynamo") -> PreparedModel:
+def default_model(root: Path, fp16: bool = True, exporter: str = "dynamo", int8: bool = False) -> PreparedModel:
     """The model the runtime ships, with a PyTorch reference rebuilt from its weights."""
     from esrgan.export.onnx_metadata import file_sha256
     from esrgan.runtime.default_model import MODEL_DIR, MODEL_NAME
@@ -173,7 +204,7 @@ def default_model(root: Path, fp16: bool = True, exporter: str = "dynamo") -> Pr
     ckpt = root / "default" / f"{onnx_path.stem}-{digest[:16]}.safetensors"
     if not ckpt.is_file():
         checkpoint_from_onnx(onnx_path, ckpt)
-    model = prepare_model(ckpt, fp16=fp16, cache=root, exporter=exporter)
+    model = prepare_model(ckpt, fp16=fp16, cache=root, exporter=exporter, int8=int8)
     model.name = "default"
     model.files["fp32"] = onnx_path  # benchmark the shipped file itself, not a re-export
     return model

@@ -146,6 +146,14 @@ register(Row("ort-fp32", "fp32", "cpu", runtime_row("onnxruntime-cpu", "fp32"), 
              description="ONNX Runtime CPU, FP32 model"))
 register(Row("ort-fp16", "fp16", "cpu", runtime_row("onnxruntime-cpu", "fp16"), "fp16",
              description="ONNX Runtime CPU, FP16 model"))
+register(Row("ort-int8", "int8", "cpu", runtime_row("onnxruntime-cpu", "int8"), "int8",
+             description="ONNX Runtime CPU, INT8 model (static QDQ, calibrated on other photographs)"))
+register(Row("openvino-fp32", "fp32", "cpu", runtime_row("openvino", "fp32", precision="fp32"), "fp32",
+             description="OpenVINO CPU, FP32 inference precision"))
+register(Row("openvino-bf16", "bf16", "cpu", runtime_row("openvino", "fp32", precision="bf16"), "fp32",
+             description="OpenVINO CPU, BF16 inference precision (native on AVX-512 BF16 / AMX CPUs)"))
+register(Row("openvino-int8", "int8", "cpu", runtime_row("openvino", "int8"), "int8",
+             description="OpenVINO CPU, INT8 model"))
 # GPU rows: measured only where a CUDA GPU is present (skipped with the reason elsewhere).
 register(Row("torch-cuda-fp32", "fp32", "cuda", _torch("cuda", "fp32"), reference=True,
              description="PyTorch eager FP32 on the GPU (the GPU reference)"))

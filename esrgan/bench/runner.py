@@ -130,7 +130,9 @@ def measure_case(
             parity_images=len(item.outputs),
             peak_mem_mb=mem.peak_mb, run_mem_mb=mem.delta_mb,
             gpu_mem_mb=_gpu_peak_mb(item),
-            gflops=gflops, peak_share=(gflops / peak) if (peak and row.device == "cpu") else None,
+            # Only FP32 rows are compared with the FP32 peak: BF16 (VDPBF16PS) and INT8 (VNNI) units
+            # do 2x and 4x the FP32 FLOPs per cycle, so their "share" of the FP32 peak would mislead.
+            gflops=gflops, peak_share=(gflops / peak) if (peak and row.device == "cpu" and row.precision == "fp32") else None,
             reference=row.reference, peer=row.peer,
         ))
         if on_step:

@@ -23,3 +23,25 @@ def test_model_source_must_be_given_once(tmp_path):
         prepare_model(cache=tmp_path)
     with pytest.raises(UsageError, match="no such file"):
         prepare_model(tmp_path / "missing.safetensors", cache=tmp_path)
+
+
+def test_default_preset_benchmarks_the_shipped_file(bench_cache, tmp_path, monkeypatch):
+    import shutil
+
+    import esrgan.runtime.default_model as dm
+
+    tiny = prepare_model(preset="tiny", cache=bench_cache, fp16=False, exporter="torchscript")
+    shipped = tmp_path / dm.MODEL_NAME
+    shutil.copy(tiny.files["fp32"], shipped)
+    monkeypatch.setattr(dm, "MODEL_DIR", tmp_path)
+    model = prepare_model(preset="default", cache=tmp_path / "cache", fp16=False, exporter="torchscript")
+    assert model.name == "default" and model.files["fp32"] == shipped
+    assert torch.equal(model.torch_model().conv_first.weight, tiny.torch_model().conv_first.weight)
+
+
+def test_default_preset_without_a_shipped_model_is_a_usage_error(tmp_path, monkeypatch):
+    import esrgan.runtime.default_model as dm
+
+    monkeypatch.setattr(dm, "MODEL_DIR", tmp_path)
+    with pytest.raises(UsageError, match="not shipped"):
+        prepare_model(preset="default", cache=tmp_path)

@@ -2,7 +2,15 @@ import json
 
 import pytest
 
-from esrgan.bench.report import REQUIRED_FIELDS, Result, render_markdown, to_json_data, validate, write_report
+from esrgan.bench.report import (
+    REQUIRED_FIELDS,
+    Result,
+    render_markdown,
+    rewrite_markdown,
+    to_json_data,
+    validate,
+    write_report,
+)
 
 ENV = {
     "cpu": {"model": "Test CPU", "vendor": "x", "logical_cores": 2, "physical_cores": 2, "mhz": 2000.0,
@@ -43,6 +51,9 @@ def test_written_report_is_valid_json_with_every_field(tmp_path):
     for name in ("report.md", "throughput.png", "speedup.png", "parity.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert (tmp_path / "throughput.png").read_bytes()[:4] == b"\x89PNG"
+    rewrite_markdown(tmp_path, "NEW NOTES")
+    md = (tmp_path / "report.md").read_text()
+    assert md.startswith("# title") and "NEW NOTES" in md and "| ort-fp32 |" in md
 
 
 def test_markdown_has_one_row_per_backend_and_marks_failures():
@@ -51,6 +62,9 @@ def test_markdown_has_one_row_per_backend_and_marks_failures():
     assert parity.count("| torch-fp32 |") == 1 and parity.count("| ort-fp32 |") == 1
     assert "**FAIL**" in parity and "reference" in parity
     assert "1.30×" in md and "Test CPU" in md and "no CUDA GPU here" in md
+    targets = md.split("## Targets")[1].split("## Parity")[0]
+    assert "1.30×" in targets and "NOT met" in targets  # fast enough but parity failed
+    assert "no GPU in this run" in targets
 
 
 @pytest.mark.parametrize("drop", ["results", "environment"])

@@ -109,6 +109,12 @@ class OnnxRuntimeBackend(Backend):
         opts.log_severity_level = 3  # provider load failures are reported by our own one line
         if threads:
             opts.intra_op_num_threads = threads
+        if kind == "onnxruntime-cpu":
+            # Idle intra-op threads sleep instead of spinning. On a shared or busy CPU (and beside
+            # esrgan-run's decode/encode workers) spinning threads steal the cores the work needs:
+            # paper-size x4 on 2 cores under load, 2 threads took 3.5 s with spinning vs 1.8 s
+            # without (benchmarks/reports/bench/paper_x4/ort_tuning.md); with 1 thread it changes nothing.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         quiet_native_logs(ort)
         try:
             # ORT print()s an "EP Error ... Falling back" banner when a GPU provider fails to load;
