@@ -69,6 +69,9 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
     signal.signal(signal.SIGTERM, _terminate)
     tile = parse_tile(tile_text)
     shard_t = paths.parse_shard(shard)
+    # Bad paths fail in one line before any model is loaded (loading can take seconds).
+    root, _ = paths.find_inputs(input)
+    paths.check_folders(root, Path(output), recursive_input=Path(input).is_dir())
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     with Upscaler(model, backend, tile, tile_pad, batch, device_id=device_id, threads=threads, say=say) as up:
         if not quiet:
