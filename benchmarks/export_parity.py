@@ -66,17 +66,21 @@ def paper_case(work: Path) -> dict:
     from esrgan.export.onnx_metadata import read_metadata
     from esrgan.export.pipeline import export_artifacts
     from esrgan.models.build import build_generator
-    from esrgan.models.checkpoints import save_generator
+    from esrgan.models.checkpoints import load_generator, save_generator
     from esrgan.models.spec import paper_spec
     from esrgan.parity import compare
 
-    torch.manual_seed(0)
-    model = build_generator(paper_spec(4)).eval()
-    ckpt = save_generator(model, work / "paper_x4_random.safetensors")
+    ckpts = []
+    for seed, role in ((0, "psnr"), (1, "gan")):
+        torch.manual_seed(seed)
+        ckpts.append(save_generator(build_generator(paper_spec(4)), work / f"paper_x4_{role}.safetensors"))
     out = work / "paper"
-    result = export_artifacts(ckpt, out, exporter="dynamo", progress=lambda m: print("  paper:", m, flush=True))
+    result = export_artifacts(ckpts[1], out, psnr_ckpt=ckpts[0], alpha=0.8, exporter="dynamo",
+                              progress=lambda m: print("  paper:", m, flush=True))
+    model = load_generator(result.checkpoint)
     case: dict = {
-        "model": "paper-size x4 RRDBNet, random weights (seed 0)", "spec": model.spec.describe(),
+        "model": "interpolation (alpha 0.8) of two paper-size x4 RRDBNets with random weights (seeds 0 and 1), "
+                 "as `esrgan-export --psnr P --gan G --alpha 0.8` does it", "spec": model.spec.describe(),
         "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
         "checks": [c.line() for c in result.report.checks],
         "parity": {c.artifact: c.parity.to_dict() for c in result.report.checks},
@@ -162,6 +166,38 @@ def trained_case(work: Path, iters: tuple[int, int]) -> dict:
     }
 
 
+def opset_case(work: Path) -> dict:
+    """Which exporter writes opset 17 for which arch (tiny models: the graph structure is what matters)."""
+    import torch
+
+    from esrgan.errors import UsageError
+    from esrgan.export.onnx_export import export_onnx
+    from esrgan.models.build import build_generator
+    from esrgan.models.spec import GeneratorSpec
+
+    specs = {
+        "x4": GeneratorSpec(scale=4, num_feat=8, num_block=1, num_grow_ch=4),
+        "x2 pixel-unshuffle": GeneratorSpec(scale=2, num_feat=8, num_block=1, num_grow_ch=4, pixel_unshuffle=True),
+        "x1 pixel-unshuffle": GeneratorSpec(scale=1, num_feat=8, num_block=1, num_grow_ch=4, pixel_unshuffle=True),
+        "pytorch-gan x4": GeneratorSpec(arch="pytorch-gan", scale=4, num_feat=8, num_block=1, num_grow_ch=8),
+    }
+    rows = {}
+    for name, spec in specs.items():
+        torch.manual_seed(0)
+        model = build_generator(spec).eval()
+        row = {}
+        for exporter, opset in (("dynamo", 17), ("dynamo", 18), ("torchscript", 17)):
+            t = time.perf_counter()
+            try:
+                export_onnx(model, work / "opset.onnx", exporter=exporter, opset=opset)
+                row[f"{exporter} {opset}"] = f"ok, {time.perf_counter() - t:.1f} s"
+            except UsageError as exc:
+                row[f"{exporter} {opset}"] = "refused: " + str(exc).split(" wrote ")[1].split(",")[0].split(" for ")[0]
+        rows[name] = row
+        print("  opset:", name, row, flush=True)
+    return rows
+
+
 def write_report(results: dict) -> None:
     from esrgan.atomic import write_text_atomic
 
@@ -174,7 +210,7 @@ def write_report(results: dict) -> None:
              f"torch {env['torch']}, onnx {env['onnx']}, onnxruntime {env['onnxruntime']}. "
              "All checks ran with ONNX Runtime's CPU provider; no GPU, CUDA or TensorRT ran for this report.", ""]
     if paper:
-        lines += ["## Paper-size x4 RRDBNet (random weights)", "", f"`{paper['spec']}`, {paper['model']}.", "",
+        lines += ["## Paper-size x4 RRDBNet (random weights)", "", f"`{paper['spec']}`: {paper['model']}.", "",
                   "| artefact | check (worst over the input sizes) |", "|---|---|"]
         lines += [f"| {c.split(' ', 1)[0]} | {c.split(' ', 1)[1]} |" for c in paper["checks"]]
         f = paper["fp16_photo_128"]
@@ -191,6 +227,14 @@ def write_report(results: dict) -> None:
                   f"- PyTorch FP16 on the CPU (FP16 storage and compute), 48x48 crop: PSNR {tf['psnr_db']:.2f} dB, "
                   f"max abs err {tf['max_abs_err']:.3g}, {tf['nonfinite_count']} non-finite, {tf['seconds']} s.",
                   f"- File sizes (MB): {', '.join(f'{k} {v}' for k, v in paper['sizes_mb'].items())}.", ""]
+    if results.get("opset"):
+        cols = list(next(iter(results["opset"].values())))
+        lines += ["## Exporter x opset (tiny models)", "",
+                  "\"refused\": the exporter wrote another opset than asked (dynamo exports 18 and down-converts; onnx's "
+                  "converter has no adapter for Pad), so export_onnx stops instead of writing a mislabelled file.", "",
+                  "| arch | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        lines += [f"| {arch} | " + " | ".join(row[c] for c in cols) + " |" for arch, row in results["opset"].items()]
+        lines += [""]
     if trained:
         lines += ["## Small trained pair (esrgan-train) through the issue's command", "", f"{trained['model']}.", "",
                   f"`{trained['export_command']}` exit code {trained['export_exit_code']}, {trained['export_s']} s "
@@ -215,6 +259,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="scratch folder (default: a temp folder)")
     ap.add_argument("--skip-paper", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--skip-opset", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="start from the existing report.json (re-run only some cases)")
     ap.add_argument("--iters", type=int, nargs=2, default=(300, 100), metavar=("PSNR", "GAN"))
     args = ap.parse_args()
     import onnx
@@ -224,11 +270,15 @@ def main() -> None:
     torch.set_num_threads(1)
     work = args.work or Path(tempfile.mkdtemp(prefix="export_parity_"))
     work.mkdir(parents=True, exist_ok=True)
-    results: dict = {"environment": {
+    old = json.loads((REPORT_DIR / "report.json").read_text()) if args.keep else {}
+    results: dict = {**old, "environment": {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_model(), "cores": os.cpu_count(),
         "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}}
     if not args.skip_paper:
         results["paper"] = paper_case(work)
+        write_report(results)
+    if not args.skip_opset:
+        results["opset"] = opset_case(work)
         write_report(results)
     if not args.skip_train:
         results["trained"] = trained_case(work, tuple(args.iters))

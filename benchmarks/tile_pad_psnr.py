@@ -215,7 +215,8 @@ def main() -> None:
 DEFAULT_RATIONALE = (
     "Random-weight RRDBNets, even variance-preserving ones, have a small *effective* receptive field: "
     "their tiled output reaches float32 noise (>130 dB) within 8-16 px of pad, so they understate what a "
-    "trained network needs. The one figure for a trained paper-size x4 RRDBNet available here (issue 6: "
+    "trained network needs; the one trained model here (this project's default-model candidate, nf32 nb2, "
+    "3000 iterations: `--checkpoint`) is as local, its shallow trunk sees little context. The one figure for a trained paper-size x4 RRDBNet available here (issue 6: "
     "Real-ESRGAN's 10 px pad gives ~42 dB) against ~27 dB at pad 0 (measured above for every model) is a "
     "decay of about 1.5 dB per px of pad; extrapolating, 50 dB needs ~16 px at the tile sizes above. "
     "The default, 24 px, keeps ~12 dB of margin on that estimate for tiles >= 48 px, and costs "

@@ -15,14 +15,7 @@ import click
 
 from esrgan.cli_support import EXIT_OK, debug_option, handle_errors
 from esrgan.errors import UsageError
-from esrgan.export.engine import (
-    DEFAULT_MAX,
-    DEFAULT_MIN,
-    DEFAULT_OPT,
-    EngineOptions,
-    format_shape,
-    parse_shape,
-)
+from esrgan.export.engine import EngineOptions, parse_shape
 from esrgan.export.onnx_export import DEFAULT_OPSET, EXPORTERS
 
 
@@ -42,9 +35,9 @@ from esrgan.export.onnx_export import DEFAULT_OPSET, EXPORTERS
 @click.option("--trt", is_flag=True, help="Also build a TensorRT FP16 engine (needs TensorRT and a CUDA GPU).")
 @click.option("--build-engine", "build_engine_from", type=click.Path(dir_okay=False),
               help="Only build a TensorRT engine from this FP16 ONNX file (e.g. on a GPU machine, later).")
-@click.option("--min-shape", default=format_shape(DEFAULT_MIN), show_default=True, help="NxCxHxW")
-@click.option("--opt-shape", default=format_shape(DEFAULT_OPT), show_default=True, help="NxCxHxW")
-@click.option("--max-shape", default=format_shape(DEFAULT_MAX), show_default=True, help="NxCxHxW")
+@click.option("--min-shape", help="TensorRT profile NxCxHxW (default: the runtime's tiles, 64-512 px + pad, batch 1-4).")
+@click.option("--opt-shape", help="TensorRT profile NxCxHxW (default: the runtime's tiles, 64-512 px + pad, batch 1-4).")
+@click.option("--max-shape", help="TensorRT profile NxCxHxW (default: the runtime's tiles, 64-512 px + pad, batch 1-4).")
 @click.option("--workspace", type=float, default=4.0, show_default=True, help="TensorRT workspace limit (GiB).")
 @click.option("--builder-opt-level", type=int, default=3, show_default=True, help="TensorRT builder optimisation level 0-5.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False), help="Persistent TensorRT timing cache file.")
@@ -57,13 +50,17 @@ from esrgan.export.onnx_export import DEFAULT_OPSET, EXPORTERS
 def main(
     gan: str | None, psnr: str | None, alpha: float | None, out_dir: str | None, opset: int, exporter: str,
     fp16: bool, int8: bool, calib: str | None, trt: bool, build_engine_from: str | None,
-    min_shape: str, opt_shape: str, max_shape: str,
+    min_shape: str | None, opt_shape: str | None, max_shape: str | None,
     workspace: float, builder_opt_level: int, timing_cache: str | None, verify: bool, inspect_ckpt: str | None,
     quiet: bool,
 ) -> None:
     """Export ESRGAN checkpoints to verified ONNX FP32/FP16 (+ INT8, TensorRT) files."""
-    engine = EngineOptions(parse_shape(min_shape), parse_shape(opt_shape), parse_shape(max_shape), workspace, builder_opt_level,
-                           Path(timing_cache) if timing_cache else None)
+    engine = EngineOptions(
+        min_shape=parse_shape(min_shape) if min_shape else None,
+        opt_shape=parse_shape(opt_shape) if opt_shape else None,
+        max_shape=parse_shape(max_shape) if max_shape else None,
+        workspace_gib=workspace, opt_level=builder_opt_level, timing_cache=Path(timing_cache) if timing_cache else None,
+    )
     if inspect_ckpt:
         from esrgan.models.checkpoints import describe_checkpoint
 
@@ -100,9 +97,10 @@ def _build_engine_only(onnx_path: str, options: EngineOptions, gan: str | None, 
     info = parse_metadata(read_metadata(onnx_path), onnx_path)
     if info.precision != "fp16":
         raise UsageError(f"{onnx_path}: --build-engine needs the FP16 ONNX file (this one is {info.precision})")
-    channels = info.spec.num_in_ch if info.spec else options.min_shape[1]
+    if info.spec is not None:
+        options = options.resolved(info.spec)
     say("building the TensorRT engine (minutes)...")
-    path = build_engine(onnx_path, options.with_channels(channels))
+    path = build_engine(onnx_path, options)
     click.echo(str(path))
     ckpt = Path(gan) if gan else Path(onnx_path).with_name("model.safetensors")
     if verify and ckpt.is_file():

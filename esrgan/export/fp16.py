@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from esrgan.export.images import photo_crops, to_nchw
 from esrgan.export.onnx_metadata import load_onnx, save_onnx, set_props
 
 FP16_MAX = 65504.0
+FP16_MIN_SUBNORMAL = 2.0**-24
 DEFAULT_HEADROOM = 4.0  # keep a node in FP32 if |activation| > FP16_MAX / 4 on any probe image
 PROBE_SIZES = ((48, 48), (40, 56), (48, 48), (56, 40))
 FP32_NODES_KEY = meta.PREFIX + "fp16_fp32_nodes"  # JSON list of node names kept in FP32
@@ -63,9 +65,14 @@ def convert_to_fp16(
     # keep FLOAT after conversion and contradict the inferred FLOAT16. Shape inference redoes them.
     del source.graph.value_info[:]
     try:
-        half = convert_float_to_float16(
-            source, keep_io_types=True, node_block_list=keep, max_finite_val=FP16_MAX,
-        )
+        with warnings.catch_warnings():
+            # It warns for every weight smaller than min_positive_val; FP16's smallest subnormal is
+            # the honest floor (its default 1e-7 would move values that FP16 can represent).
+            warnings.filterwarnings("ignore", message="the float32 number .* will be truncated")
+            half = convert_float_to_float16(
+                source, keep_io_types=True, node_block_list=keep, min_positive_val=FP16_MIN_SUBNORMAL,
+                max_finite_val=FP16_MAX,
+            )
     except Exception as exc:
         raise ModelError(f"{fp32_onnx_path}: FP16 conversion failed: {str(exc).splitlines()[0]}") from None
     set_props(half, {

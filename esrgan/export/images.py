@@ -36,10 +36,8 @@ def to_nchw(image: np.ndarray, channels: int = 3) -> np.ndarray:
         arr = arr[None]
     if arr.ndim != 4:
         raise ValueError(f"expected an image or an NCHW batch, got shape {arr.shape}")
-    if arr.shape[1] != channels:
-        arr = np.repeat(arr.mean(axis=1, keepdims=True), channels, axis=1) if channels in (1, 3) else arr
-        if channels == 1:
-            arr = arr[:, :1]
+    if arr.shape[1] != channels:  # RGB for a grey model or the reverse: go through grey
+        arr = np.repeat(arr.mean(axis=1, keepdims=True), channels, axis=1)
     return np.ascontiguousarray(arr)
 
 

@@ -31,7 +31,7 @@ from esrgan.export.engine import (
 from esrgan.export.fp16 import convert_to_fp16
 from esrgan.export.interpolate import check_alpha, interpolate_generators
 from esrgan.export.onnx_export import DEFAULT_OPSET, export_onnx
-from esrgan.export.onnx_metadata import file_sha256, update_metadata
+from esrgan.export.onnx_metadata import file_sha256, read_metadata, update_metadata
 from esrgan.export.verify import ParityReport, check_outputs, torch_reference, verify_images, verify_onnx
 from esrgan.models.build import spec_of
 from esrgan.models.checkpoints import load_generator, save_generator
@@ -94,6 +94,8 @@ def export_artifacts(
     alpha = check_alpha(alpha)
     if psnr_ckpt is None and alpha != 1.0:
         raise UsageError("--alpha needs --psnr: interpolation mixes a PSNR and a GAN checkpoint")
+    if engine is not None and not fp16:
+        raise UsageError("--trt builds the engine from the FP16 ONNX file: drop --no-fp16")
     timings: dict[str, float] = {}
 
     with _step("load", timings, say, "loading checkpoints"):
@@ -111,7 +113,10 @@ def export_artifacts(
         with _step("onnx_fp16", timings, say, f"converting to {FP16_NAME} (probing activations on photographs)"):
             result.onnx_fp16 = convert_to_fp16(fp32, out / FP16_NAME)
     if int8_calib is not None:
-        from esrgan.export.int8 import quantize_int8
+        try:
+            from esrgan.export.int8 import quantize_int8
+        except ImportError as exc:
+            raise DependencyError(f"INT8 export is not available in this install ({exc})") from None
 
         with _step("onnx_int8", timings, say, f"quantising to {INT8_NAME} (calibrating on {int8_calib})"):
             result.onnx_int8 = quantize_int8(fp32, int8_calib, out / INT8_NAME)
@@ -151,9 +156,22 @@ def verify_artifacts(
             checks = verify_onnx(model, path, images, precision)
         for line in checks.lines():
             say(f"  {line}")
-        update_metadata(path, {meta.PARITY: json.dumps(checks.figures())})
+        update_metadata(path, {meta.PARITY: json.dumps(merged_parity(read_metadata(path), checks))})
         report.extend(checks)
     return report
+
+
+def merged_parity(props: dict[str, str], checks: ParityReport) -> dict:
+    """The file's esrgan.parity with this verification's per-device figures added.
+
+    The INT8 quantiser already stores its own figure (vs FP32 on held-out photographs) as top-level
+    keys; per-device entries ("cpu", "cuda") sit next to them instead of replacing them.
+    """
+    try:
+        existing = json.loads(props.get(meta.PARITY, "") or "{}")
+    except json.JSONDecodeError:
+        existing = {}
+    return {**(existing if isinstance(existing, dict) else {}), **checks.figures()}
 
 
 def raise_if_failed(report: ParityReport, out: Path) -> None:
@@ -167,9 +185,8 @@ def _engine_step(
     model: nn.Module, result: ExportResult, options: EngineOptions, images: Sequence[np.ndarray] | None,
     say: Progress, timings: dict[str, float],
 ) -> Path:
-    if result.onnx_fp16 is None:
-        raise UsageError("--trt builds the engine from the FP16 ONNX file: drop --no-fp16")
-    options = options.with_channels(result.spec.num_in_ch)
+    assert result.onnx_fp16 is not None  # export_artifacts refuses --trt with --no-fp16 up front
+    options = options.resolved(result.spec)
     reason = tensorrt_unavailable()
     if reason:
         state = "written and verified" if result.report is not None else "written (not verified)"

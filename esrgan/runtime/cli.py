@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -79,6 +80,8 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
             max_pixels=max_pixels, progress=not quiet,
         )
     click.echo(summary.describe(), err=True)
+    if summary.written or summary.skipped:
+        click.echo(f"results in {Path(output).resolve()}", err=True)
     sys.exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
 
 

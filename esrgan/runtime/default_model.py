@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from esrgan.errors import ModelError
+from esrgan.errors import EsrganError, ModelError
+from esrgan.models.spec import GeneratorSpec
 
 MODEL_DIR = Path(__file__).parent / "models"
 MODEL_NAME = "default_x4.onnx"
@@ -52,6 +53,11 @@ def default_model_notice(path: Path | None = None) -> str:
         except (OSError, json.JSONDecodeError):
             meta = {}
     gain = held_out_gain_db(meta)
-    what = f"{meta['spec_description']} " if isinstance(meta.get("spec_description"), str) else ""
+    what = ""
+    if isinstance(meta.get("spec"), dict):
+        try:
+            what = GeneratorSpec.from_dict(meta["spec"]).describe() + " "
+        except EsrganError:
+            what = ""
     gain_text = f", {gain:+.2f} dB PSNR-Y over bicubic on held-out photographs" if gain is not None else ""
     return f"using the built-in default x4 model {what}({path.name}{gain_text}); pass --model to use another"

@@ -43,9 +43,39 @@ def auto_tile(info: BackendInfo, pad: int, per_pixel: float, budget: int | None 
         _, max_h, max_w = info.max_input
         return max(MIN_TILE, min(max_h, max_w) - 2 * pad)
     if budget is None:
-        budget = min(CPU_BUDGET_BYTES, _available_memory() // 4) if info.device == "cpu" else GPU_BUDGET_BYTES
+        if info.device == "cpu":
+            budget = min(CPU_BUDGET_BYTES, _available_memory() // 4)
+        else:
+            free = gpu_free_bytes(int(info.device.split(":")[-1]) if ":" in info.device else 0)
+            # Half the free memory: the framework's workspace and fragmentation take the rest.
+            budget = free // 2 if free else GPU_BUDGET_BYTES
     side = int(math.sqrt(budget / per_pixel)) - 2 * pad
     return max(MIN_TILE, min(MAX_AUTO_TILE, side // 8 * 8))
+
+
+def parse_nvidia_smi_free(text: str, device_id: int) -> int | None:
+    """Bytes free on ``device_id`` from ``nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits``."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    try:
+        return int(float(lines[device_id])) << 20  # MiB
+    except (IndexError, ValueError):
+        return None
+
+
+def gpu_free_bytes(device_id: int) -> int | None:
+    """Free memory of a CUDA device from nvidia-smi (ships with the driver); None where unknown."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_nvidia_smi_free(out, device_id)
 
 
 def _available_memory() -> int:
@@ -158,6 +188,11 @@ class TileEngine:
         self.batcher = tiling.TileBatcher(self.batch)
         self.in_flight: dict[Hashable, ImageWork] = {}
         self._oom_said = False
+
+    @property
+    def shrunk(self) -> bool:
+        """Whether an out-of-memory error made the tile smaller than asked."""
+        return self._oom_said
 
     # ---- feeding ----------------------------------------------------------------------------
     def submit(self, key: Hashable, decoded: Decoded, more_coming: bool = False) -> None:

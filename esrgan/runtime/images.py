@@ -214,11 +214,10 @@ def _orient(arr: np.ndarray, img: Image.Image) -> np.ndarray:
 def resize_alpha(alpha: np.ndarray, size: tuple[int, int], dtype: type) -> np.ndarray:
     """Bicubic upscaling of a (constant) alpha plane to (height, width), as integers."""
     h, w = size
+    maxval = float(np.iinfo(dtype).max)
     if float(alpha.min()) == float(alpha.max()):
-        maxval = np.iinfo(dtype).max
         return np.full((h, w), round(float(alpha.flat[0]) * maxval), dtype=dtype)
     up = np.asarray(Image.fromarray(alpha.astype(np.float32)).resize((w, h), Image.Resampling.BICUBIC))
-    maxval = float(np.iinfo(dtype).max)
     return np.clip(up * maxval + 0.5, 0, maxval).astype(dtype)
 
 
@@ -231,7 +230,10 @@ def assemble(decoded: Decoded, rgb_out: np.ndarray, alpha_out: np.ndarray | None
     if decoded.mode in ("L", "LA"):
         grey = np.tensordot(rgb_out, LUMA, axes=([2], [0]))
         grey = np.clip(grey.round(), 0, np.iinfo(dtype).max).astype(dtype)[..., None]
-        return np.concatenate([grey, alpha_out[..., None]], axis=2) if decoded.mode == "LA" else grey
+        if decoded.mode == "L":
+            return grey
+        assert alpha_out is not None
+        return np.concatenate([grey, alpha_out[..., None]], axis=2)
     if decoded.mode == "RGBA":
         assert alpha_out is not None
         return np.concatenate([rgb_out, alpha_out[..., None]], axis=2)
@@ -367,8 +369,9 @@ def from_array(arr: np.ndarray) -> Decoded:
 
 def from_pil(img: Image.Image) -> Decoded:
     """A Pillow image (any mode this module reads) -> Decoded, EXIF orientation applied."""
-    if getattr(img, "n_frames", 1) > 1:
-        raise ImageError(f"animated image ({img.n_frames} frames) is not supported")
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        raise ImageError(f"animated image ({frames} frames) is not supported")
     return _from_pillow(img)
 
 

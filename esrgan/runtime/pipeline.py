@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -132,7 +132,7 @@ class FolderRun:
 
         with ThreadPoolExecutor(opts.workers, thread_name_prefix="decode") as dec_pool, \
                 ThreadPoolExecutor(opts.workers, thread_name_prefix="encode") as enc_pool:
-            by_key = {i: job for i, job in enumerate(todo)}
+            by_key: dict[Hashable, Job] = dict(enumerate(todo))
 
             def write(work: ImageWork) -> None:
                 job = by_key[work.key]
@@ -160,6 +160,11 @@ class FolderRun:
                     self._fail(job, str(exc))
                     bar.update(1)
                     continue
+                if decoded.bits == 16 and self.backend.info.precision != "fp32":
+                    self._say_once(
+                        f"note: 16-bit inputs run through a {self.backend.info.precision} model keep about that "
+                        "precision, not 16 bits; --backend onnxruntime-cpu with an FP32 model keeps them exact"
+                    )
                 more = bool(decodes) and decodes[0].done()
                 engine.submit(i, decoded, more_coming=more)
                 collect(block_until=2 * opts.workers)

@@ -16,7 +16,7 @@ How tiles are laid out, and why:
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,7 +137,7 @@ def run_tiled(
 class TileJob:
     """One tile waiting for the model, with whatever the caller needs to put its output back."""
 
-    key: Hashable  # which image it belongs to
+    key: Any  # which image (and plane) it belongs to: hashable, the caller's choice
     tile: Tile
     window: np.ndarray  # CHW float32
 

@@ -10,8 +10,8 @@ import torch
 from click.testing import CliRunner
 
 from esrgan import metadata as meta
-from esrgan.export import cli, pipeline
-from esrgan.export.onnx_metadata import file_sha256, read_metadata
+from esrgan.export import cli, engine, pipeline
+from esrgan.export.onnx_metadata import file_sha256, read_metadata, set_props
 from esrgan.models.checkpoints import load_generator, save_generator
 from tests.export.tiny import tiny_model
 
@@ -108,10 +108,8 @@ def test_trt_path_with_fake_tensorrt(ckpts, tmp_path, monkeypatch):
         engine_path.write_bytes(b"engine")
         return engine_path
 
-    from esrgan import tensorrt_engine
-
-    monkeypatch.setattr(tensorrt_engine, "availability", lambda: None)
-    monkeypatch.setattr(tensorrt_engine, "build_engine", build_engine)
+    monkeypatch.setattr(engine.trt_engine, "availability", lambda: None)
+    monkeypatch.setattr(engine.trt_engine, "build_engine", build_engine)
     import onnxruntime as ort
 
     def runner(engine_path):  # the engine stands in for the FP16 ONNX it was built from
@@ -146,6 +144,7 @@ def test_int8_calls_the_quantiser(ckpts, tmp_path, monkeypatch):
     def quantize_int8(fp32_onnx_path, calib_dir, out_path):
         seen.update(src=fp32_onnx_path, calib=calib_dir)
         proto = onnx.load(str(fp32_onnx_path))
+        set_props(proto, {meta.PRECISION: "int8", meta.PARITY: json.dumps({"psnr_db": 41.0, "method": "minmax"})})
         onnx.save(proto, str(out_path))
         return out_path
 
@@ -159,6 +158,9 @@ def test_int8_calls_the_quantiser(ckpts, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen == {"src": tmp_path / "o" / "model.onnx", "calib": str(calib)}
     assert "model_int8.onnx [int8, cpu]" in result.stderr
+    parity = json.loads(read_metadata(tmp_path / "o" / "model_int8.onnx")[meta.PARITY])
+    assert parity["method"] == "minmax" and parity["psnr_db"] == 41.0  # the quantiser's own figure is kept
+    assert parity["cpu"]["passed"] is True
 
 
 @pytest.mark.parametrize(
@@ -168,8 +170,10 @@ def test_int8_calls_the_quantiser(ckpts, tmp_path, monkeypatch):
         (["--psnr", "{other}"], "different architectures"),
         (["--int8"], "--calib"),
         (["--min-shape", "1x3x64"], "NxCxHxW"),
-        (["--min-shape", "1x3x600x600"], "min <= opt <= max"),
+        (["--min-shape", "1x3x64x64"], "--max-shape"),
+        (["--min-shape", "1x3x600x600", "--opt-shape", "1x3x64x64", "--max-shape", "1x3x600x600"], "min <= opt <= max"),
         (["--opset", "11"], "opset"),
+        (["--trt", "--no-fp16"], "--no-fp16"),
     ],
 )
 def test_usage_errors_are_one_line(ckpts, tmp_path, args, expected):

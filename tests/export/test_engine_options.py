@@ -5,30 +5,38 @@ import pytest
 from esrgan.errors import DependencyError, UsageError
 from esrgan.export import engine
 from esrgan.export.engine import EngineOptions, build_command, parse_shape
+from esrgan.models.spec import GeneratorSpec
 
 
 def test_parse_shape():
     assert parse_shape("1x3x64x96") == (1, 3, 64, 96)
-    assert parse_shape("2X1X8X8") == (2, 1, 8, 8)
     for bad in ("1x3x64", "1x3x0x4", "axbxcxd", ""):
         with pytest.raises(UsageError):
             parse_shape(bad)
 
 
-def test_defaults_cover_tiles_64_to_512_batch_1_to_4():
-    o = EngineOptions()
-    assert o.min_shape == (1, 3, 64, 64) and o.max_shape == (4, 3, 512, 512)
-    assert o.with_channels(1).opt_shape[1] == 1
+def test_defaults_follow_the_model():
+    rgb = EngineOptions().resolved(GeneratorSpec(scale=4, num_feat=8, num_block=1, num_grow_ch=4))
+    assert rgb.min_shape == (1, 3, 64, 64) and rgb.max_shape[0] == 4 and rgb.max_shape[2] >= 512
+    grey_x2 = EngineOptions().resolved(
+        GeneratorSpec(scale=2, num_feat=8, num_block=1, num_grow_ch=4, num_in_ch=1, num_out_ch=1, pixel_unshuffle=True))
+    assert grey_x2.opt_shape[1] == 1 and all(s % 2 == 0 for s in grey_x2.max_shape[2:])
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(min_shape=(2, 3, 64, 64), opt_shape=(1, 3, 64, 64)), dict(opt_level=6), dict(workspace_gib=0),
-     dict(min_shape=(1, 1, 64, 64))],
+    [dict(min_shape=(2, 3, 64, 64), opt_shape=(1, 3, 64, 64), max_shape=(4, 3, 64, 64)), dict(opt_level=6),
+     dict(workspace_gib=0), dict(min_shape=(1, 3, 64, 64))],
 )
 def test_invalid_options(kwargs):
     with pytest.raises(UsageError):
         EngineOptions(**kwargs)
+
+
+def test_channel_mismatch_with_the_model():
+    o = EngineOptions((1, 1, 64, 64), (1, 1, 64, 64), (1, 1, 64, 64))
+    with pytest.raises(UsageError, match="channels"):
+        o.resolved(GeneratorSpec(scale=4, num_feat=8, num_block=1, num_grow_ch=4))
 
 
 def test_build_command_round_trips_the_options(tmp_path):
@@ -40,6 +48,6 @@ def test_build_command_round_trips_the_options(tmp_path):
 
 
 def test_build_engine_without_tensorrt_names_the_command(monkeypatch, tmp_path):
-    monkeypatch.setattr(engine, "tensorrt_unavailable", lambda: "no CUDA GPU found")
+    monkeypatch.setattr(engine.trt_engine, "availability", lambda: "no CUDA GPU found")
     with pytest.raises(DependencyError, match="no CUDA GPU found; build the engine on a GPU machine with: esrgan-export"):
         engine.build_engine(tmp_path / "model_fp16.onnx", EngineOptions())

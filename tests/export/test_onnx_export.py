@@ -9,6 +9,7 @@ import torch
 
 from esrgan import metadata as meta
 from esrgan.errors import UsageError
+from esrgan.export import onnx_export
 from esrgan.export.onnx_export import export_onnx
 from esrgan.export.onnx_metadata import read_metadata
 from esrgan.parity import compare, passes
@@ -43,10 +44,11 @@ def test_torchscript_exporter_opset17_all_archs(kind, tmp_path):
 
 @pytest.fixture(scope="module")
 def dynamo_exports(tmp_path_factory):
-    """Dynamo export is slow (~5-30 s each on the shared CPUs): export two archs once per module."""
+    """Dynamo export is slow (~5-30 s on the shared CPUs): export once per module, the x2 pixel-unshuffle
+    model (the hardest graph: pad, unshuffle, crop); the paper-size x4 dynamo export runs in the benchmark."""
     torch.set_num_threads(1)
     out = {}
-    for kind in ("x4", "x2u"):
+    for kind in ("x2u",):
         model = tiny_model(kind)
         path = export_onnx(model, tmp_path_factory.mktemp(kind) / "m.onnx",
                            metadata={meta.ALPHA: "0.8", meta.SOURCE_SHA256: json.dumps({"gan": "ab" * 32})})
@@ -55,9 +57,8 @@ def dynamo_exports(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["x4", "x2u"])
-def test_dynamo_exporter_dynamic_shapes(kind, dynamo_exports):
-    model, path = dynamo_exports[kind]
+def test_dynamo_exporter_dynamic_shapes(dynamo_exports):
+    model, path = dynamo_exports["x2u"]
     assert onnx.load(str(path)).opset_import[0].version == 18
     _check_dynamic(model, path)
 
@@ -74,10 +75,12 @@ def test_metadata_contents(dynamo_exports):
     assert meta.parse_metadata(props, "x").scale == 2
 
 
-@pytest.mark.slow
-def test_dynamo_refuses_opset17_it_cannot_write(tmp_path):
-    # x1/x2 pixel-unshuffle models use Pad, which onnx's version converter cannot take to opset 17
-    with pytest.raises(UsageError, match="--exporter torchscript"):
+def test_an_opset_the_exporter_did_not_write_is_refused(tmp_path, monkeypatch):
+    # torch 2.14's dynamo exporter asked for opset 17 writes 18 and down-converts; onnx has no Pad
+    # adapter, so x1/x2 pixel-unshuffle models stay at 18 (measured by benchmarks/export_parity.py).
+    real = onnx_export._export_torchscript
+    monkeypatch.setattr(onnx_export, "_export_dynamo", lambda m, x, opset: real(m, x, 18))
+    with pytest.raises(UsageError, match="wrote opset 18, not the requested 17.*--exporter torchscript"):
         export_onnx(tiny_model("x1u"), tmp_path / "m.onnx", opset=17)
     assert not (tmp_path / "m.onnx").exists()
 

@@ -39,3 +39,14 @@ def test_uint8_images_accepted(exported, astronaut):
     model, path = exported
     report = verify_onnx(model, path, [astronaut[:15, :22], astronaut[50:70, 50:70]], "fp32")
     assert report.passed and report.checks[0].shapes == ((1, 3, 15, 22), (1, 3, 20, 20))
+
+
+def test_to_nchw_converts_layouts_and_channels(astronaut):
+    from esrgan.export.images import to_nchw
+
+    rgb = to_nchw(astronaut[:5, :7])
+    assert rgb.shape == (1, 3, 5, 7) and rgb.dtype == np.float32 and rgb.max() <= 1
+    grey = to_nchw(astronaut[:5, :7], channels=1)
+    assert grey.shape == (1, 1, 5, 7)
+    np.testing.assert_allclose(grey[0, 0], rgb[0].mean(axis=0), rtol=1e-6)
+    assert to_nchw(grey, channels=3).shape == (1, 3, 5, 7)

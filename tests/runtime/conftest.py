@@ -80,4 +80,6 @@ def gradient(h: int = 20, w: int = 28, channels: int = 3) -> np.ndarray:
 
 
 def write_default_sidecar(folder: Path, gain: float = 0.8) -> None:
-    (folder / "default_x4.json").write_text(json.dumps({"held_out": {"psnr_y": 26.3, "bicubic_psnr_y": 26.3 - gain}}))
+    spec = {"arch": "rrdbnet", "scale": 4, "num_feat": 32, "num_block": 2, "num_grow_ch": 16}
+    held_out = {"psnr_y": 26.3, "bicubic_psnr_y": 26.3 - gain}
+    (folder / "default_x4.json").write_text(json.dumps({"spec": spec, "held_out": held_out}))

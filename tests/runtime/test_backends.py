@@ -168,3 +168,53 @@ def test_a_model_failure_fails_that_image_in_a_folder_run_and_the_run_goes_on(tm
     assert (summary.written, summary.failed, summary.exit_code) == (1, 1, 1)
     assert "wide.png: kernel exploded" in capsys.readouterr().err
     assert (tmp_path / "out" / "narrow.png").exists() and not (tmp_path / "out" / "wide.png").exists()
+
+
+def test_auto_skips_gpu_providers_without_an_nvidia_gpu_and_survives_broken_ones(nearest_onnx, monkeypatch):
+    tried = []
+    real = registry._construct
+
+    def spy(name, *args, **kw):
+        tried.append(name)
+        return real(name, *args, **kw)
+
+    monkeypatch.setattr(registry, "_construct", spy)
+    monkeypatch.setattr(registry, "_gpu_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(registry, "choose_cpu", lambda path, precision, threads=None: ("onnxruntime-cpu", {}, None))
+    monkeypatch.setattr(ort_backend, "nvidia_gpu_visible", lambda: False)
+    assert registry.load_backend(nearest_onnx, "auto").info.name == "onnxruntime-cpu"
+    assert tried == ["onnxruntime-cpu"]
+    tried.clear()
+    monkeypatch.setattr(ort_backend, "nvidia_gpu_visible", lambda: True)  # a GPU, but this ORT build has no CUDA
+    assert registry.load_backend(nearest_onnx, "auto").info.name == "onnxruntime-cpu"
+    assert tried == ["onnxruntime-cuda", "onnxruntime-cpu"]
+
+
+def test_sixteen_bit_input_on_a_reduced_precision_backend_is_noted_once(tmp_path):
+    import png
+
+    from esrgan.runtime.upscaler import Upscaler
+
+    backend = FlakyBackend()
+    backend.info = BackendInfo("openvino", "bf16", "cpu")
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        png.from_array(np.full((4, 12), 1000 * (i + 1), np.uint16), "RGB;16").save(str(tmp_path / "in" / f"{i}.png"))
+    lines = []
+    summary = Upscaler(backend=backend, tile=0, tile_pad=1, say=lines.append).upscale_folder(
+        tmp_path / "in", tmp_path / "out", progress=False)
+    assert summary.written == 2 and sum("16-bit inputs" in line for line in lines) == 1
+
+
+def test_upscaler_remembers_a_tile_halved_by_out_of_memory():
+    from esrgan.runtime.upscaler import Upscaler
+
+    backend = FlakyBackend(limit=30)
+    lines = []
+    up = Upscaler(backend=backend, tile=0, tile_pad=2, say=lines.append)
+    arr = gradient(40, 36)
+    np.testing.assert_array_equal(up.upscale(arr), arr.repeat(2, 0).repeat(2, 1))
+    assert up.tile == 20 and len(lines) == 1
+    backend.shapes.clear()
+    up.upscale(arr)
+    assert max(s[2] for s in backend.shapes) <= 30 and len(lines) == 1  # no new out-of-memory, nothing said

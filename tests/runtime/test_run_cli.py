@@ -222,7 +222,7 @@ def test_default_model_is_used_and_announced(tmp_path, nearest_onnx, monkeypatch
     shutil.copy(nearest_onnx, shipped / "default_x4.onnx")
     write_default_sidecar(shipped, gain=0.83)
     r = run(tmp_path / "in", tmp_path / "o")
-    assert r.exit_code == 0 and "default x4 model" in r.output and "+0.83 dB" in r.output
+    assert r.exit_code == 0 and "default x4 model rrdbnet x4 nf32 nb2 gc16" in r.output and "+0.83 dB" in r.output
     assert sum("default x4 model" in line for line in r.output.splitlines()) == 1
 
 
@@ -301,6 +301,24 @@ def test_killed_run_leaves_no_partial_output(tmp_path, nearest_onnx):
     r = run(src, out, "--model", nearest_onnx, "--tile", "0", "-q")
     assert r.exit_code == 0 and not list(out.glob(".*.tmp"))
     assert len(list(out.glob("*.png"))) == 3
+
+
+def test_sigterm_stops_cleanly_without_temp_files(tmp_path, nearest_onnx):
+    src, out = tmp_path / "in", tmp_path / "out"
+    for i in range(4):
+        save(src / f"{i}.png", np.tile(gradient(64, 64), (5, 5, 1)))
+    proc = subprocess.Popen([sys.executable, "-m", "esrgan.runtime.cli", str(src), str(out), "--model",
+                             str(nearest_onnx), "--backend", "onnxruntime-cpu", "--tile", "0", "-q"], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(out.glob(".*.tmp")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert not list(out.glob(".*.tmp"))
+    for f in out.glob("*.png"):
+        Image.open(f).verify()
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])

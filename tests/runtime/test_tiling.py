@@ -86,3 +86,16 @@ def test_auto_tile_uses_engine_profile_then_memory():
     small = auto_tile(cpu, 24, 1000.0, budget=100 * 100 * 1000)
     big = auto_tile(cpu, 24, 1000.0, budget=400 * 400 * 1000)
     assert small % 8 == 0 and big % 8 == 0 and small < big <= 1024
+
+
+def test_auto_tile_on_a_gpu_uses_free_memory(monkeypatch):
+    from esrgan.runtime import engine
+    from esrgan.runtime.backends.base import BackendInfo
+
+    assert engine.parse_nvidia_smi_free("81000\n  4000 \n", 1) == 4000 << 20
+    assert engine.parse_nvidia_smi_free("N/A", 0) is None and engine.parse_nvidia_smi_free("", 0) is None
+    gpu = BackendInfo("onnxruntime-cuda", "fp32", "cuda:1")
+    monkeypatch.setattr(engine, "gpu_free_bytes", lambda device: {1: 64 << 20}.get(device))
+    small = engine.auto_tile(gpu, 24, 1000.0)
+    monkeypatch.setattr(engine, "gpu_free_bytes", lambda device: 512 << 20)
+    assert small < engine.auto_tile(gpu, 24, 1000.0)

@@ -66,3 +66,11 @@ def test_resumed_and_distributed_streams_see_the_same_batches(train_dir):
     assert torch.equal(torch.cat([rank0, rank1])[[0, 2, 1, 3]], first[2])
     with pytest.raises(TrainingError, match="not divisible"):
         batches(ds, batch_size=3, start_iter=0, world=2)
+
+
+def test_worker_processes_produce_the_same_batches(train_dir):
+    ds = PatchDataset(scan_images(train_dir, 32), 32, 4, seed=1)
+    single = batches(ds, batch_size=2, start_iter=5)
+    multi = batches(ds, batch_size=2, start_iter=5, workers=2)
+    for _ in range(3):
+        assert torch.equal(next(single)[1], next(multi)[1])

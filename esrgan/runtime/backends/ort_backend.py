@@ -7,6 +7,8 @@ runs, so we compare it with what was asked and warn in one line.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from pathlib import Path
@@ -49,6 +51,24 @@ def fallback_warning(kind: str, running: list[str]) -> str | None:
         f"warning: {kind}: ONNX Runtime could not use {wanted} and runs on {now} instead "
         "(check the CUDA/TensorRT install, or pass --backend onnxruntime-cpu)"
     )
+
+
+def quiet_native_logs(ort: object) -> None:
+    """Silence ORT's C++ logger (provider load failures print a dozen lines) unless debugging."""
+    if os.environ.get("ESRGAN_DEBUG", "").strip().lower() in ("", "0", "false", "no"):
+        ort.set_default_logger_severity(4)  # type: ignore[attr-defined]
+
+
+def nvidia_gpu_visible() -> bool:
+    """Whether a CUDA device can exist here: on Linux the NVIDIA driver exposes /proc/driver/nvidia/gpus.
+
+    ``--backend auto`` skips the GPU providers when it is absent: with onnxruntime-gpu installed on
+    a machine without a GPU they cannot load, and trying costs time and log noise.
+    """
+    if sys.platform.startswith("linux"):
+        gpus = Path("/proc/driver/nvidia/gpus")
+        return gpus.is_dir() and any(gpus.iterdir())
+    return True
 
 
 def is_out_of_memory(message: str) -> bool:
@@ -95,8 +115,12 @@ class OnnxRuntimeBackend(Backend):
             # paper-size x4 on 2 cores under load, 2 threads took 3.5 s with spinning vs 1.8 s
             # without (benchmarks/reports/bench/paper_x4/ort_tuning.md); with 1 thread it changes nothing.
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        quiet_native_logs(ort)
         try:
-            self.session = ort.InferenceSession(str(src), opts, providers=provider_list(kind, device_id))
+            # ORT print()s an "EP Error ... Falling back" banner when a GPU provider fails to load;
+            # the one line below says the same, so the banner is swallowed.
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.session = ort.InferenceSession(str(src), opts, providers=provider_list(kind, device_id))
         except Exception as exc:
             raise ModelError(f"{src}: ONNX Runtime cannot load it ({_first_line(exc)})") from None
         running = list(self.session.get_providers())

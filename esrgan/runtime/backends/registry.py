@@ -155,7 +155,9 @@ def load_backend(
         if backend == "torch":
             return _construct("torch", path, device_id, threads, True)
         if export_checkpoint is None:
-            from esrgan.runtime.model_source import checkpoint_to_onnx as export_checkpoint
+            from esrgan.runtime.model_source import checkpoint_to_onnx
+
+            export_checkpoint = checkpoint_to_onnx
         path = export_checkpoint(path)
     elif backend == "torch":
         raise UsageError("--backend torch runs checkpoints (.pth/.safetensors), not ONNX or engine files")
@@ -164,8 +166,9 @@ def load_backend(
 
     if backend != "auto":
         return _construct(backend, path, device_id, threads, True, **opts)
-    available = _gpu_providers()
-    from esrgan.runtime.backends.ort_backend import PROVIDERS
+    from esrgan.runtime.backends.ort_backend import PROVIDERS, nvidia_gpu_visible
+
+    available = _gpu_providers() if nvidia_gpu_visible() else []
 
     for name in _GPU_ORDER:
         if PROVIDERS[name] not in available:

@@ -1,0 +1,130 @@
+"""Ship the trained default model inside the package: export, measure through the runtime, write its sidecar.
+
+    python -m benchmarks.default_model.ship [--checkpoint benchmarks/reports/default_model/default_x4.safetensors]
+
+1. exports the checkpoint with this project's exporter (FP32 ONNX, verified against PyTorch);
+2. copies it to esrgan/runtime/models/default_x4.onnx;
+3. upscales the held-out photographs through the torch-free runtime (the same code path as
+   ``esrgan-run`` with ONNX Runtime on the CPU) and scores them against bicubic;
+4. writes esrgan/runtime/models/default_x4.json (spec, data lists, iterations, held-out figures, sha256)
+   and benchmarks/reports/default_model/report.md.
+The training side (data lists, iterations, the learning curve) comes from default_x4.json beside the
+checkpoint, which benchmarks.default_model.report writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+import numpy as np
+
+from benchmarks.default_model.photos import HELD_OUT, load_photo
+from esrgan.atomic import write_atomic, write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORT_DIR = ROOT / "benchmarks" / "reports" / "default_model"
+MODEL_DIR = ROOT / "esrgan" / "runtime" / "models"
+
+
+def held_out_scores(onnx_path: Path) -> dict[str, dict[str, float]]:
+    """PSNR-Y/SSIM-Y of the runtime's output and of bicubic, per held-out photograph (crop 4)."""
+    from esrgan.runtime.upscaler import Upscaler
+    from esrgan.train.imresize import downscale_uint8, mod_crop, upscale_uint8
+    from esrgan.train.validate import psnr_ssim_y
+
+    scores: dict[str, dict[str, float]] = {}
+    with Upscaler(onnx_path, backend="onnxruntime-cpu", tile=0, say=None) as up:
+        for name in HELD_OUT:
+            hr = mod_crop(load_photo(name), 4)
+            lr = downscale_uint8(hr, 4)
+            sr = up.upscale(lr)
+            psnr, ssim = psnr_ssim_y(sr, hr, 4)
+            bpsnr, bssim = psnr_ssim_y(upscale_uint8(lr, 4), hr, 4)
+            scores[name] = {"psnr_y": psnr, "ssim_y": ssim, "bicubic_psnr_y": bpsnr, "bicubic_ssim_y": bssim}
+    return scores
+
+
+def mean_of(scores: dict[str, dict[str, float]], key: str) -> float:
+    return float(np.mean([v[key] for v in scores.values()]))
+
+
+@click.command()
+@click.option("--checkpoint", default=str(REPORT_DIR / "default_x4.safetensors"), type=click.Path(exists=True),
+              help="The trained PSNR-stage checkpoint.")
+def main(checkpoint: str) -> None:
+    from esrgan.export.pipeline import export_artifacts
+
+    ckpt = Path(checkpoint)
+    training = json.loads(ckpt.with_suffix(".json").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        result = export_artifacts(ckpt, tmp, fp16=False, verify=True, progress=lambda m: click.echo(m, err=True))
+        MODEL_DIR.mkdir(parents=True, exist_ok=True)
+        dest = MODEL_DIR / "default_x4.onnx"
+        with write_atomic(dest) as out:
+            shutil.copyfile(result.onnx_fp32, out)
+    scores = held_out_scores(dest)
+    held = {k: mean_of(scores, k) for k in ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y")}
+    held["psnr_y_gain_db"] = held["psnr_y"] - held["bicubic_psnr_y"]
+    from esrgan.models.spec import GeneratorSpec
+
+    spec = GeneratorSpec.from_dict(training["spec"])
+    sidecar = {
+        "spec": spec.to_dict(),
+        "preset": training["preset"],
+        "iterations": training["iterations"],
+        "training_photos": training["training_photos"],
+        "held_out_photos": training["held_out_photos"],
+        "held_out": {**held, "per_image": scores,
+                     "measured_with": "esrgan runtime, ONNX Runtime CPU, whole image (no tiling)",
+                     "metric": training["held_out"]["metric"]},
+        "onnx_sha256": hashlib.sha256(dest.read_bytes()).hexdigest(),
+        "regenerate": "python -m benchmarks.default_model.train --output RUN && "
+                      "python -m benchmarks.default_model.report --run RUN && python -m benchmarks.default_model.ship",
+    }
+    write_text_atomic(MODEL_DIR / "default_x4.json", json.dumps(sidecar, indent=2) + "\n")
+    rows = "\n".join(
+        f"| {n} | {v['psnr_y']:.2f} | {v['bicubic_psnr_y']:.2f} | {v['psnr_y'] - v['bicubic_psnr_y']:+.2f} | "
+        f"{v['ssim_y']:.4f} | {v['bicubic_ssim_y']:.4f} |" for n, v in scores.items())
+    report = f"""# The built-in default model
+
+`esrgan-run INPUT OUTPUT` without `--model` uses `esrgan/runtime/models/default_x4.onnx`
+({dest.stat().st_size / 1e6:.2f} MB, FP32): {spec.describe()}, {spec.macs_per_pixel() / 1e6:.3f} M MAC
+per input pixel (the paper's x4 model: 17.93 M), trained by this project's `esrgan-train --preset
+{training['preset']}` for {training['iterations']} iterations (PSNR stage) on {len(training['training_photos'])}
+scikit-image photographs. How it learned: [../learning/report.md](../learning/report.md).
+
+## Held-out photographs, measured through the runtime (`esrgan.runtime.Upscaler`, ONNX Runtime CPU)
+
+LR = MATLAB-style bicubic x1/4 of the photograph (uint8); PSNR/SSIM on Y (BT.601), 4 px border crop.
+
+| image | model PSNR-Y | bicubic PSNR-Y | gain (dB) | model SSIM-Y | bicubic SSIM-Y |
+|---|---:|---:|---:|---:|---:|
+{rows}
+| **mean** | **{held['psnr_y']:.2f}** | **{held['bicubic_psnr_y']:.2f}** | **{held['psnr_y_gain_db']:+.2f}** | **{held['ssim_y']:.4f}** | **{held['bicubic_ssim_y']:.4f}** |
+
+Quality bar (issue 8): at least +0.5 dB mean PSNR-Y over bicubic on photographs not used for training:
+**{'met' if held['psnr_y_gain_db'] >= 0.5 else 'NOT met'}** ({held['psnr_y_gain_db']:+.2f} dB).
+
+Side by side (bicubic | default model | ground truth, held-out `chelsea`, enlarged x2):
+
+![side by side](../learning/side_by_side.png)
+
+## Regenerate
+
+```bash
+OMP_NUM_THREADS=1 python -m benchmarks.default_model.train --output RUN   # esrgan-train --preset {training['preset']}
+python -m benchmarks.default_model.report --run RUN                       # learning report + checkpoint copy
+python -m benchmarks.default_model.ship                                   # export, measure, ship
+```
+"""
+    write_text_atomic(REPORT_DIR / "report.md", report)
+    click.echo(f"shipped {dest} (held-out gain {held['psnr_y_gain_db']:+.2f} dB PSNR-Y)")
+
+
+if __name__ == "__main__":
+    main()
