@@ -123,7 +123,7 @@ def build_models(workdir: Path, spec: GeneratorSpec, name: str) -> dict[str, Pat
 
 def export_ncnn(model, workdir: Path, name: str) -> None:  # noqa: ANN001
     """name.ncnn.param/bin through our writer (pnnx runs out of memory on the paper-size model)."""
-    from ncnn_convert import write_ncnn
+    from esrgan.bench.ncnn_writer import write_ncnn
 
     write_ncnn(model, workdir / f"{name}.ncnn.param", workdir / f"{name}.ncnn.bin")
 

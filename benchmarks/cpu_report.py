@@ -72,7 +72,7 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     models = list(dict.fromkeys(r["model"] for r in results.get("speed", [])))
-    fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 4.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(7.6 * len(models), 4.8), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
         rows = [r for r in results["speed"] if r["model"] == model and r["threads"] == 1]
         rows.sort(key=lambda r: r["speedup_vs_torch_fp32"])

@@ -62,20 +62,29 @@ def measure_openvino_bf16(
     image: np.ndarray | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
-) -> Parity:
-    """PSNR/max error of OpenVINO BF16 against OpenVINO FP32 on ``image`` (default: the shipped photo)."""
+) -> dict[str, Parity]:
+    """Parity of OpenVINO's two BF16 layouts against its FP32 output on ``image`` (default: the photo).
+
+    Keys: ``openvino:bf16`` (all layers BF16) and ``openvino:bf16-fp32-ends`` (first conv and
+    upsampling tail FP32; only when the model can be split, see openvino_split).
+    """
     from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
 
     x = load_parity_tile() if image is None else image
-    outs = {}
-    for precision in ("fp32", "bf16"):
+    variants = {"fp32": ("fp32", True), "openvino:bf16": ("bf16", False), "openvino:bf16-fp32-ends": ("bf16", True)}
+    outs, layouts = {}, {}
+    for key, (precision, ends) in variants.items():
         backend = OpenVinoBackend(model_path, precision=precision, threads=threads, cache_dir=cache_dir,
-                                  mode="latency")
+                                  mode="latency", bf16_fp32_ends=ends)
         try:
-            outs[precision] = backend.run(x)
+            outs[key] = backend.run(x)
+            layouts[key] = backend.info.extra.get("bf16_layers", "")
         finally:
             backend.close()
-    return compare(outs["fp32"], outs["bf16"])
+    figures = {"openvino:bf16": compare(outs["fp32"], outs["openvino:bf16"])}
+    if layouts["openvino:bf16-fp32-ends"].startswith("trunk"):
+        figures["openvino:bf16-fp32-ends"] = compare(outs["fp32"], outs["openvino:bf16-fp32-ends"])
+    return figures
 
 
 def cached_bf16_parity(
@@ -84,22 +93,23 @@ def cached_bf16_parity(
     cache_dir: str | os.PathLike[str] | None = None,
     *,
     threads: int | None = None,
-) -> Parity:
-    """The cached BF16 figure for this model and machine, measuring (and caching) it the first time."""
+) -> dict[str, Parity]:
+    """The cached BF16 figures for this model and machine, measuring (and caching) them the first time."""
     from esrgan.runtime.backends.openvino_backend import default_cache_dir
 
     root = default_cache_dir() if cache_dir is None else Path(cache_dir)
     record = parity_cache_file(model_path, features, root)
     if record.is_file():
         try:
-            return Parity(**json.loads(record.read_text())["openvino:bf16"])
-        except (ValueError, KeyError, TypeError):
+            return {k: Parity(**v) for k, v in json.loads(record.read_text())["figures"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
             pass  # a damaged record is measured again and overwritten
-    parity = measure_openvino_bf16(model_path, cache_dir=root, threads=threads)
+    figures = measure_openvino_bf16(model_path, cache_dir=root, threads=threads)
     record.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"model": str(model_path), "cpu": features.describe(), "openvino:bf16": parity.to_dict()}
+    payload = {"model": str(model_path), "cpu": features.describe(),
+               "figures": {k: p.to_dict() for k, p in figures.items()}}
     write_text_atomic(record, json.dumps(payload, indent=1))
-    return parity
+    return figures
 
 
 def select_cpu_backend(
@@ -121,7 +131,7 @@ def select_cpu_backend(
         and model_precision == "fp32"
         and not int8_requested
     ):
-        measured["openvino:bf16"] = cached_bf16_parity(model_path, features, cache_dir, threads=threads)
+        measured.update(cached_bf16_parity(model_path, features, cache_dir, threads=threads))
     return choose_cpu_backend(
         features, available_backends, model_precision, measured, int8_requested=int8_requested
     )

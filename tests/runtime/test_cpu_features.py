@@ -21,8 +21,10 @@ SAPPHIRE = CpuFeatures("Intel Xeon Platinum 8480+", "x86_64", 4,
 CASCADE = CpuFeatures("Intel Xeon Gold 6248", "x86_64", 4, frozenset({"avx2", "avx512f", "avx512_vnni"}))
 OLD = CpuFeatures("Intel Core i5", "x86_64", 4, frozenset({"avx2", "fma"}))
 BOTH = (OPENVINO, ONNXRUNTIME_CPU)
-GOOD_BF16 = {"openvino:bf16": Parity(3e-3, 4e-4, 53.1, 0.0)}
-BAD_BF16 = {"openvino:bf16": Parity(2e-1, 1e-2, 38.0, 0.0)}
+GOOD_BF16 = {"openvino:bf16": Parity(3e-3, 4e-4, 53.1, 0.0), "openvino:bf16-fp32-ends": Parity(1e-3, 2e-4, 56.0, 0.0)}
+BAD_BF16 = {"openvino:bf16": Parity(2e-1, 1e-2, 38.0, 0.0), "openvino:bf16-fp32-ends": Parity(1e-1, 1e-2, 41.0, 0.0)}
+# all-layer BF16 passes 45 dB but not by the margin; the FP32-ends layout passes
+CLOSE_BF16 = {"openvino:bf16": Parity(3e-2, 4e-3, 45.4, 0.0), "openvino:bf16-fp32-ends": Parity(2e-2, 3e-3, 47.1, 0.0)}
 
 
 def test_parse_cpuinfo_reads_model_flags_and_cores():
@@ -37,9 +39,11 @@ def test_arm_features_line_is_read():
     assert f.bf16_native and f.int8_dot
 
 
-def test_probe_without_cpuinfo_gives_no_flags(tmp_path):
-    f = probe_cpu_features(str(tmp_path / "missing"))
+def test_probe_without_cpuinfo_asks_openvino(tmp_path):
+    f = probe_cpu_features(str(tmp_path / "missing"), capabilities=lambda: frozenset())
     assert f.flags == frozenset() and not f.bf16_native
+    g = probe_cpu_features(str(tmp_path / "missing"), capabilities=lambda: frozenset({"FP32", "BF16", "INT8"}))
+    assert g.bf16_native and g.relevant_flags() == ["openvino_bf16"]
 
 
 @pytest.mark.parametrize(
@@ -57,6 +61,21 @@ def test_fp32_model_choice_follows_features_and_parity(features, parity, expecte
     choice = choose_cpu_backend(features, BOTH, "fp32", parity)
     assert (choice.backend, choice.precision) == expected
     assert "\n" not in choice.describe() and choice.reason
+
+
+@pytest.mark.parametrize(
+    ("parity", "ends"),
+    [
+        (GOOD_BF16, False),
+        (CLOSE_BF16, True),
+        ({"openvino:bf16-fp32-ends": GOOD_BF16["openvino:bf16-fp32-ends"]}, True),
+        ({"openvino:bf16": CLOSE_BF16["openvino:bf16"]}, False),  # unsplittable model: plain 45 dB rule
+    ],
+)
+def test_bf16_layout_all_layers_only_with_margin(parity, ends):
+    choice = choose_cpu_backend(SAPPHIRE, BOTH, "fp32", parity)
+    assert choice.precision == "bf16"
+    assert choice.backend_options() == {"precision": "bf16", "bf16_fp32_ends": ends}
 
 
 def test_without_openvino_onnxruntime_runs_and_says_how_to_get_faster():

@@ -27,7 +27,10 @@ def test_two_process_gloo_run_matches_one_process(tiny_flags, tmp_path):
         "-m", "esrgan.train", "--preset", "tiny", "--stage", "psnr", "--data", str(tiny_flags["data"]),
         "--output", str(ddp_out),
     ]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # A session of its own: torchrun signals its process group when a worker fails, and that group
+    # must not include the test runner.
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                          start_new_session=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     # rank 0 alone prints and writes: one resolved config, one log line per iteration
     assert proc.stdout.count("resolved config:") == 1

@@ -8,11 +8,14 @@ batch of tiles either as one request or one request per tile, several in flight 
 Why these settings (measured in benchmarks/reports/cpu/report.md):
 * ``INFERENCE_PRECISION_HINT``: OpenVINO's CPU plugin already defaults to BF16 on CPUs with AVX-512
   BF16/AMX, so we always set it explicitly, so that ``fp32`` really is FP32 and ``auto`` is stated.
-* Performance hint: ``THROUGHPUT`` makes the plugin split the cores into streams (on 2 cores: 2
-  streams x 1 thread); a batch of N tiles is then run as N requests from a small thread pool (one
-  request chain per stream; ``infer`` releases the GIL), several tiles in flight.
-  For a single tile that would leave cores idle, so a 1-tile batch uses the ``LATENCY``-compiled
-  model (all threads on one request). Both compiled models come from the same cache.
+* Several tiles in flight, two ways: ``mode="latency"`` (default) sends the whole batch of tiles as
+  ONE request compiled with the ``LATENCY`` hint (all threads share each convolution over the N
+  tiles); ``mode="throughput"`` compiles with the ``THROUGHPUT`` hint, which splits the cores into
+  streams (on 2 cores: 2 streams x 1 thread), and runs the N tiles as N requests from a small thread
+  pool (one request chain per stream; ``infer`` releases the GIL); a 1-tile batch then uses a
+  ``LATENCY``-compiled model so that no core idles. Measured on this 2-core machine (4 tiles of 64x64,
+  paper model, BF16, 2 threads, machine loaded by other jobs): one batched request 0.39 tiles/s,
+  2 streams 0.33, tiles one by one 0.30, hence the default. Both modes share the compiled-model cache.
 """
 
 from __future__ import annotations
@@ -83,8 +86,8 @@ class OpenVinoBackend(Backend):
     ``bf16_fp32_ends``: under BF16, run the first conv and the upsampling tail in FP32 and only the RRDB
     trunk in BF16 (see openvino_split; ~6 % slower than all-BF16 on the paper model, much closer to
     FP32); False runs everything in BF16. ``threads``: CPU threads in all (None: all cores).
-    ``mode``: ``throughput`` (the tiles of a batch in flight over CPU streams) or ``latency`` (a batch
-    is one request). ``streams``: override the number of streams in throughput mode. ``cache_dir``:
+    ``mode``: ``latency`` (a batch of tiles is one request on all threads; measured fastest here) or
+    ``throughput`` (the tiles of a batch in flight, one per CPU stream). ``streams``: override the number of streams in throughput mode. ``cache_dir``:
     compiled-model cache (None: the default cache folder; "" disables it). ``cpu_features``: an injected
     ``CpuFeatures`` (tests).
     """
@@ -96,7 +99,7 @@ class OpenVinoBackend(Backend):
         threads: int | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         *,
-        mode: str = "throughput",
+        mode: str = "latency",
         streams: int | None = None,
         bf16_fp32_ends: bool = True,
         cpu_features: object | None = None,
@@ -135,7 +138,7 @@ class OpenVinoBackend(Backend):
         if self.precision == "bf16" and bf16_fp32_ends and file_precision == "fp32":
             from esrgan.runtime.backends.openvino_split import split_head_trunk_tail
 
-            split = split_head_trunk_tail(self._read)
+            split = split_head_trunk_tail(model.clone)  # a copy per cut: cheaper than reading the file again
             if split is not None:
                 self._stages = [(split.head, "fp32"), (split.trunk, "bf16"), (split.tail, "fp32")]
                 layout = "trunk (first conv and upsampling tail in FP32)"
@@ -223,12 +226,24 @@ class OpenVinoBackend(Backend):
         return np.concatenate(list(self._executor.map(one, [x[i : i + 1] for i in range(x.shape[0])])), axis=0)
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        """Release now and in dependency order: worker threads, requests, compiled models and graphs,
+        then the Core, rather than whenever (and in whatever order) garbage collection gets to them."""
+        self._release(wait=True)
+
+    def _release(self, wait: bool) -> None:
+        if getattr(self, "_executor", None) is not None:
+            self._executor.shutdown(wait=wait)
         self._executor = None
         self._pool = None
         self._latency = None
         self._stages = []
+        self.core = None
+
+    def __del__(self) -> None:
+        try:
+            self._release(wait=False)  # never block a finaliser on worker threads
+        except Exception:  # interpreter shutdown: modules may already be gone
+            pass
 
 
 def _run_chain(requests: list, x: np.ndarray) -> np.ndarray:

@@ -60,8 +60,22 @@ def split_head_trunk_tail(read_model) -> SplitModel | None:  # noqa: ANN001 - a 
             return None
         return head_out, interp.input_value(0)
 
-    def parameter_for(output):  # noqa: ANN001, ANN202
-        return ov.op.Parameter(output.get_element_type(), output.get_partial_shape())
+    def parameter_for(output, name: str):  # noqa: ANN001, ANN202
+        # A fixed name: OpenVINO's compiled-model cache hashes the graph, names included, and an
+        # auto-numbered Parameter would miss the cache on every start (and fill the disk).
+        param = ov.op.Parameter(output.get_element_type(), output.get_partial_shape())
+        param.set_friendly_name(name)
+        param.output(0).get_tensor().set_names({name})
+        return param
+
+    def results(outputs, name: str) -> list:  # noqa: ANN001
+        """Result nodes with fixed names (same reason as the Parameters)."""
+        made = []
+        for i, output in enumerate(outputs):
+            res = ov.opset13.result(output)
+            res.set_friendly_name(f"{name}_{i}")
+            made.append(res)
+        return made
 
     full = read_model()
     points = cut_points(full)
@@ -70,19 +84,20 @@ def split_head_trunk_tail(read_model) -> SplitModel | None:  # noqa: ANN001 - a 
     head_out, trunk_out = points
     if head_out.get_node() is trunk_out.get_node():
         return None
-    head = ov.Model([head_out], full.get_parameters(), "esrgan_head")
+    head = ov.Model(results([head_out], "esrgan_head_output"), full.get_parameters(), "esrgan_head")
 
     trunk_model = read_model()
     head_out, trunk_out = cut_points(trunk_model)  # type: ignore[misc]
-    p_trunk = parameter_for(head_out)
+    p_trunk = parameter_for(head_out, "esrgan_trunk_input")
     for target in list(head_out.get_target_inputs()):
         target.replace_source_output(p_trunk.output(0))
-    trunk = ov.Model([trunk_out], [p_trunk], "esrgan_trunk")
+    trunk = ov.Model(results([trunk_out], "esrgan_trunk_output"), [p_trunk], "esrgan_trunk")
 
     tail_model = read_model()
     _, trunk_out = cut_points(tail_model)  # type: ignore[misc]
-    p_tail = parameter_for(trunk_out)
+    p_tail = parameter_for(trunk_out, "esrgan_tail_input")
     for target in list(trunk_out.get_target_inputs()):
         target.replace_source_output(p_tail.output(0))
-    tail = ov.Model([r.input_value(0) for r in tail_model.get_results()], [p_tail], "esrgan_tail")
+    tail = ov.Model(results([r.input_value(0) for r in tail_model.get_results()], "esrgan_tail_output"), [p_tail],
+                    "esrgan_tail")
     return SplitModel(head, trunk, tail)

@@ -1,4 +1,4 @@
-"""Write an RRDBNet (x4, no pixel-unshuffle) as ncnn .param/.bin, for the ncnn peer row of the CPU bench.
+"""Write an RRDBNet (x4, no pixel-unshuffle) as ncnn .param/.bin, for the ncnn peer rows of the benchmarks.
 
 Why our own writer: pnnx (PyPI 20261020) converts the small model but not the paper-size one: its
 ``pass_ncnn`` stage grew past 15 GB of memory after 6 minutes on the 23-block network (with or without a

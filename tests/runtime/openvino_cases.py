@@ -1,0 +1,160 @@
+"""The OpenVINO backend on a tiny exported model: parity, BF16 on a real photograph, cache, errors.
+
+Run by test_openvino_backend.py in a process of its own (see there why); also runnable directly:
+``python -m pytest tests/runtime/openvino_cases.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from esrgan.errors import DependencyError, ModelError, UsageError
+from esrgan.parity import compare, passes
+from esrgan.runtime.cpu_features import CpuFeatures, probe_cpu_features
+from tests.cpu_models import export_tiny_onnx, photo_batch
+
+pytest.importorskip("openvino")
+NO_BF16 = CpuFeatures("test cpu", "x86_64", 2, frozenset({"avx2"}))
+WITH_BF16 = CpuFeatures("test cpu", "x86_64", 2, frozenset({"avx2", "avx512_bf16"}))
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    return export_tiny_onnx(tmp_path_factory.mktemp("ov") / "tiny.onnx")
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_onnx):
+    from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
+
+    x = photo_batch(size=24)
+    return x, OnnxRuntimeBackend(tiny_onnx, threads=1).run(x)
+
+
+def _ov(path, cache, **kw):
+    from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
+
+    return OpenVinoBackend(path, threads=1, cache_dir=cache, **kw)
+
+
+def test_fp32_matches_onnxruntime_and_reads_scale_from_metadata(tiny_onnx, reference, tmp_path):
+    x, ref = reference
+    backend = _ov(tiny_onnx, tmp_path, precision="fp32", mode="latency")
+    out = backend.run(x)
+    assert backend.scale == 4 and backend.in_channels == 3
+    assert out.shape == (1, 3, 96, 96)
+    assert passes(compare(ref, out), "fp32")
+    assert backend.info.name == "openvino" and backend.info.precision == "fp32"
+
+
+def test_throughput_mode_runs_tiles_in_flight_in_order(tiny_onnx, reference, tmp_path):
+    x, ref = reference
+    batch = np.concatenate([x, x[..., ::-1].copy(), 1.0 - x], axis=0)
+    backend = _ov(tiny_onnx, tmp_path, precision="fp32", mode="throughput", streams=2)
+    out = backend.run(batch)
+    assert out.shape == (3, 3, 96, 96)
+    assert passes(compare(ref, out[:1]), "fp32")
+    single = backend.run(batch[2:3])  # one tile: the latency-compiled model
+    assert np.abs(out[2:3] - single).max() <= 1e-4
+    assert np.abs(out[0] - out[2]).max() > 1e-3  # outputs are not all the same tile
+
+
+def test_auto_precision_follows_native_bf16(tiny_onnx, tmp_path):
+    assert _ov(tiny_onnx, tmp_path, cpu_features=NO_BF16, mode="latency").info.precision == "fp32"
+    assert _ov(tiny_onnx, tmp_path, cpu_features=WITH_BF16, mode="latency").info.precision == "bf16"
+
+
+def test_bf16_parity_on_a_real_photograph(tiny_onnx, tmp_path):
+    from esrgan.runtime.cpu_parity import measure_openvino_bf16
+
+    figures = measure_openvino_bf16(tiny_onnx, cache_dir=tmp_path, threads=1)
+    assert set(figures) == {"openvino:bf16", "openvino:bf16-fp32-ends"}
+    for parity in figures.values():
+        assert passes(parity, "bf16")
+        if probe_cpu_features().bf16_native:  # BF16 really ran: the output is not bit-identical to FP32
+            assert parity.max_abs_err > 0.0
+
+
+def test_bf16_parity_is_measured_once_then_read_from_the_cache(tiny_onnx, tmp_path, monkeypatch):
+    import esrgan.runtime.cpu_parity as cp
+
+    first = cp.select_cpu_backend(tiny_onnx, "fp32", ["openvino", "onnxruntime-cpu"], features=WITH_BF16,
+                                  cache_dir=tmp_path, threads=1)
+    assert (first.backend, first.precision) == ("openvino", "bf16")
+    assert list((tmp_path / "parity").glob("*.json"))
+
+    def boom(*a, **k):
+        raise AssertionError("measured again instead of reading the cache")
+
+    monkeypatch.setattr(cp, "measure_openvino_bf16", boom)
+    again = cp.select_cpu_backend(tiny_onnx, "fp32", ["openvino", "onnxruntime-cpu"], features=WITH_BF16,
+                                  cache_dir=tmp_path, threads=1)
+    assert again == first
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: the three split models
+def test_second_load_hits_the_compiled_model_cache(tiny_onnx, tmp_path, precision):
+    cache = tmp_path / "cache"
+    first = _ov(tiny_onnx, cache, precision=precision, mode="latency")
+    assert first.info.extra["loaded_from_cache"] == "false"
+    blobs = sorted(cache.iterdir())
+    assert blobs
+    second = _ov(tiny_onnx, cache, precision=precision, mode="latency")
+    assert second.info.extra["loaded_from_cache"] == "true"
+    assert sorted(cache.iterdir()) == blobs  # nothing new written
+
+
+def test_missing_openvino_is_one_clear_line(tiny_onnx, monkeypatch):
+    from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
+    with pytest.raises(DependencyError) as err:
+        OpenVinoBackend(tiny_onnx)
+    msg = str(err.value)
+    assert "\n" not in msg and "pip install 'esrgan[openvino]'" in msg
+
+
+def test_bad_arguments_and_files(tiny_onnx, tmp_path):
+    with pytest.raises(UsageError):
+        _ov(tiny_onnx, tmp_path, precision="fp8")
+    with pytest.raises(ModelError):
+        _ov(tmp_path / "nope.onnx", tmp_path)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelError):
+        _ov(junk, tmp_path)
+
+
+def test_split_model_chain_equals_the_whole_model_in_fp32(tiny_onnx):
+    import openvino as ov
+
+    from esrgan.runtime.backends.openvino_split import split_head_trunk_tail
+
+    core = ov.Core()
+    split = split_head_trunk_tail(lambda: core.read_model(str(tiny_onnx)))
+    assert split is not None
+    x = photo_batch(size=20)
+    whole = core.compile_model(str(tiny_onnx), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    ref = whole.create_infer_request().infer({0: x})[0]
+    y = x
+    for part in (split.head, split.trunk, split.tail):
+        y = core.compile_model(part, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).create_infer_request().infer({0: y})[0]
+    assert y.shape == ref.shape == (1, 3, 80, 80)
+    assert np.abs(y - ref).max() <= 1e-5
+
+
+def test_bf16_with_fp32_ends_is_at_least_as_close_as_all_bf16(tiny_onnx, tmp_path):
+    x = photo_batch("coffee", size=32, y=150, x=250)
+    ref = _ov(tiny_onnx, tmp_path, precision="fp32", mode="latency").run(x)
+    mixed = _ov(tiny_onnx, tmp_path, precision="bf16", mode="latency")
+    whole = _ov(tiny_onnx, tmp_path, precision="bf16", mode="latency", bf16_fp32_ends=False)
+    assert mixed.info.extra["bf16_layers"].startswith("trunk")
+    assert whole.info.extra["bf16_layers"] == "all"
+    p_mixed, p_whole = compare(ref, mixed.run(x)), compare(ref, whole.run(x))
+    assert passes(p_mixed, "bf16")
+    if probe_cpu_features().bf16_native:
+        assert p_mixed.psnr_db >= p_whole.psnr_db - 0.5
+
