@@ -1,6 +1,7 @@
 """What makes ONNX Runtime faster on this CPU? Session-option variants, timed interleaved.
 
 Usage: python -m benchmarks.ort_tuning MODEL_FP32.onnx CHECKPOINT [--tile 64] [--repeat 5] [-o out.json]
+       [--alt-onnx OTHER.onnx --skip-levels --two-threads] [--spin-check --tile 32 --repeat 9]
 
 Every variant runs the same photograph crop; PyTorch eager FP32 is the reference. One thread per
 library unless a variant says otherwise (the ``threads2`` rows show thread scaling, with torch at
@@ -75,10 +76,20 @@ def main() -> None:
     ap.add_argument("--two-threads", action="store_true")
     ap.add_argument("--alt-onnx", help="a second export of the same weights (e.g. the other exporter's graph)")
     ap.add_argument("--skip-levels", action="store_true", help="skip the optimisation-level and minor variants")
+    ap.add_argument("--spin-check", action="store_true",
+                    help="only: ORT 1 thread vs 2 threads with and without spinning (table 3 of ort_tuning.md)")
     ap.add_argument("-o", "--out")
     args = ap.parse_args()
     x = tile_batch([skimage_photo("astronaut")], args.tile, 1)
-    variants: dict[str, Callable[[np.ndarray], object]] = {
+    if args.spin_check:
+        variants = {
+            "1 thread": ort_variant(args.onnx),
+            "2 threads, spinning on (ORT default)": ort_variant(args.onnx, threads=2, spinning=True),
+            "2 threads, spinning off": ort_variant(args.onnx, threads=2, spinning=False),
+        }
+        _report(variants, x, args, ref_key="1 thread")
+        return
+    variants = {
         "torch eager fp32": torch_variant(args.checkpoint),
         "ort ENABLE_ALL (default)": ort_variant(args.onnx),
     }
@@ -98,13 +109,18 @@ def main() -> None:
         variants["torch eager fp32, 2 threads"] = torch_variant(args.checkpoint, threads=2)
         variants["ort ALL, 2 threads"] = ort_variant(args.onnx, threads=2)
         variants["ort ALL, 2 threads, spinning off"] = ort_variant(args.onnx, threads=2, spinning=False)
+    _report(variants, x, args, ref_key="torch eager fp32")
+
+
+def _report(variants: dict[str, Callable[[np.ndarray], object]], x: np.ndarray, args: argparse.Namespace,
+            ref_key: str) -> None:
     stats = interleaved([(k, (lambda f=f: f(x))) for k, f in variants.items()], repeat=args.repeat, warmup=1)
-    ref = stats["torch eager fp32"].median
+    ref = stats[ref_key].median
     rows = []
     for k, s in stats.items():
-        base = stats["torch eager fp32, 2 threads"].median if "2 threads" in k and args.two_threads else ref
-        rows.append({"variant": k, **s.as_dict(), "mpix_s": args.tile**2 / s.median / 1e6, "vs_torch": base / s.median})
-        print(f"{k:36s} {s.median * 1e3:9.1f} ms  spread {s.spread:5.0%}  {base / s.median:5.2f}x torch")
+        base = stats["torch eager fp32, 2 threads"].median if "2 threads" in k and "torch eager fp32, 2 threads" in stats else ref
+        rows.append({"variant": k, **s.as_dict(), "mpix_s": args.tile**2 / s.median / 1e6, "vs_ref": base / s.median})
+        print(f"{k:40s} {s.median * 1e3:9.1f} ms  spread {s.spread:5.0%}  {base / s.median:5.2f}x {ref_key}")
     if args.out:
         from esrgan.atomic import write_text_atomic
 

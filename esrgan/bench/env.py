@@ -143,7 +143,8 @@ def collect_environment(threads: int, model: dict[str, Any] | None = None) -> di
         "cpu": {**asdict(cpu), "flags": list(cpu.flags)},
         "cpu_peak_gflops_fp32": peak,
         "cpu_peak_note": (
-            f"nominal: {threads} core(s) x {cpu.fp32_flops_per_cycle():.0f} FP32 FLOP/cycle x {cpu.mhz:.0f} MHz"
+            f"nominal: {threads} core(s) x {cpu.fp32_flops_per_cycle():.0f} FP32 FLOP/cycle x {cpu.mhz:.0f} MHz "
+            "(the clock /proc/cpuinfo reports, often the base clock: turbo can exceed this peak)"
             if peak else "unknown for this CPU"
         ),
         "gpu": gpu_info(),
