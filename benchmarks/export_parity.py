@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -32,11 +31,6 @@ sys.path.insert(0, str(ROOT))
 REPORT_DIR = ROOT / "benchmarks" / "reports" / "export"
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def ort_latency(path: Path, x: np.ndarray, reps: int = 3) -> float:
@@ -270,9 +264,11 @@ def main() -> None:
     torch.set_num_threads(1)
     work = args.work or Path(tempfile.mkdtemp(prefix="export_parity_"))
     work.mkdir(parents=True, exist_ok=True)
+    from esrgan.runtime.cpu_features import probe_cpu_features
+
     old = json.loads((REPORT_DIR / "report.json").read_text()) if args.keep else {}
     results: dict = {**old, "environment": {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_model(), "cores": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": probe_cpu_features().model, "cores": os.cpu_count(),
         "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}}
     if not args.skip_paper:
         results["paper"] = paper_case(work)

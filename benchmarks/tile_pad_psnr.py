@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
 from esrgan.runtime import tiling
+from esrgan.runtime.cpu_features import probe_cpu_features
 
 OUT_DIR = Path(__file__).parent / "reports" / "tiling"
 TILES = (48, 64, 128)
@@ -39,14 +39,6 @@ PADS = tuple(range(0, 33, 4))
 IMAGE = 256
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def build_model(spec, init: str, seed: int = 0):
@@ -205,7 +197,7 @@ def main() -> None:
             results.append({"model": f"{ckpt.name} {model.spec.describe()}", "spec": model.spec.to_dict(),
                             "init": "trained", "rows": rows})
     report = {
-        "cpu": cpu_model(), "image": f"skimage astronaut crop {IMAGE}x{IMAGE}", "tiles": TILES, "pads": PADS,
+        "cpu": probe_cpu_features().model, "image": f"skimage astronaut crop {IMAGE}x{IMAGE}", "tiles": TILES, "pads": PADS,
         "seconds": round(time.time() - started), "results": results,
     }
     write_report(report, args.out)

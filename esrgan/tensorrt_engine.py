@@ -15,7 +15,6 @@ the same compute capability. The JSON sidecar written next to each engine record
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -31,6 +30,7 @@ import numpy as np
 from esrgan import metadata as md
 from esrgan.atomic import write_atomic, write_bytes_atomic, write_text_atomic
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
+from esrgan.hashing import file_sha256
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -233,12 +233,6 @@ def _parser_errors(parser: trt.OnnxParser) -> list[str]:
     return lines
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_engine(
@@ -332,7 +326,7 @@ def make_sidecar(
         "build_seconds": round(build_seconds, 3),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "onnx_file": onnx_path.name,
-        "onnx_sha256": _sha256(onnx_path),
+        "onnx_sha256": file_sha256(onnx_path),
         "esrgan_scale": int(scale) if scale and scale.isdigit() else None,
         "esrgan_metadata": {k: v for k, v in onnx_meta.items() if k.startswith(md.PREFIX)},
     }

@@ -10,7 +10,6 @@ and benchmarks/reports/default_model/{default_x4.safetensors, default_x4.json}.
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,20 +18,13 @@ import click
 
 from benchmarks.default_model.photos import HELD_OUT, TRAIN, load_photo
 from esrgan.atomic import write_atomic, write_text_atomic
+from esrgan.runtime.cpu_features import probe_cpu_features
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 MAX_CHECKPOINT_BYTES = 2 * 1024 * 1024
 QUALITY_BAR_DB = 0.5
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def val_records(run: Path) -> list[dict[str, Any]]:
@@ -187,7 +179,7 @@ Preset `default-x4` (resolved config in the run folder): batch {config['batch_si
 {config['patch_size']} px, {config['psnr_iters']} iterations of L1, Adam lr {config['lr']} with a cosine
 schedule to {config['min_lr']}, β = ({config['beta1']}, {config['beta2']}), EMA decay {config['ema_decay']}
 (the saved weights), seed {config['seed']}. One CPU thread on a shared, heavily loaded machine
-({cpu_model()}, 2 cores shared by several jobs): {minutes:.0f} minutes.
+({probe_cpu_features().model}, 2 cores shared by several jobs): {minutes:.0f} minutes.
 
 ## Data
 

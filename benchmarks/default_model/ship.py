@@ -14,7 +14,6 @@ checkpoint, which benchmarks.default_model.report writes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -25,6 +24,7 @@ import numpy as np
 
 from benchmarks.default_model.photos import HELD_OUT, load_photo
 from esrgan.atomic import write_atomic, write_text_atomic
+from esrgan.hashing import file_sha256
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_DIR = ROOT / "benchmarks" / "reports" / "default_model"
@@ -82,7 +82,7 @@ def main(checkpoint: str) -> None:
         "held_out": {**held, "per_image": scores,
                      "measured_with": "esrgan runtime, ONNX Runtime CPU, whole image (no tiling)",
                      "metric": training["held_out"]["metric"]},
-        "onnx_sha256": hashlib.sha256(dest.read_bytes()).hexdigest(),
+        "onnx_sha256": file_sha256(dest),
         "regenerate": "python -m benchmarks.default_model.train --output RUN && "
                       "python -m benchmarks.default_model.report --run RUN && python -m benchmarks.default_model.ship",
     }

@@ -15,6 +15,7 @@ from typing import Any
 
 from esrgan.atomic import write_text_atomic
 from esrgan.errors import UsageError
+from esrgan.hashing import file_sha256
 from esrgan.models.spec import GeneratorSpec, paper_spec
 
 PRESETS = ("paper", "tiny", "default")
@@ -33,7 +34,6 @@ class PreparedModel:
     files: dict[str, Path] = field(default_factory=dict)  # precision -> ONNX path
 
     def describe(self) -> dict[str, Any]:
-        from esrgan.export.onnx_metadata import file_sha256
 
         return {
             "name": self.name, "spec": self.spec.to_dict(), "spec_text": self.spec.describe(),
@@ -115,7 +115,6 @@ def prepare_model(
         if not ckpt.is_file():
             raise UsageError(f"--model {ckpt}: no such file")
         name = ckpt.stem
-    from esrgan.export.onnx_metadata import file_sha256
     from esrgan.models.checkpoints import describe_checkpoint
 
     spec = describe_checkpoint(ckpt).spec
@@ -194,7 +193,6 @@ def checkpoint_from_onnx(onnx_path: Path, dest: Path) -> Path:
 
 def default_model(root: Path, fp16: bool = True, exporter: str = "dynamo", int8: bool = False) -> PreparedModel:
     """The model the runtime ships, with a PyTorch reference rebuilt from its weights."""
-    from esrgan.export.onnx_metadata import file_sha256
     from esrgan.runtime.default_model import MODEL_DIR, MODEL_NAME
 
     onnx_path = MODEL_DIR / MODEL_NAME

@@ -6,7 +6,6 @@ quantisation, verification) adds or rewrites a few keys on a file written by an 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -70,10 +69,3 @@ def save_onnx(proto: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file, streamed (checkpoints can be hundreds of MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -31,8 +31,9 @@ from esrgan.export.engine import (
 from esrgan.export.fp16 import convert_to_fp16
 from esrgan.export.interpolate import check_alpha, interpolate_generators
 from esrgan.export.onnx_export import DEFAULT_OPSET, export_onnx
-from esrgan.export.onnx_metadata import file_sha256, read_metadata, update_metadata
+from esrgan.export.onnx_metadata import read_metadata, update_metadata
 from esrgan.export.verify import ParityReport, check_outputs, torch_reference, verify_images, verify_onnx
+from esrgan.hashing import file_sha256
 from esrgan.models.build import spec_of
 from esrgan.models.checkpoints import load_generator, save_generator
 from esrgan.models.spec import GeneratorSpec

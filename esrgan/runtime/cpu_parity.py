@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from esrgan.atomic import write_text_atomic
+from esrgan.hashing import file_sha256
 from esrgan.parity import Parity, compare
 from esrgan.runtime.cpu_features import (
     OPENVINO,
@@ -40,12 +41,6 @@ def load_parity_tile(path: str | os.PathLike[str] = PARITY_TILE) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def parity_cache_file(model_path: str | os.PathLike[str], features: CpuFeatures, cache_dir: Path) -> Path:

@@ -6,13 +6,13 @@ them a checkpoint is refused with the one command that exports it once.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from esrgan.errors import DependencyError, ModelError
+from esrgan.hashing import file_sha256
 
 
 def cache_dir() -> Path:
@@ -23,12 +23,6 @@ def cache_dir() -> Path:
     return Path(base) / "esrgan"
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_command(path: Path) -> str:
@@ -40,7 +34,7 @@ def checkpoint_to_onnx(path: str | os.PathLike[str]) -> Path:
     src = Path(path)
     if not src.is_file():
         raise ModelError(f"{src}: no such checkpoint")
-    target = cache_dir() / "onnx" / f"{sha256_of(src)}.onnx"
+    target = cache_dir() / "onnx" / f"{file_sha256(src)}.onnx"
     if target.is_file():
         return target
     try:

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from esrgan import metadata as meta
 from esrgan.export import cli, engine, pipeline
-from esrgan.export.onnx_metadata import file_sha256, read_metadata, set_props
+from esrgan.export.onnx_metadata import read_metadata, set_props
+from esrgan.hashing import file_sha256
 from esrgan.models.checkpoints import load_generator, save_generator
 from tests.export.tiny import tiny_model
 

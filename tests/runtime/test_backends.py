@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
+from esrgan.hashing import file_sha256
 from esrgan.runtime.backends import ort_backend, registry
 from esrgan.runtime.backends.base import Backend, BackendInfo
 from esrgan.runtime.engine import TileEngine
@@ -74,7 +75,7 @@ def test_checkpoint_is_exported_once_and_cached(tmp_path, tiny_model_files, monk
 
     def fake_export(path):
         calls.append(path)
-        target = model_source.cache_dir() / "onnx" / f"{model_source.sha256_of(path)}.onnx"
+        target = model_source.cache_dir() / "onnx" / f"{file_sha256(path)}.onnx"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(tiny_model_files[1].read_bytes())
         return target
