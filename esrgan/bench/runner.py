@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from esrgan.bench.env import collect_environment, peak_gflops, read_cpu
+from esrgan.bench.env import collect_environment, peak_gflops
 from esrgan.bench.inputs import source_images, tile_batch
 from esrgan.bench.models import PreparedModel
 from esrgan.bench.report import Result
@@ -24,6 +24,7 @@ from esrgan.bench.timing import PeakRss, interleaved
 from esrgan.errors import BackendError, EsrganError
 from esrgan.parity import compare, passes
 from esrgan.runtime.backends.base import Backend
+from esrgan.runtime.cpu_features import probe_cpu_features
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def run_benchmark(
     """The whole measurement; returns the report's data (``report.write_report`` renders it)."""
     images = source_images(config.images, count=config.repeat)
     loaded, skipped = load_rows(rows, model, RowOptions(threads=config.threads))
-    peak = peak_gflops(read_cpu(), config.threads)
+    peak = peak_gflops(probe_cpu_features(), config.threads)
     results: list[Result] = []
     step = progress.update if progress is not None else None
     if progress is not None:  # only the rows that loaded will run

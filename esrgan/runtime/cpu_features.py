@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from esrgan.parity import HALF_MIN_PSNR_DB, Parity, passes
 
-# The flags that decide CPU inference speed, as Linux names them in /proc/cpuinfo.
+# The flags that decide CPU inference speed (which path is fastest; what reports print), as Linux names
+# them in /proc/cpuinfo; ``openvino_bf16`` is the pseudo-flag probe_cpu_features sets off Linux.
 RELEVANT_FLAGS = (
     "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
     "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "asimddp", "bf16", "i8mm",
@@ -45,12 +46,19 @@ INT8_AUTO_MIN_PSNR_DB = HALF_MIN_PSNR_DB
 
 @dataclass(frozen=True)
 class CpuFeatures:
-    """What the CPU offers for inference. ``flags`` use the Linux /proc/cpuinfo names."""
+    """What the CPU offers for inference. ``flags`` use the Linux /proc/cpuinfo names (all of them, not
+    only the RELEVANT_FLAGS); ``cores`` counts logical cores. ``vendor``, ``physical_cores``, ``mhz`` and
+    ``family`` feed the benchmark reports' environment block and FP32 peak estimate (esrgan.bench.env);
+    None where /proc/cpuinfo does not say."""
 
     model: str = "unknown"
     arch: str = "x86_64"
     cores: int = 1
     flags: frozenset[str] = field(default_factory=frozenset)
+    vendor: str = "unknown"
+    physical_cores: int | None = None
+    mhz: float | None = None
+    family: int | None = None
 
     @property
     def bf16_native(self) -> bool:
@@ -72,20 +80,54 @@ class CpuFeatures:
         return f"{self.model} ({self.arch}, {self.cores} cores; {' '.join(self.relevant_flags()) or 'no SIMD flags found'})"
 
 
-def parse_cpuinfo(text: str, arch: str | None = None) -> CpuFeatures:
-    """Features from the text of /proc/cpuinfo (x86 ``flags``/``model name``, ARM ``Features``)."""
-    model, flags, cores = "unknown", set(), 0
+def _cpuinfo_records(text: str) -> list[dict[str, str]]:
+    """The ``key : value`` records of /proc/cpuinfo text, keys as Linux prints them. A record ends at a
+    blank line and at each ``processor`` line, so processors printed without a blank line between them
+    still count one each."""
+    records: list[dict[str, str]] = [{}]
     for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip().lower()
-        if key == "processor":
-            cores += 1
-        elif key in ("model name", "hardware", "cpu model") and model == "unknown":
-            model = value.strip() or model
-        elif key in ("flags", "features") and not flags:
-            flags = set(value.split())
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if (not line.strip() or key == "processor") and records[-1]:
+            records.append({})
+        if sep:
+            records[-1].setdefault(key, value.strip())
+    return [r for r in records if r]
+
+
+def _float_or_none(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def parse_cpuinfo(text: str, arch: str | None = None) -> CpuFeatures:
+    """Features from the text of /proc/cpuinfo: x86 (``model name``, ``vendor_id``, ``flags``, ``cpu MHz``,
+    ``physical id``/``core id``), ARM (``Features``, ``Model``/``Hardware``), MIPS (``cpu model``); other
+    layouts give what they have. The first record that names a field gives its value."""
+    records = _cpuinfo_records(text)
+    processors = [r for r in records if "processor" in r]
+
+    def first(*keys: str) -> str | None:
+        for key in keys:
+            for record in records:
+                if record.get(key):
+                    return record[key]
+        return None
+
+    # hyperthreads of one core share (physical id, core id)
+    physical = {(r.get("physical id", "0"), r["core id"]) for r in processors if "core id" in r}
+    family = first("cpu family")
     return CpuFeatures(
-        model=model, arch=arch or platform.machine(), cores=max(cores, 1), flags=frozenset(flags)
+        model=first("model name", "Model", "Hardware", "cpu model") or "unknown",
+        arch=arch or platform.machine(),
+        cores=max(len(processors), 1),
+        flags=frozenset((first("flags", "Features") or "").split()),
+        vendor=first("vendor_id") or "unknown",
+        physical_cores=len(physical) or None,
+        mhz=_float_or_none(first("cpu MHz")),
+        family=int(family) if family and family.isdigit() else None,
     )
 
 

@@ -29,7 +29,8 @@ CLOSE_BF16 = {"openvino:bf16": Parity(3e-2, 4e-3, 45.4, 0.0), "openvino:bf16-fp3
 
 def test_parse_cpuinfo_reads_model_flags_and_cores():
     f = parse_cpuinfo(EPYC, arch="x86_64")
-    assert f.model == "AMD EPYC" and f.cores == 2
+    assert f.model == "AMD EPYC" and f.cores == 2  # two processors with no blank line between them
+    assert f.vendor == "unknown" and f.physical_cores is None and f.mhz is None and f.family is None
     assert f.bf16_native and f.int8_dot
     assert f.relevant_flags() == ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"]
 
@@ -37,6 +38,10 @@ def test_parse_cpuinfo_reads_model_flags_and_cores():
 def test_arm_features_line_is_read():
     f = parse_cpuinfo("processor : 0\nFeatures : fp asimd asimddp bf16 i8mm\n", arch="aarch64")
     assert f.bf16_native and f.int8_dot
+    # a board's name sits in a record after the processors (Raspberry Pi layout): "Model" beats "Hardware"
+    board = parse_cpuinfo("processor\t: 0\nFeatures\t: fp asimd\n\nprocessor\t: 1\nFeatures\t: fp asimd\n\n"
+                          "Hardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B\n", arch="aarch64")
+    assert board.model == "Raspberry Pi 4 Model B" and board.cores == 2 and board.relevant_flags() == ["asimd"]
 
 
 def test_probe_without_cpuinfo_asks_openvino(tmp_path):
