@@ -6,8 +6,7 @@ runtime without pulling in torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from esrgan.lazy import lazy_exports
 
 _LAZY = {
     "GeneratorSpec": "esrgan.models.spec",
@@ -24,8 +23,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'esrgan.models' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

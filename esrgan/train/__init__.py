@@ -7,8 +7,7 @@ trainer (the loop), cli. Attributes are imported lazily so ``import esrgan.train
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from esrgan.lazy import lazy_exports
 
 _LAZY = {
     "TrainConfig": "esrgan.train.config",
@@ -19,8 +18,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'esrgan.train' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
