@@ -37,6 +37,7 @@ for _p in (ROOT, ROOT / "benchmarks"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from esrgan.export.images import photograph as photo  # noqa: E402
 from esrgan.models.spec import GeneratorSpec, paper_spec  # noqa: E402
 from esrgan.parity import compare  # noqa: E402
 from esrgan.runtime.cpu_features import probe_cpu_features  # noqa: E402
@@ -46,13 +47,6 @@ PHOTOS_CALIB = ("astronaut", "chelsea", "rocket", "camera", "immunohistochemistr
 PHOTOS_HELD_OUT = ("coffee", "cat")  # never used for calibration
 
 
-def photo(name: str) -> np.ndarray:
-    from skimage import data
-
-    img = getattr(data, name)()
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=-1)
-    return np.ascontiguousarray(img[..., :3])
 
 
 def tile_of(name: str, size: int, y: int = 0, x: int = 0) -> np.ndarray:

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.tile_pad_psnr import build_model, cpu_model, export
+from benchmarks.tile_pad_psnr import build_model, export
 from esrgan.runtime import tiling
 from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
+from esrgan.runtime.cpu_features import probe_cpu_features
 from esrgan.runtime.upscaler import Upscaler
 
 OUT_DIR = Path(__file__).parent / "reports" / "runtime"
@@ -32,13 +33,11 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochem
 
 
 def make_folder(folder: Path, size: int) -> list[np.ndarray]:
-    from skimage import data
+    from esrgan.export.images import photograph
 
     arrays = []
     for i, name in enumerate(PHOTOS):
-        img = getattr(data, name)()
-        img = np.stack([img] * 3, axis=-1) if img.ndim == 2 else img[..., :3]
-        crop = np.ascontiguousarray(img[:size, :size])
+        crop = np.ascontiguousarray(photograph(name)[:size, :size])
         Image.fromarray(crop).save(folder / f"{i}_{name}.png" if i % 2 == 0 else folder / f"{i}_{name}.jpg")
         arrays.append(crop.astype(np.float32) / 255.0)
     return arrays
@@ -131,7 +130,7 @@ def main() -> None:
     ratio = statistics.median(raws) / statistics.median(e2es)
     in_mp = sum(a.shape[0] * a.shape[1] for a in arrays) / 1e6
     report = {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "ort_threads": args.threads,
+        "cpu": probe_cpu_features().model, "cores": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "ort_threads": args.threads,
         "model": spec.describe(), "images": len(PHOTOS), "input_size": args.size, "tile": args.tile, "tile_pad": pad,
         "batch": args.batch, "tiles": sum(len(b) for b in batches), "raw_seconds": raws, "e2e_seconds": e2es,
         "raw_input_mp_per_s": in_mp / statistics.median(raws), "e2e_input_mp_per_s": in_mp / statistics.median(e2es),

@@ -13,12 +13,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 def photo(name: str = "astronaut") -> np.ndarray:
     """An RGB uint8 photograph from scikit-image's bundled data (no download)."""
-    from skimage import data
+    from esrgan.export.images import photograph
 
-    img = getattr(data, name)()
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=-1)
-    return np.ascontiguousarray(img[..., :3])
+    return photograph(name)
 
 
 @pytest.fixture

@@ -42,10 +42,7 @@ def export_tiny_onnx(path: Path, spec: GeneratorSpec = TINY, seed: int = 0) -> P
 
 def photo_batch(name: str = "astronaut", size: int = 32, y: int = 60, x: int = 180) -> np.ndarray:
     """A (1, 3, size, size) float32 crop of a scikit-image photograph."""
-    from skimage import data
+    from tests.conftest import photo
 
-    img = getattr(data, name)()
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=-1)
-    crop = img[y : y + size, x : x + size, :3].astype(np.float32) / 255.0
+    crop = photo(name)[y : y + size, x : x + size].astype(np.float32) / 255.0
     return np.ascontiguousarray(crop.transpose(2, 0, 1)[None])

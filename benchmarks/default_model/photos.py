@@ -24,10 +24,11 @@ def load_photo(name: str) -> np.ndarray:
     """H x W x 3 uint8 from skimage.data (motorcycle_left is the left view of stereo_motorcycle)."""
     from skimage import data
 
-    img = data.stereo_motorcycle()[0] if name == "motorcycle_left" else getattr(data, name)()
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=-1)
-    return np.ascontiguousarray(img[..., :3]).astype(np.uint8)
+    from esrgan.export.images import photograph
+
+    if name == "motorcycle_left":
+        return np.ascontiguousarray(data.stereo_motorcycle()[0][..., :3]).astype(np.uint8)
+    return photograph(name).astype(np.uint8)
 
 
 def export_photos(folder: str | Path, names: tuple[str, ...]) -> list[Path]:

@@ -13,19 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from esrgan.errors import ImageError, UsageError
+from esrgan.export.images import photograph as skimage_photo
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def skimage_photo(name: str) -> np.ndarray:
-    """An RGB uint8 photograph bundled with scikit-image (grey ones are stacked to RGB)."""
-    from skimage import data
-
-    img = getattr(data, name)()
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=-1)
-    return np.ascontiguousarray(img[..., :3])
 
 
 def load_folder(folder: str | Path) -> list[np.ndarray]:
