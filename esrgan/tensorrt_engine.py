@@ -44,7 +44,7 @@ TRT_INSTALL_HINT = (
 
 # Default profile: the runtime's tiles are 64-512 px plus tile_pad on each side, batches of 1-4.
 DEFAULT_TILE_MIN, DEFAULT_TILE_OPT, DEFAULT_TILE_MAX = 64, 256, 512
-DEFAULT_TILE_PAD = 10
+DEFAULT_TILE_PAD = 32  # the runtime's esrgan.runtime.tiling.DEFAULT_TILE_PAD (not imported: this module stays standalone)
 DEFAULT_BATCH_MIN, DEFAULT_BATCH_OPT, DEFAULT_BATCH_MAX = 1, 4, 4
 
 

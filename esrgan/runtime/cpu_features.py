@@ -33,10 +33,15 @@ RELEVANT_FLAGS = (
 OPENVINO = "openvino"
 ONNXRUNTIME_CPU = "onnxruntime-cpu"
 
-# All-layer BF16 is ~10 % faster than BF16 with FP32 ends but further from FP32; it is picked only with
-# this margin above the 45 dB threshold, because the figure comes from one 64x64 photograph and varies by
-# a few dB between photographs (benchmarks/reports/cpu/report.md).
-BF16_ALL_LAYERS_MARGIN_DB = 3.0
+# OpenVINO's BF16 layouts (esrgan.runtime.backends.openvino_split), keyed as their measured parity is:
+# "head" (first conv FP32) runs at all-BF16 speed; "ends" (first conv and upsampling tail FP32) is ~8 %
+# slower and closest to FP32; "all" is used only for a model that cannot be cut.
+BF16_LAYOUT_KEYS = {"head": "openvino:bf16-fp32-head", "ends": "openvino:bf16-fp32-ends", "all": "openvino:bf16"}
+
+# The faster "head" layout is picked over "ends" only with this margin above the 45 dB threshold,
+# because the figure comes from one 64x64 photograph and varies by a few dB between photographs
+# (benchmarks/reports/cpu/report.md: 52.0 to 59.7 dB over five photographs for the same model).
+BF16_FAST_LAYOUT_MARGIN_DB = 3.0
 
 # INT8 is used without being asked for only when its measured PSNR vs the FP32 model is at least this
 # high: the same bar as the half-precision paths, well above the INT8 export target (40 dB), because a
@@ -161,8 +166,8 @@ class CpuChoice:
     backend: str  # "openvino" | "onnxruntime-cpu"
     precision: str  # "fp32" | "bf16" | "int8" | "fp16" (the file's precision, run as is)
     reason: str
-    # BF16 only: False = every layer in BF16; True = first conv and upsampling tail kept FP32.
-    bf16_fp32_ends: bool = True
+    # BF16 only: which layers stay FP32 (a key of BF16_LAYOUT_KEYS).
+    bf16_layout: str = "head"
 
     def describe(self) -> str:
         """The one line the runtime prints."""
@@ -173,7 +178,7 @@ class CpuChoice:
         if self.backend != OPENVINO:
             return {}
         if self.precision == "bf16":
-            return {"precision": "bf16", "bf16_fp32_ends": self.bf16_fp32_ends}
+            return {"precision": "bf16", "bf16_layout": self.bf16_layout}
         return {"precision": "fp32"}
 
 
@@ -190,7 +195,8 @@ def choose_cpu_backend(
     ``available_backends``: registry names that import here (``openvino``, ``onnxruntime-cpu``).
     ``model_precision``: the model file's ``esrgan.precision`` (an ``int8`` file means INT8 was asked for).
     ``measured_parity``: figures vs the FP32 output keyed ``"<backend>:<precision>"`` (e.g.
-    ``"openvino:bf16"`` all layers BF16, ``"openvino:bf16-fp32-ends"``, ``"onnxruntime-cpu:int8"``), judged by ``esrgan.parity.passes``. A path whose parity has not been measured is not
+    ``"openvino:bf16-fp32-head"``, ``"openvino:bf16-fp32-ends"``, ``"openvino:bf16"`` (all layers),
+    ``"onnxruntime-cpu:int8"``), judged by ``esrgan.parity.passes``. A path whose parity has not been measured is not
     picked when it is a reduced precision: the caller measures first (esrgan.runtime.cpu_parity).
     Raises nothing: with no CPU backend importable it still names ONNX Runtime, whose loader then
     raises the DependencyError with the install hint.
@@ -229,17 +235,17 @@ def choose_cpu_backend(
         return CpuChoice(ONNXRUNTIME_CPU, "fp16", "FP16 model; OpenVINO is not installed")
     if have_ov and features.bf16_native:
         floor = HALF_MIN_PSNR_DB
-        if ok("openvino:bf16", "bf16") and measured["openvino:bf16"].psnr_db >= floor + BF16_ALL_LAYERS_MARGIN_DB:
-            return CpuChoice(OPENVINO, "bf16", f"native BF16 on this CPU; measured parity {psnr('openvino:bf16')} "
-                             f">= {floor + BF16_ALL_LAYERS_MARGIN_DB:.0f} dB", bf16_fp32_ends=False)
-        if ok("openvino:bf16-fp32-ends", "bf16"):
-            return CpuChoice(OPENVINO, "bf16", "native BF16 on this CPU, first conv and upsampling tail in FP32; "
-                             f"measured parity {psnr('openvino:bf16-fp32-ends')} >= {floor:.0f} dB")
-        if "openvino:bf16-fp32-ends" not in measured and ok("openvino:bf16", "bf16"):
-            # a model that cannot be split has only the all-layer layout: the plain threshold applies
-            return CpuChoice(OPENVINO, "bf16", f"native BF16 on this CPU; measured parity {psnr('openvino:bf16')} "
-                             f">= {floor:.0f} dB", bf16_fp32_ends=False)
-        tried = [k for k in ("openvino:bf16", "openvino:bf16-fp32-ends") if k in measured]
+        head, ends, whole = (BF16_LAYOUT_KEYS[k] for k in ("head", "ends", "all"))
+        if ok(head, "bf16") and measured[head].psnr_db >= floor + BF16_FAST_LAYOUT_MARGIN_DB:
+            return CpuChoice(OPENVINO, "bf16", f"native BF16 on this CPU, first conv in FP32; measured parity "
+                             f"{psnr(head)} >= {floor + BF16_FAST_LAYOUT_MARGIN_DB:.0f} dB", bf16_layout="head")
+        for key, layout, note in ((ends, "ends", "first conv and upsampling tail in FP32"),
+                                  (head, "head", "first conv in FP32"),
+                                  (whole, "all", "all layers")):  # "all": only a model that cannot be cut has it
+            if ok(key, "bf16"):
+                return CpuChoice(OPENVINO, "bf16", f"native BF16 on this CPU, {note}; measured parity "
+                                 f"{psnr(key)} >= {floor:.0f} dB", bf16_layout=layout)
+        tried = [k for k in (head, ends, whole) if k in measured]
         if tried:
             why = f"BF16 parity {' / '.join(psnr(k) for k in tried)} too low, so FP32"
         else:

@@ -7,6 +7,7 @@ Run by test_openvino_backend.py in a process of its own (see there why); also ru
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,7 +72,7 @@ def test_bf16_parity_on_a_real_photograph(tiny_onnx, tmp_path):
     from esrgan.runtime.cpu_parity import measure_openvino_bf16
 
     figures = measure_openvino_bf16(tiny_onnx, cache_dir=tmp_path, threads=1)
-    assert set(figures) == {"openvino:bf16", "openvino:bf16-fp32-ends"}
+    assert set(figures) == {"openvino:bf16-fp32-head", "openvino:bf16-fp32-ends"}
     for parity in figures.values():
         assert passes(parity, "bf16")
         if probe_cpu_features().bf16_native:  # BF16 really ran: the output is not bit-identical to FP32
@@ -95,14 +96,14 @@ def test_bf16_parity_is_measured_once_then_read_from_the_cache(tiny_onnx, tmp_pa
     assert again == first
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: the three split models
-def test_second_load_hits_the_compiled_model_cache(tiny_onnx, tmp_path, precision):
+@pytest.mark.parametrize(("precision", "layout"), [("fp32", "head"), ("bf16", "head"), ("bf16", "ends")])
+def test_second_load_hits_the_compiled_model_cache(tiny_onnx, tmp_path, precision, layout):
     cache = tmp_path / "cache"
-    first = _ov(tiny_onnx, cache, precision=precision, mode="latency")
+    first = _ov(tiny_onnx, cache, precision=precision, mode="latency", bf16_layout=layout)
     assert first.info.extra["loaded_from_cache"] == "false"
     blobs = sorted(cache.iterdir())
     assert blobs
-    second = _ov(tiny_onnx, cache, precision=precision, mode="latency")
+    second = _ov(tiny_onnx, cache, precision=precision, mode="latency", bf16_layout=layout)
     assert second.info.extra["loaded_from_cache"] == "true"
     assert sorted(cache.iterdir()) == blobs  # nothing new written
 
@@ -128,33 +129,67 @@ def test_bad_arguments_and_files(tiny_onnx, tmp_path):
         _ov(junk, tmp_path)
 
 
-def test_split_model_chain_equals_the_whole_model_in_fp32(tiny_onnx):
+SHIPPED = Path(__file__).resolve().parents[2] / "esrgan" / "runtime" / "models" / "default_x4.onnx"
+
+
+@pytest.mark.parametrize("layout", ["head", "ends"])
+@pytest.mark.parametrize("which", ["tiny (torchscript export)", "shipped (dynamo export)"])
+def test_split_model_chain_equals_the_whole_model_in_fp32(tiny_onnx, layout, which):
     import openvino as ov
 
-    from esrgan.runtime.backends.openvino_split import split_head_trunk_tail
+    from esrgan.runtime.backends.openvino_split import split_for_bf16
 
+    path = tiny_onnx if which.startswith("tiny") else SHIPPED
     core = ov.Core()
-    split = split_head_trunk_tail(lambda: core.read_model(str(tiny_onnx)))
-    assert split is not None
+    stages = split_for_bf16(lambda: core.read_model(str(path)), layout)
+    assert stages is not None
+    assert [p for _, p in stages] == (["fp32", "bf16"] if layout == "head" else ["fp32", "bf16", "fp32"])
+    # the FP32 head must include the first conv's bias (torchscript adds it through a Reshape)
+    assert stages[0][0].get_results()[0].input_value(0).get_node().get_type_name() == "Add"
     x = photo_batch(size=20)
-    whole = core.compile_model(str(tiny_onnx), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    whole = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     ref = whole.create_infer_request().infer({0: x})[0]
     y = x
-    for part in (split.head, split.trunk, split.tail):
+    for part, _ in stages:
         y = core.compile_model(part, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).create_infer_request().infer({0: y})[0]
     assert y.shape == ref.shape == (1, 3, 80, 80)
     assert np.abs(y - ref).max() <= 1e-5
 
 
-def test_bf16_with_fp32_ends_is_at_least_as_close_as_all_bf16(tiny_onnx, tmp_path):
+def test_head_stage_is_the_first_conv_with_its_bias(tiny_onnx):
+    import openvino as ov
+    import torch
+
+    from esrgan.models.build import build_generator
+    from esrgan.runtime.backends.openvino_split import split_for_bf16
+    from tests.cpu_models import TINY
+
+    core = ov.Core()
+    stages = split_for_bf16(lambda: core.read_model(str(tiny_onnx)), "head")
+    assert stages is not None
+    x = photo_batch(size=12)
+    head = core.compile_model(stages[0][0], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    got = head.create_infer_request().infer({0: x})[0]
+    torch.manual_seed(0)  # export_tiny_onnx's seed: the same weights
+    model = build_generator(TINY).eval()
+    with torch.no_grad():
+        want = model.conv_first(torch.from_numpy(x)).numpy()
+    assert np.abs(got - want).max() <= 1e-5
+
+
+def test_bf16_layouts_keeping_layers_in_fp32_are_at_least_as_close_as_all_bf16(tiny_onnx, tmp_path):
     x = photo_batch("coffee", size=32, y=150, x=250)
     ref = _ov(tiny_onnx, tmp_path, precision="fp32", mode="latency").run(x)
-    mixed = _ov(tiny_onnx, tmp_path, precision="bf16", mode="latency")
-    whole = _ov(tiny_onnx, tmp_path, precision="bf16", mode="latency", bf16_fp32_ends=False)
-    assert mixed.info.extra["bf16_layers"].startswith("trunk")
-    assert whole.info.extra["bf16_layers"] == "all"
-    p_mixed, p_whole = compare(ref, mixed.run(x)), compare(ref, whole.run(x))
-    assert passes(p_mixed, "bf16")
-    if probe_cpu_features().bf16_native:
-        assert p_mixed.psnr_db >= p_whole.psnr_db - 0.5
-
+    whole = _ov(tiny_onnx, tmp_path, precision="bf16", mode="latency", bf16_layout="all")
+    assert whole.info.extra["bf16_layout"] == "all"
+    p_whole = compare(ref, whole.run(x))
+    for layout in ("head", "ends"):
+        mixed = _ov(tiny_onnx, tmp_path, precision="bf16", mode="latency", bf16_layout=layout)
+        assert mixed.info.extra["bf16_layout"] == layout
+        p_mixed = compare(ref, mixed.run(x))
+        assert passes(p_mixed, "bf16")
+        if probe_cpu_features().bf16_native:
+            assert p_mixed.psnr_db >= p_whole.psnr_db - 0.5
+    assert _ov(tiny_onnx, tmp_path, precision="bf16", mode="latency").info.extra["bf16_layout"] == "head"
+    with pytest.raises(UsageError):
+        _ov(tiny_onnx, tmp_path, precision="bf16", bf16_layout="tail")

@@ -21,10 +21,11 @@ SAPPHIRE = CpuFeatures("Intel Xeon Platinum 8480+", "x86_64", 4,
 CASCADE = CpuFeatures("Intel Xeon Gold 6248", "x86_64", 4, frozenset({"avx2", "avx512f", "avx512_vnni"}))
 OLD = CpuFeatures("Intel Core i5", "x86_64", 4, frozenset({"avx2", "fma"}))
 BOTH = (OPENVINO, ONNXRUNTIME_CPU)
-GOOD_BF16 = {"openvino:bf16": Parity(3e-3, 4e-4, 53.1, 0.0), "openvino:bf16-fp32-ends": Parity(1e-3, 2e-4, 56.0, 0.0)}
-BAD_BF16 = {"openvino:bf16": Parity(2e-1, 1e-2, 38.0, 0.0), "openvino:bf16-fp32-ends": Parity(1e-1, 1e-2, 41.0, 0.0)}
-# all-layer BF16 passes 45 dB but not by the margin; the FP32-ends layout passes
-CLOSE_BF16 = {"openvino:bf16": Parity(3e-2, 4e-3, 45.4, 0.0), "openvino:bf16-fp32-ends": Parity(2e-2, 3e-3, 47.1, 0.0)}
+HEAD, ENDS, ALL = "openvino:bf16-fp32-head", "openvino:bf16-fp32-ends", "openvino:bf16"
+GOOD_BF16 = {HEAD: Parity(3e-3, 4e-4, 53.1, 0.0), ENDS: Parity(1e-3, 2e-4, 56.0, 0.0)}
+BAD_BF16 = {HEAD: Parity(2e-1, 1e-2, 38.0, 0.0), ENDS: Parity(1e-1, 1e-2, 41.0, 0.0)}
+# the fast layout passes 45 dB but not by the margin; the FP32-ends layout passes
+CLOSE_BF16 = {HEAD: Parity(3e-2, 4e-3, 45.4, 0.0), ENDS: Parity(2e-2, 3e-3, 47.1, 0.0)}
 
 
 def test_parse_cpuinfo_reads_model_flags_and_cores():
@@ -69,18 +70,20 @@ def test_fp32_model_choice_follows_features_and_parity(features, parity, expecte
 
 
 @pytest.mark.parametrize(
-    ("parity", "ends"),
+    ("parity", "layout"),
     [
-        (GOOD_BF16, False),
-        (CLOSE_BF16, True),
-        ({"openvino:bf16-fp32-ends": GOOD_BF16["openvino:bf16-fp32-ends"]}, True),
-        ({"openvino:bf16": CLOSE_BF16["openvino:bf16"]}, False),  # unsplittable model: plain 45 dB rule
+        (GOOD_BF16, "head"),
+        (CLOSE_BF16, "ends"),
+        ({ENDS: GOOD_BF16[ENDS]}, "ends"),
+        ({HEAD: CLOSE_BF16[HEAD], ENDS: BAD_BF16[ENDS]}, "head"),  # head passes 45 dB and ends does not
+        ({HEAD: CLOSE_BF16[HEAD], ALL: BAD_BF16[HEAD]}, "head"),  # no upsampling tail to cut
+        ({ALL: CLOSE_BF16[HEAD]}, "all"),  # a model that cannot be cut at all: plain 45 dB rule
     ],
 )
-def test_bf16_layout_all_layers_only_with_margin(parity, ends):
+def test_bf16_fast_layout_only_with_margin(parity, layout):
     choice = choose_cpu_backend(SAPPHIRE, BOTH, "fp32", parity)
     assert choice.precision == "bf16"
-    assert choice.backend_options() == {"precision": "bf16", "bf16_fp32_ends": ends}
+    assert choice.backend_options() == {"precision": "bf16", "bf16_layout": layout}
 
 
 def test_without_openvino_onnxruntime_runs_and_says_how_to_get_faster():

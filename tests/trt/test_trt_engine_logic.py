@@ -45,9 +45,9 @@ def onnx_file(tmp_path):
 def test_default_profile_covers_runtime_tiles_and_batches():
     p = te.default_profile()
     assert p.min == (1, 3, 64, 64)
-    assert p.opt == (4, 3, 276, 276)  # 256 px tile + 10 px pad each side
-    assert p.max == (4, 3, 532, 532)
-    assert p.accepts((2, 3, 64, 532)) and not p.accepts((5, 3, 64, 64)) and not p.accepts((1, 3, 63, 64))
+    assert p.opt == (4, 3, 320, 320)  # 256 px tile + the runtime's 32 px pad each side
+    assert p.max == (4, 3, 576, 576)
+    assert p.accepts((2, 3, 64, 576)) and not p.accepts((5, 3, 64, 64)) and not p.accepts((1, 3, 63, 64))
 
 
 def test_default_profile_rounds_to_the_models_size_multiple():
@@ -125,14 +125,14 @@ def test_build_engine_settings_and_sidecar(fakes, onnx_file, tmp_path):
     assert trt.calls["network_flags"] == 1 << 1  # strongly typed, nothing else
     assert trt.calls["pool"] == (trt.MemoryPoolType.WORKSPACE, 2 * 2**30)
     assert trt.calls["opt_level"] == 5
-    assert trt.calls["profile"]["max"] == (4, 3, 532, 532)
+    assert trt.calls["profile"]["max"] == (4, 3, 576, 576)
     assert cache.read_bytes() == b"+"  # timing cache written ...
     te.build_engine(onnx_file, engine, timing_cache=cache)
     assert trt.calls["timing_cache_in"] == b"+"  # ... and read back on the next build
     side = json.loads(te.sidecar_path(engine).read_text())
     assert side["tensorrt_version"] == "11.4.0.106"
     assert side["gpu_name"] == "NVIDIA H200" and side["compute_capability"] == "9.0"
-    assert side["profile"] == {"min": [1, 3, 64, 64], "opt": [4, 3, 276, 276], "max": [4, 3, 532, 532]}
+    assert side["profile"] == {"min": [1, 3, 64, 64], "opt": [4, 3, 320, 320], "max": [4, 3, 576, 576]}
     assert side["precision"] == "fp16" and side["esrgan_scale"] == 4 and side["strongly_typed"] is True
     assert side["esrgan_metadata"] == {"esrgan.scale": "4", "esrgan.precision": "fp16"}
     assert side["build_seconds"] >= 0 and side["onnx_file"] == "model_fp16.onnx" and len(side["onnx_sha256"]) == 64

@@ -30,6 +30,7 @@ import numpy as np
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
 from esrgan.metadata import PRECISION, parse_metadata
 from esrgan.runtime.backends.base import Backend, BackendInfo
+from esrgan.runtime.backends.openvino_split import BF16_LAYOUTS, LAYOUT_NOTES, split_for_bf16
 
 PRECISIONS = ("auto", "fp32", "bf16")
 MODES = ("throughput", "latency")
@@ -83,9 +84,9 @@ class OpenVinoBackend(Backend):
     """An ONNX model compiled by OpenVINO for the CPU.
 
     ``precision``: ``auto`` (BF16 where the CPU has native BF16, else FP32), ``fp32`` or ``bf16``.
-    ``bf16_fp32_ends``: under BF16, run the first conv and the upsampling tail in FP32 and only the RRDB
-    trunk in BF16 (see openvino_split; ~6 % slower than all-BF16 on the paper model, much closer to
-    FP32); False runs everything in BF16. ``threads``: CPU threads in all (None: all cores).
+    ``bf16_layout``: which layers BF16 leaves in FP32 (see openvino_split): ``head`` (default: the
+    first conv, which sees raw pixels; same speed as all-BF16, measured 3-4 dB closer to FP32),
+    ``ends`` (the first conv and the upsampling tail; ~8 % slower, closest) or ``all`` (nothing). ``threads``: CPU threads in all (None: all cores).
     ``mode``: ``latency`` (a batch of tiles is one request on all threads; measured fastest here) or
     ``throughput`` (the tiles of a batch in flight, one per CPU stream). ``streams``: override the number of streams in throughput mode. ``cache_dir``:
     compiled-model cache (None: the default cache folder; "" disables it). ``cpu_features``: an injected
@@ -101,7 +102,7 @@ class OpenVinoBackend(Backend):
         *,
         mode: str = "latency",
         streams: int | None = None,
-        bf16_fp32_ends: bool = True,
+        bf16_layout: str = "head",
         cpu_features: object | None = None,
     ) -> None:
         ov = import_openvino()
@@ -132,16 +133,15 @@ class OpenVinoBackend(Backend):
         shape = model.inputs[0].get_partial_shape()
         self.in_channels = shape[1].get_length() if shape[1].is_static else 3
         self.mode = mode
-        # (model, precision) stages run in order; one stage unless BF16 keeps the ends in FP32.
-        self._stages = [(model, self.precision)]
+        # (model, precision) stages run in order; one stage unless BF16 keeps some layers in FP32.
+        if bf16_layout not in BF16_LAYOUTS:
+            raise UsageError(f"openvino bf16 layout must be one of {', '.join(BF16_LAYOUTS)}, got {bf16_layout!r}")
+        self._stages: list[tuple[object, str]] = [(model, self.precision)]
         layout = "all"
-        if self.precision == "bf16" and bf16_fp32_ends and file_precision == "fp32":
-            from esrgan.runtime.backends.openvino_split import split_head_trunk_tail
-
-            split = split_head_trunk_tail(model.clone)  # a copy per cut: cheaper than reading the file again
+        if self.precision == "bf16" and file_precision == "fp32":
+            split = split_for_bf16(model.clone, bf16_layout)  # a copy per cut: cheaper than reading the file
             if split is not None:
-                self._stages = [(split.head, "fp32"), (split.trunk, "bf16"), (split.tail, "fp32")]
-                layout = "trunk (first conv and upsampling tail in FP32)"
+                self._stages, layout = split, bf16_layout
         self._threads = int(threads) if threads else None
         self._latency: list | None = None  # one request per stage, compiled for latency
         self._pool: queue.SimpleQueue | None = None  # throughput: free request chains, one per stream
@@ -163,7 +163,8 @@ class OpenVinoBackend(Backend):
             providers=("OpenVINO CPU " + ov.__version__.split("-")[0],),
             extra={
                 "inference_precision": self.precision,
-                "bf16_layers": layout if self.precision == "bf16" else "none",
+                "bf16_layout": layout if self.precision == "bf16" else "none",
+                "bf16_layers": LAYOUT_NOTES[layout] if self.precision == "bf16" else "none",
                 "file_precision": file_precision,
                 "mode": mode,
                 "streams": str(nstreams),
@@ -247,9 +248,12 @@ class OpenVinoBackend(Backend):
 
 
 def _run_chain(requests: list, x: np.ndarray) -> np.ndarray:
-    """Run ``x`` through the stage requests in order (infer() releases the GIL while it computes)."""
+    """Run ``x`` through the stage requests in order (infer() releases the GIL while it computes).
+
+    Shared inputs and outputs: each stage reads the previous stage's output buffer in place (no copy
+    between stages); the last output is copied once, because the request reuses its buffer."""
     for request in requests:
-        x = request.infer({0: x})[0]
+        x = request.infer({0: x}, share_inputs=True, share_outputs=True)[0]
     return np.array(x, copy=True)
 
 

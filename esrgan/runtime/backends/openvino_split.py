@@ -1,103 +1,145 @@
-"""Cut an RRDBNet-style OpenVINO model into head, trunk and tail, so each can run at its own precision.
+"""Cut an RRDBNet-style OpenVINO model into stages, so each can run at its own precision.
 
-Why: BF16 keeps 8 significant bits. Measured on the paper-size x4 RRDBNet (benchmarks/reports/cpu),
-almost all of BF16's error comes from the few convolutions outside the RRDB trunk: ``conv_first``
-(which sees raw pixels) and the upsampling tail (``conv_up*``, ``conv_hr``, ``conv_last``, whose
-rounding lands directly in the output pixels). The trunk holds ~94 % of the multiply-adds and sits in a
-residual branch, where BF16's rounding is harmless. OpenVINO's CPU plugin has no per-convolution
-precision switch that it honours from Python (the ``disable_fp16_compression`` rt_info is ignored for
-convolutions in 2026.4), so the model is cut into three models, compiled separately: head and tail
-FP32, trunk BF16. Each tile passes through three requests; the hand-over copies are small (64
-channels at input resolution).
+Why: BF16 keeps 8 significant bits, and OpenVINO's CPU plugin has no per-convolution precision switch
+that it honours from Python (the ``disable_fp16_compression`` rt_info is ignored for convolutions in
+2026.4), so the only way to keep a few layers in FP32 is to compile them as separate models.
+
+Which layers, measured with OpenVINO 2026.4 on the paper-size x4 RRDBNet with real pretrained weights
+(Real-ESRGAN x4plus; benchmarks/reports/cpu), worst of five 64x64 photograph tiles vs FP32:
+
+* every layer BF16: 48.4 dB;
+* ``head``: the first convolution in FP32, everything after it BF16: 52.0 dB at the same speed
+  (the first conv is 0.01 % of the multiply-adds). Rounding the *input pixels* to BF16 is what hurts:
+  a value near 1.0 keeps steps of 1/256, coarser than the 1/255 of an 8-bit image, and every later
+  layer inherits that error;
+* ``ends``: the first convolution and the upsampling tail (``conv_up*``, ``conv_hr``, ``conv_last``)
+  in FP32, only the RRDB trunk BF16: 52.7 dB, but the tail holds ~7.5 % of the multiply-adds at 4x-16x
+  the input's pixel count, so it costs ~8 % of the BF16 speed.
 
 Cut points, found by graph structure rather than by names (both torch ONNX exporters name nodes
-differently): the head ends at the output of the first convolution (after its bias Add); the tail
-starts at the input of the first ``Interpolate`` (the first nearest-neighbour upsampling). A model
-without that structure (e.g. pixel-shuffle upsampling) is not cut and runs whole.
+differently): the head ends at the output of the first convolution after its bias Add; the tail starts
+at the input of the first ``Interpolate`` (the first nearest-neighbour upsampling). A model without
+that structure (e.g. pixel-shuffle upsampling for ``ends``) is not cut and runs whole.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+BF16_LAYOUTS = ("head", "ends", "all")
+LAYOUT_NOTES = {
+    "all": "all layers BF16",
+    "head": "first conv in FP32, the rest BF16",
+    "ends": "first conv and upsampling tail in FP32, the trunk BF16",
+}
 
 
-@dataclass
-class SplitModel:
-    """Three OpenVINO models; running them in order equals the original model."""
+def _is_constant(output, limit: int = 64) -> bool:  # noqa: ANN001 - ov.Output
+    """True when ``output``'s values do not depend on the pixels: computed from constants and shapes
+    only. Torchscript exports a conv bias as Reshape(Constant, arithmetic on ShapeOf of tensors).
+    Gives up (False) after ``limit`` nodes: a bias is a handful, a data path reaches a Parameter
+    long before."""
+    seen, todo = set(), [output.get_node()]
+    while todo:
+        node = todo.pop()
+        if node.get_type_name() == "Parameter" or len(seen) >= limit:
+            return False
+        name = node.get_friendly_name()
+        if name in seen or node.get_type_name() == "ShapeOf":  # a shape is not pixel data
+            continue
+        seen.add(name)
+        todo += [node.input_value(i).get_node() for i in range(node.get_input_size())]
+    return True
 
-    head: object
-    trunk: object
-    tail: object
 
-
-def _conv_output(ops: list) -> object | None:  # -> ov.Output
-    """The first convolution's output after its bias Add (the Add with a constant second input)."""
+def _head_output(ops: list) -> object | None:  # -> ov.Output
+    """The first convolution's output after its bias Add, if it has one."""
     conv = next((o for o in ops if o.get_type_name() == "Convolution"), None)
     if conv is None:
         return None
     out = conv.output(0)
     for target in out.get_target_inputs():
         node = target.get_node()
-        if node.get_type_name() == "Add":
-            other = node.input_value(1 - target.get_index()).get_node()
-            if other.get_type_name() in ("Constant", "Convert"):
-                return node.output(0)
+        if node.get_type_name() == "Add" and _is_constant(node.input_value(1 - target.get_index())):
+            return node.output(0)
     return out
 
 
-def split_head_trunk_tail(read_model) -> SplitModel | None:  # noqa: ANN001 - a callable returning ov.Model
-    """Split the model into head/trunk/tail, or None when it does not have the RRDBNet structure.
+def _tail_input(ops: list) -> object | None:  # -> ov.Output
+    interp = next((o for o in ops if o.get_type_name() == "Interpolate"), None)
+    return None if interp is None else interp.input_value(0)
 
-    ``read_model()`` must return a fresh copy of the model each call: the cut rewires the graph.
-    """
+
+def _parameter_for(output, name: str):  # noqa: ANN001, ANN202
+    """A Parameter standing for ``output``. Fixed names: OpenVINO's compiled-model cache hashes the
+    graph, names included, and an auto-numbered Parameter would miss the cache on every start."""
     import openvino as ov
 
-    def cut_points(model):  # noqa: ANN001, ANN202
-        ops = model.get_ordered_ops()
-        head_out = _conv_output(ops)
-        interp = next((o for o in ops if o.get_type_name() == "Interpolate"), None)
-        if head_out is None or interp is None:
-            return None
-        return head_out, interp.input_value(0)
+    param = ov.op.Parameter(output.get_element_type(), output.get_partial_shape())
+    param.set_friendly_name(name)
+    param.output(0).get_tensor().set_names({name})
+    return param
 
-    def parameter_for(output, name: str):  # noqa: ANN001, ANN202
-        # A fixed name: OpenVINO's compiled-model cache hashes the graph, names included, and an
-        # auto-numbered Parameter would miss the cache on every start (and fill the disk).
-        param = ov.op.Parameter(output.get_element_type(), output.get_partial_shape())
-        param.set_friendly_name(name)
-        param.output(0).get_tensor().set_names({name})
-        return param
 
-    def results(outputs, name: str) -> list:  # noqa: ANN001
-        """Result nodes with fixed names (same reason as the Parameters)."""
-        made = []
-        for i, output in enumerate(outputs):
-            res = ov.opset13.result(output)
-            res.set_friendly_name(f"{name}_{i}")
-            made.append(res)
-        return made
+def _model(outputs: list, params: list, name: str):  # noqa: ANN001, ANN202
+    import openvino as ov
 
+    results = []
+    for i, output in enumerate(outputs):
+        res = ov.opset13.result(output)
+        res.set_friendly_name(f"{name}_output_{i}")  # fixed, for the same cache reason
+        results.append(res)
+    return ov.Model(results, params, name)
+
+
+def _cut_at(cut, name: str):  # noqa: ANN001, ANN202
+    """Feed everything that reads ``cut`` from a new Parameter instead, and return the Parameter.
+
+    Shape reads (``ShapeOf``, e.g. of the first conv's output before its bias Add, which torchscript
+    exports for the upsampling sizes) are moved too: the shape is the same, and left alone they would
+    keep a path back to the original input.
+    """
+    param = _parameter_for(cut, name)
+    sources = [cut]
+    node = cut.get_node()
+    if node.get_type_name() == "Add":
+        sources += [node.input_value(i) for i in range(node.get_input_size())]
+    for source in sources:
+        for target in list(source.get_target_inputs()):
+            if source is cut or target.get_node().get_type_name() == "ShapeOf":
+                target.replace_source_output(param.output(0))
+    return param
+
+
+def _from(model, cut, name: str):  # noqa: ANN001, ANN202
+    """The part of ``model`` after ``cut``: ``cut`` replaced by a Parameter, the model's own results kept."""
+    param = _cut_at(cut, f"{name}_input")
+    return _model([r.input_value(0) for r in model.get_results()], [param], name)
+
+
+def split_for_bf16(read_model, layout: str) -> list[tuple[object, str]] | None:  # noqa: ANN001
+    """``[(ov.Model, "fp32" | "bf16"), ...]`` to run in order for ``layout``, or None to run whole.
+
+    ``read_model()`` must return a fresh copy of the model on each call: a cut rewires the graph.
+    """
+    if layout not in BF16_LAYOUTS:
+        raise ValueError(f"bf16 layout must be one of {', '.join(BF16_LAYOUTS)}, got {layout!r}")
+    if layout == "all":
+        return None
     full = read_model()
-    points = cut_points(full)
-    if points is None:
+    ops = full.get_ordered_ops()
+    head_out, tail_in = _head_output(ops), _tail_input(ops)
+    if head_out is None:
         return None
-    head_out, trunk_out = points
-    if head_out.get_node() is trunk_out.get_node():
+    head = _model([head_out], full.get_parameters(), "esrgan_head")
+    if layout == "head":
+        rest_model = read_model()
+        return [(head, "fp32"), (_from(rest_model, _head_output(rest_model.get_ordered_ops()), "esrgan_rest"), "bf16")]
+    if tail_in is None or head_out.get_node() is tail_in.get_node():
         return None
-    head = ov.Model(results([head_out], "esrgan_head_output"), full.get_parameters(), "esrgan_head")
-
     trunk_model = read_model()
-    head_out, trunk_out = cut_points(trunk_model)  # type: ignore[misc]
-    p_trunk = parameter_for(head_out, "esrgan_trunk_input")
-    for target in list(head_out.get_target_inputs()):
-        target.replace_source_output(p_trunk.output(0))
-    trunk = ov.Model(results([trunk_out], "esrgan_trunk_output"), [p_trunk], "esrgan_trunk")
-
+    t_ops = trunk_model.get_ordered_ops()
+    t_head, t_tail = _head_output(t_ops), _tail_input(t_ops)
+    param = _cut_at(t_head, "esrgan_trunk_input")
+    trunk = _model([t_tail], [param], "esrgan_trunk")
     tail_model = read_model()
-    _, trunk_out = cut_points(tail_model)  # type: ignore[misc]
-    p_tail = parameter_for(trunk_out, "esrgan_tail_input")
-    for target in list(trunk_out.get_target_inputs()):
-        target.replace_source_output(p_tail.output(0))
-    tail = ov.Model(results([r.input_value(0) for r in tail_model.get_results()], "esrgan_tail_output"), [p_tail],
-                    "esrgan_tail")
-    return SplitModel(head, trunk, tail)
+    tail = _from(tail_model, _tail_input(tail_model.get_ordered_ops()), "esrgan_tail")
+    return [(head, "fp32"), (trunk, "bf16"), (tail, "fp32")]
