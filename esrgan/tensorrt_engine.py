@@ -31,6 +31,7 @@ from esrgan import metadata as md
 from esrgan.atomic import write_atomic, write_bytes_atomic, write_text_atomic
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
 from esrgan.hashing import file_sha256
+from esrgan.runtime.tiling import DEFAULT_TILE_PAD as RUNTIME_TILE_PAD
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -44,7 +45,7 @@ TRT_INSTALL_HINT = (
 
 # Default profile: the runtime's tiles are 64-512 px plus tile_pad on each side, batches of 1-4.
 DEFAULT_TILE_MIN, DEFAULT_TILE_OPT, DEFAULT_TILE_MAX = 64, 256, 512
-DEFAULT_TILE_PAD = 32  # the runtime's esrgan.runtime.tiling.DEFAULT_TILE_PAD (not imported: this module stays standalone)
+DEFAULT_TILE_PAD = RUNTIME_TILE_PAD  # the runtime's pad, so its windows always fit the default profile
 DEFAULT_BATCH_MIN, DEFAULT_BATCH_OPT, DEFAULT_BATCH_MAX = 1, 4, 4
 
 

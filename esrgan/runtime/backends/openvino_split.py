@@ -133,7 +133,8 @@ def split_for_bf16(read_model, layout: str) -> list[tuple[object, str]] | None: 
     if layout == "head":
         rest_model = read_model()
         return [(head, "fp32"), (_from(rest_model, _head_output(rest_model.get_ordered_ops()), "esrgan_rest"), "bf16")]
-    if tail_in is None or head_out.get_node() is tail_in.get_node():
+    # (node wrappers are new Python objects on each access: compare names, not identity)
+    if tail_in is None or head_out.get_node().get_friendly_name() == tail_in.get_node().get_friendly_name():
         return None
     trunk_model = read_model()
     t_ops = trunk_model.get_ordered_ops()
