@@ -81,18 +81,9 @@ def preset_checkpoint(name: str, root: Path) -> Path:
 
 
 def _export(checkpoint: Path, out_dir: Path, fp16: bool, exporter: str) -> dict[str, Path]:
-    """The export helper's pipeline (FP32 + FP16 ONNX); bench measures parity itself, so no verify."""
-    try:
-        from esrgan.export.pipeline import export_artifacts
-    except ImportError:  # older checkouts: the two steps the pipeline runs
-        from esrgan.export.fp16 import convert_to_fp16
-        from esrgan.export.onnx_export import export_onnx
-        from esrgan.models.checkpoints import load_generator
+    """The export pipeline (FP32 + FP16 ONNX); bench measures parity itself, so no verify."""
+    from esrgan.export.pipeline import export_artifacts
 
-        files = {"fp32": export_onnx(load_generator(checkpoint), out_dir / "model.onnx", exporter=exporter)}
-        if fp16:
-            files["fp16"] = convert_to_fp16(files["fp32"], out_dir / "model_fp16.onnx")
-        return files
     result = export_artifacts(checkpoint, out_dir, fp16=fp16, verify=False, exporter=exporter)
     found = {"fp32": result.onnx_fp32, "fp16": result.onnx_fp16, "int8": result.onnx_int8, "engine": result.engine}
     return {k: Path(v) for k, v in found.items() if v is not None}
@@ -172,16 +163,16 @@ def checkpoint_from_onnx(onnx_path: Path, dest: Path) -> Path:
     The shipped default model is ONNX only; its initializers keep the PyTorch parameter names, so
     the generator its metadata describes can be refilled from them and compared with the file.
     """
-    import onnx
     import torch
     from onnx import numpy_helper
 
+    from esrgan.export.onnx_metadata import load_onnx, props_of
     from esrgan.metadata import parse_metadata
     from esrgan.models.build import build_generator
     from esrgan.models.checkpoints import load_state_into, save_generator
 
-    proto = onnx.load(str(onnx_path))
-    meta = parse_metadata({p.key: p.value for p in proto.metadata_props}, str(onnx_path))
+    proto = load_onnx(onnx_path)
+    meta = parse_metadata(props_of(proto), str(onnx_path))
     if meta.spec is None:
         raise UsageError(f"{onnx_path}: no generator spec in its metadata; cannot build the PyTorch reference")
     state = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}

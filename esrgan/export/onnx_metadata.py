@@ -29,9 +29,14 @@ def base_metadata(spec: GeneratorSpec, precision: str) -> dict[str, str]:
     }
 
 
+def props_of(proto: onnx.ModelProto) -> dict[str, str]:
+    """metadata_props of a loaded model as a dict."""
+    return {p.key: p.value for p in proto.metadata_props}
+
+
 def set_props(proto: onnx.ModelProto, props: dict[str, str]) -> onnx.ModelProto:
     """Add or replace metadata_props entries in ``proto`` (in place; returned for chaining)."""
-    current = {p.key: p.value for p in proto.metadata_props}
+    current = props_of(proto)
     current.update({k: str(v) for k, v in props.items()})
     del proto.metadata_props[:]
     for key in sorted(current):
@@ -42,7 +47,7 @@ def set_props(proto: onnx.ModelProto, props: dict[str, str]) -> onnx.ModelProto:
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """metadata_props of an ONNX file as a dict (weights are not loaded)."""
-    return {p.key: p.value for p in load_onnx(path, load_weights=False).metadata_props}
+    return props_of(load_onnx(path, load_weights=False))
 
 
 def update_metadata(path: str | os.PathLike[str], props: dict[str, str]) -> Path:

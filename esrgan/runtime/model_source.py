@@ -49,20 +49,8 @@ def checkpoint_to_onnx(path: str | os.PathLike[str]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
         result = export_artifacts(src, Path(tmp), fp16=False, verify=True)
-        onnx = _fp32_onnx(result, Path(tmp))
         staged = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(onnx, staged)
+        shutil.copyfile(result.onnx_fp32, staged)
         os.replace(staged, target)
     return target
 
-
-def _fp32_onnx(result: object, folder: Path) -> Path:
-    """The FP32 ONNX file of an export: the result's attribute, else the only plain .onnx written."""
-    for attr in ("fp32_onnx", "onnx_fp32", "onnx_path", "fp32"):
-        value = getattr(result, attr, None)
-        if value and Path(value).suffix == ".onnx":
-            return Path(value)
-    found = [p for p in folder.rglob("*.onnx") if not any(t in p.name.lower() for t in ("fp16", "int8"))]
-    if len(found) != 1:
-        raise ModelError(f"the export of the checkpoint wrote {len(found)} FP32 ONNX files, expected 1")
-    return found[0]
