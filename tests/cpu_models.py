@@ -21,7 +21,6 @@ def export_tiny_onnx(path: Path, spec: GeneratorSpec = TINY, seed: int = 0) -> P
 
     from esrgan import metadata as meta
     from esrgan.export.onnx_metadata import update_metadata
-
     from esrgan.models.build import build_generator
 
     torch.manual_seed(seed)

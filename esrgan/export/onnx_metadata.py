@@ -14,7 +14,7 @@ import onnx
 from esrgan import __version__
 from esrgan import metadata as meta
 from esrgan.atomic import write_atomic
-from esrgan.errors import ModelError
+from esrgan.errors import ModelError, first_line
 from esrgan.models.spec import GeneratorSpec
 
 
@@ -64,7 +64,7 @@ def load_onnx(path: str | os.PathLike[str], load_weights: bool = True) -> onnx.M
     try:
         return onnx.load(str(src), load_external_data=load_weights)
     except Exception as exc:  # protobuf DecodeError and friends
-        raise ModelError(f"{src}: not a readable ONNX file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+        raise ModelError(f"{src}: not a readable ONNX file ({first_line(exc)})") from None
 
 
 def save_onnx(proto: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
@@ -72,5 +72,3 @@ def save_onnx(proto: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
     with write_atomic(path) as tmp:
         onnx.save_model(proto, str(tmp))
     return Path(path)
-
-

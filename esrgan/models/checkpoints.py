@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from esrgan.atomic import write_atomic
-from esrgan.errors import CheckpointError
+from esrgan.errors import CheckpointError, first_line
 from esrgan.models.build import build_generator, count_parameters, spec_of
 from esrgan.models.spec import GeneratorSpec
 
@@ -109,7 +109,7 @@ def _read_safetensors(src: Path) -> tuple[StateDict, dict[str, str]]:
             meta = dict(f.metadata() or {})
             state = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for every kind of damage
-        raise CheckpointError(f"{src}: not a readable safetensors file ({_first_line(exc)})") from None
+        raise CheckpointError(f"{src}: not a readable safetensors file ({first_line(exc)})") from None
     return state, meta
 
 
@@ -126,7 +126,7 @@ def _read_torch(src: Path) -> tuple[StateDict, dict[str, str]]:
             ) from None
         hint = " (truncated?)" if isinstance(exc, EOFError) or "central directory" in text else ""
         raise CheckpointError(
-            f"{src}: not a readable PyTorch checkpoint{hint}: {type(exc).__name__}: {_first_line(exc)}"
+            f"{src}: not a readable PyTorch checkpoint{hint}: {type(exc).__name__}: {first_line(exc)}"
         ) from None
     return _unwrap(obj, src)
 
@@ -155,11 +155,6 @@ def _strip_prefix(state: StateDict) -> tuple[StateDict, str]:
     if state and all(k.startswith("module.") for k in state):
         return {k[len("module."):]: v for k, v in state.items()}, "DataParallel 'module.' prefix removed"
     return state, ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _preview(keys: object, n: int = 6) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from esrgan.errors import CheckpointError, DependencyError
+from esrgan.errors import CheckpointError, DependencyError, first_line
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
@@ -74,7 +74,7 @@ def _load_features(features: nn.Sequential, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable VGG19 weight file ({str(exc).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: not a readable VGG19 weight file ({first_line(exc)})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     own = features.state_dict()

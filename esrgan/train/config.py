@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from esrgan.errors import ConfigError
+from esrgan.errors import ConfigError, first_line
 from esrgan.models.spec import GeneratorSpec
 
 STAGES = ("psnr", "gan", "both")
@@ -254,7 +254,7 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         values = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{src}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"{src}: not valid YAML ({first_line(exc)})") from None
     if values is None:
         return {}
     if not isinstance(values, dict):
@@ -275,4 +275,3 @@ def resolve_config(
     values: dict[str, Any] = {**PRESETS[preset], **from_file, **given, "preset": preset}
     config = replace(TrainConfig(), **{k: _coerce(k, v, "config") for k, v in values.items()})
     return config.validate()
-
