@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from esrgan.atomic import write_text_atomic
+from esrgan.cache import cache_dir
 from esrgan.errors import UsageError
 from esrgan.hashing import file_sha256
 from esrgan.models.spec import GeneratorSpec, paper_spec
@@ -52,7 +53,8 @@ class PreparedModel:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "esrgan" / "bench")
+    """``$ESRGAN_BENCH_CACHE``, else the ``bench`` folder of the esrgan cache (``esrgan.cache``)."""
+    return Path(os.environ.get(CACHE_ENV) or cache_dir() / "bench")
 
 
 def preset_spec(name: str) -> GeneratorSpec:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from esrgan.cache import cache_dir
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError, first_line
 from esrgan.metadata import PRECISION, parse_metadata
 from esrgan.runtime.backends.base import Backend, BackendInfo
@@ -38,11 +39,8 @@ _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 
 
 def default_cache_dir() -> Path:
-    """Where compiled models and measured parity live: $ESRGAN_CACHE_DIR, else the XDG cache folder."""
-    if os.environ.get("ESRGAN_CACHE_DIR"):
-        return Path(os.environ["ESRGAN_CACHE_DIR"]) / "openvino"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "esrgan" / "openvino"
+    """Where compiled models and measured parity live: the ``openvino`` folder of the esrgan cache."""
+    return cache_dir() / "openvino"
 
 
 def import_openvino():  # -> the openvino module
