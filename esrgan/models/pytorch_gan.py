@@ -15,9 +15,7 @@ import torch
 from torch import nn
 
 from esrgan.models.spec import GeneratorSpec
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from esrgan.models.vgg import IMAGENET_MEAN, IMAGENET_STD
 
 
 class DenseResidualBlock(nn.Module):

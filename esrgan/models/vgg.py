@@ -25,6 +25,7 @@ VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
 # torchvision's VGG19 'E' configuration: numbers are conv widths, "M" max-pools.
 _VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 CONV5_4_PRE_RELU = 35  # features[:35] ends with conv5_4, before its ReLU
+# The normalisation of the ImageNet images VGG19 was trained on (also PyTorch-GAN's training inputs).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 UNTRAINED = "untrained"
