@@ -83,7 +83,7 @@ def preset_checkpoint(name: str, root: Path) -> Path:
 
 
 def _export(checkpoint: Path, out_dir: Path, fp16: bool, exporter: str) -> dict[str, Path]:
-    """The export pipeline (FP32 + FP16 ONNX); bench measures parity itself, so no verify."""
+    """The export pipeline's FP32 + FP16 ONNX; bench measures parity itself, so no verify."""
     from esrgan.export.pipeline import export_artifacts
 
     result = export_artifacts(checkpoint, out_dir, fp16=fp16, verify=False, exporter=exporter)
@@ -153,7 +153,7 @@ def calibration_folder(root: Path) -> Path:
 
 
 def quantize(fp32: Path, dest: Path, root: Path) -> Path:
-    """The INT8 model through the agreed export API, calibrated on photographs parity never uses."""
+    """The INT8 model through the export API (``esrgan.export.int8``), calibrated on photographs parity never uses."""
     from esrgan.export.int8 import quantize_int8
 
     return Path(quantize_int8(fp32, calibration_folder(root), dest))
@@ -190,7 +190,7 @@ def default_model(root: Path, fp16: bool = True, exporter: str = "dynamo", int8:
 
     onnx_path = MODEL_DIR / MODEL_NAME
     if not onnx_path.is_file():
-        raise UsageError(f"--preset default: the default model is not shipped in this checkout ({onnx_path})")
+        raise UsageError(f"--preset default: the default model is not installed ({onnx_path})")
     digest = file_sha256(onnx_path)
     ckpt = root / "default" / f"{onnx_path.stem}-{digest[:16]}.safetensors"
     if not ckpt.is_file():

@@ -13,7 +13,7 @@ from key names and tensor shapes only, never from file names:
 - ``esrgan-old-arch``: the authors' earlier sequential model (model.0, model.1.sub.N.RDBk.convj.0,
   model.1.sub.{nb} = trunk conv, then per x2 stage [upsample, conv, lrelu], then HR conv, lrelu,
   last conv; so the indices of the upsampling convs shift with the scale).
-- ``pytorch-gan``: the seed's PyTorch-GAN ``GeneratorRRDB`` (conv1, res_blocks.N.dense_blocks.M.bK.0,
+- ``pytorch-gan``: PyTorch-GAN's ESRGAN ``GeneratorRRDB`` (conv1, res_blocks.N.dense_blocks.M.bK.0,
   conv2, upsampling.{3k}, conv3.0/conv3.2).
 
 Layouts were checked against the authors' code (github.com/xinntao/ESRGAN, BasicSR,

@@ -1,4 +1,4 @@
-"""The seed's generator: PyTorch-GAN's ``GeneratorRRDB``, reproduced layer for layer.
+"""PyTorch-GAN's ESRGAN generator (``GeneratorRRDB``), reproduced layer for layer.
 
 Differences from the paper's RRDBNet that matter for loading its checkpoints:
 - growth channels equal ``filters`` and every conv has ``filters`` outputs;
