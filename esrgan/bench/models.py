@@ -190,7 +190,7 @@ def default_model(root: Path, fp16: bool = True, exporter: str = "dynamo", int8:
 
     onnx_path = MODEL_DIR / MODEL_NAME
     if not onnx_path.is_file():
-        raise UsageError(f"--preset default: the default model is not installed ({onnx_path})")
+        raise UsageError(f"--preset default: the default model is not shipped with this installation ({onnx_path})")
     digest = file_sha256(onnx_path)
     ckpt = root / "default" / f"{onnx_path.stem}-{digest[:16]}.safetensors"
     if not ckpt.is_file():
