@@ -55,3 +55,15 @@ class VerificationError(EsrganError):
 
 class TrainingError(EsrganError):
     """Training cannot continue (non-finite loss, empty data, missing stage)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of ``exc``'s message, else its class name.
+
+    Third-party errors (ONNX Runtime, OpenVINO, protobuf, PyYAML...) often carry pages of context;
+    wrapped into an EsrganError they must still end in one line.
+    """
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__

@@ -17,9 +17,10 @@ TINY = GeneratorSpec(arch="rrdbnet", scale=4, num_feat=8, num_block=1, num_grow_
 
 
 def export_tiny_onnx(path: Path, spec: GeneratorSpec = TINY, seed: int = 0) -> Path:
-    import onnx
     import torch
 
+    from esrgan import metadata as meta
+    from esrgan.export.onnx_metadata import update_metadata
     from esrgan.models.build import build_generator
 
     torch.manual_seed(seed)
@@ -31,13 +32,7 @@ def export_tiny_onnx(path: Path, spec: GeneratorSpec = TINY, seed: int = 0) -> P
             output_names=["output"], opset_version=18, dynamo=False,
             dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "oh", 3: "ow"}},
         )
-    proto = onnx.load(str(path))
-    for key, value in {"esrgan.scale": str(spec.scale), "esrgan.precision": "fp32",
-                       "esrgan.spec": spec.to_json()}.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(path))
-    return path
+    return update_metadata(path, {meta.SCALE: str(spec.scale), meta.PRECISION: "fp32", meta.SPEC: spec.to_json()})
 
 
 def photo_batch(name: str = "astronaut", size: int = 32, y: int = 60, x: int = 180) -> np.ndarray:

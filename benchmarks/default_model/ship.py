@@ -107,7 +107,7 @@ LR = MATLAB-style bicubic x1/4 of the photograph (uint8); PSNR/SSIM on Y (BT.601
 {rows}
 | **mean** | **{held['psnr_y']:.2f}** | **{held['bicubic_psnr_y']:.2f}** | **{held['psnr_y_gain_db']:+.2f}** | **{held['ssim_y']:.4f}** | **{held['bicubic_ssim_y']:.4f}** |
 
-Quality bar (issue 8): at least +0.5 dB mean PSNR-Y over bicubic on photographs not used for training:
+Quality bar: at least +0.5 dB mean PSNR-Y over bicubic on photographs not used for training:
 **{'met' if held['psnr_y_gain_db'] >= 0.5 else 'NOT met'}** ({held['psnr_y_gain_db']:+.2f} dB).
 
 Side by side (bicubic | default model | ground truth, held-out `chelsea`, enlarged x2):

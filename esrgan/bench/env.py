@@ -2,7 +2,7 @@
 
 Benchmark numbers mean nothing without the machine they came from: the CPU model and its vector
 extensions decide which engine wins (AVX-512 BF16/VNNI make OpenVINO BF16 and INT8 fast, see
-issue 9), and thread settings decide whether two runs are comparable at all. The CPU comes from the
+benchmarks/reports/cpu/report.md), and thread settings decide whether two runs are comparable at all. The CPU comes from the
 runtime's one /proc/cpuinfo parser (``esrgan.runtime.cpu_features``); what is here are pure functions
 of its ``CpuFeatures``, so tests feed them a parsed sample.
 """

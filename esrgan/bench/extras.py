@@ -50,10 +50,8 @@ def _sizes(config: Any, quick: bool) -> tuple[int, int, int]:
 
 def tiling_check(model: PreparedModel, config: Any, quick: bool = False) -> dict[str, Any]:
     """PSNR of tiled vs whole-image output (uint16 outputs, so rounding does not hide anything)."""
-    try:
-        from esrgan.runtime.tiling import run_tiled
-    except ImportError:
-        return {"skipped": "esrgan.runtime.tiling is not available in this checkout"}
+    from esrgan.runtime.tiling import run_tiled
+
     tile, pad, side = _sizes(config, quick)
     img = centre_crop(source_images(config.images, count=1)[0], side).astype(np.float32) / 255.0
     backend = _runtime_backend(model, config.threads)
@@ -79,12 +77,10 @@ def end_to_end(model: PreparedModel, config: Any, quick: bool = False) -> dict[s
     paper-size model cost minutes. No warm-up pass: the backend is already warm from the main
     run (one untimed call on the new window shape is enough).
     """
-    try:
-        from esrgan.runtime import tiling
-        from esrgan.runtime.upscaler import Upscaler
-    except ImportError:
-        return {"skipped": "esrgan.runtime.upscaler is not available in this checkout"}
     from PIL import Image
+
+    from esrgan.runtime import tiling
+    from esrgan.runtime.upscaler import Upscaler
 
     tile, pad, side = _sizes(config, quick)
     batch = max(config.batches)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from esrgan.atomic import write_text_atomic
+from esrgan.cache import cache_dir
 from esrgan.errors import UsageError
 from esrgan.hashing import file_sha256
 from esrgan.models.spec import GeneratorSpec, paper_spec
@@ -52,7 +53,8 @@ class PreparedModel:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "esrgan" / "bench")
+    """``$ESRGAN_BENCH_CACHE``, else the ``bench`` folder of the esrgan cache (``esrgan.cache``)."""
+    return Path(os.environ.get(CACHE_ENV) or cache_dir() / "bench")
 
 
 def preset_spec(name: str) -> GeneratorSpec:
@@ -81,18 +83,9 @@ def preset_checkpoint(name: str, root: Path) -> Path:
 
 
 def _export(checkpoint: Path, out_dir: Path, fp16: bool, exporter: str) -> dict[str, Path]:
-    """The export helper's pipeline (FP32 + FP16 ONNX); bench measures parity itself, so no verify."""
-    try:
-        from esrgan.export.pipeline import export_artifacts
-    except ImportError:  # older checkouts: the two steps the pipeline runs
-        from esrgan.export.fp16 import convert_to_fp16
-        from esrgan.export.onnx_export import export_onnx
-        from esrgan.models.checkpoints import load_generator
+    """The export pipeline's FP32 + FP16 ONNX; bench measures parity itself, so no verify."""
+    from esrgan.export.pipeline import export_artifacts
 
-        files = {"fp32": export_onnx(load_generator(checkpoint), out_dir / "model.onnx", exporter=exporter)}
-        if fp16:
-            files["fp16"] = convert_to_fp16(files["fp32"], out_dir / "model_fp16.onnx")
-        return files
     result = export_artifacts(checkpoint, out_dir, fp16=fp16, verify=False, exporter=exporter)
     found = {"fp32": result.onnx_fp32, "fp16": result.onnx_fp16, "int8": result.onnx_int8, "engine": result.engine}
     return {k: Path(v) for k, v in found.items() if v is not None}
@@ -160,7 +153,7 @@ def calibration_folder(root: Path) -> Path:
 
 
 def quantize(fp32: Path, dest: Path, root: Path) -> Path:
-    """The INT8 model through the agreed export API, calibrated on photographs parity never uses."""
+    """The INT8 model through the export API (``esrgan.export.int8``), calibrated on photographs parity never uses."""
     from esrgan.export.int8 import quantize_int8
 
     return Path(quantize_int8(fp32, calibration_folder(root), dest))
@@ -172,16 +165,16 @@ def checkpoint_from_onnx(onnx_path: Path, dest: Path) -> Path:
     The shipped default model is ONNX only; its initializers keep the PyTorch parameter names, so
     the generator its metadata describes can be refilled from them and compared with the file.
     """
-    import onnx
     import torch
     from onnx import numpy_helper
 
+    from esrgan.export.onnx_metadata import load_onnx, props_of
     from esrgan.metadata import parse_metadata
     from esrgan.models.build import build_generator
     from esrgan.models.checkpoints import load_state_into, save_generator
 
-    proto = onnx.load(str(onnx_path))
-    meta = parse_metadata({p.key: p.value for p in proto.metadata_props}, str(onnx_path))
+    proto = load_onnx(onnx_path)
+    meta = parse_metadata(props_of(proto), str(onnx_path))
     if meta.spec is None:
         raise UsageError(f"{onnx_path}: no generator spec in its metadata; cannot build the PyTorch reference")
     state = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
@@ -197,7 +190,7 @@ def default_model(root: Path, fp16: bool = True, exporter: str = "dynamo", int8:
 
     onnx_path = MODEL_DIR / MODEL_NAME
     if not onnx_path.is_file():
-        raise UsageError(f"--preset default: the default model is not shipped in this checkout ({onnx_path})")
+        raise UsageError(f"--preset default: the default model is not shipped with this installation ({onnx_path})")
     digest = file_sha256(onnx_path)
     ckpt = root / "default" / f"{onnx_path.stem}-{digest[:16]}.safetensors"
     if not ckpt.is_file():

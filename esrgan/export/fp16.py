@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 
 from esrgan import metadata as meta
-from esrgan.errors import ModelError
+from esrgan.errors import ModelError, first_line
 from esrgan.export.images import photo_crops, to_nchw
 from esrgan.export.onnx_metadata import load_onnx, save_onnx, set_props
 
@@ -74,7 +74,7 @@ def convert_to_fp16(
                 max_finite_val=FP16_MAX,
             )
     except Exception as exc:
-        raise ModelError(f"{fp32_onnx_path}: FP16 conversion failed: {str(exc).splitlines()[0]}") from None
+        raise ModelError(f"{fp32_onnx_path}: FP16 conversion failed: {first_line(exc)}") from None
     set_props(half, {
         meta.PRECISION: "fp16",
         FP32_NODES_KEY: json.dumps(keep),
@@ -83,7 +83,7 @@ def convert_to_fp16(
     try:
         onnx.checker.check_model(half, full_check=True)
     except Exception as exc:
-        raise ModelError(f"FP16 graph fails onnx.checker: {str(exc).splitlines()[0]}") from None
+        raise ModelError(f"FP16 graph fails onnx.checker: {first_line(exc)}") from None
     return save_onnx(half, out_path)
 
 

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from esrgan.atomic import write_atomic
 from esrgan.errors import ImageError, ModelError, UsageError
 from esrgan.metadata import PARITY, PRECISION
 from esrgan.parity import Parity, compare, worst
@@ -191,10 +190,10 @@ def quantize_int8(
         calib_files, held_files = split_held_out(files)
     crops = list(image_crops(calib_files, crop, crops_per_image))[:max_crops]
     held_tiles = list(image_crops(held_files, eval_crop, 2))
-    import onnx
+    from esrgan.export.onnx_metadata import load_onnx, props_of, save_onnx, set_props
 
-    proto = onnx.load(str(src))
-    meta = {p.key: p.value for p in proto.metadata_props}
+    proto = load_onnx(src, load_weights=False)
+    meta = props_of(proto)
     if meta.get(PRECISION, "fp32") != "fp32":
         raise ModelError(f"{src}: INT8 quantisation starts from the FP32 model, this one is {meta[PRECISION]}")
     input_name = proto.graph.input[0].name
@@ -218,23 +217,16 @@ def quantize_int8(
         )
         parity = measure_int8_parity(src, raw, held_tiles, threads)
         report = Int8Report(method, len(crops), tuple(str(f) for f in held_files), tuple(kept), parity)
-        quantized = onnx.load(str(raw))
-        del quantized.metadata_props[:]
-        for key, value in {**meta, PRECISION: "int8", PARITY: report.to_json()}.items():
-            entry = quantized.metadata_props.add()
-            entry.key, entry.value = key, value
+        quantized = load_onnx(raw)
+        del quantized.metadata_props[:]  # quantize_static's own entries: the FP32 file's keys are the record
         out.parent.mkdir(parents=True, exist_ok=True)
-        with write_atomic(out) as tmp_out:
-            onnx.save(quantized, str(tmp_out))
+        save_onnx(set_props(quantized, {**meta, PRECISION: "int8", PARITY: report.to_json()}), out)
     return out
 
 
 def read_int8_report(path: str | os.PathLike[str]) -> dict:
     """The ``esrgan.parity`` record of an INT8 file (empty when there is none)."""
-    import onnx
+    from esrgan.export.onnx_metadata import read_metadata
 
-    proto = onnx.load(str(path), load_external_data=False)
-    for p in proto.metadata_props:
-        if p.key == PARITY:
-            return json.loads(p.value)
-    return {}
+    record = read_metadata(path).get(PARITY)
+    return json.loads(record) if record else {}

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from esrgan import metadata as meta
-from esrgan.errors import ModelError, UsageError
+from esrgan.errors import ModelError, UsageError, first_line
 from esrgan.export.onnx_metadata import base_metadata, save_onnx, set_props
 from esrgan.models.build import spec_of
 
@@ -75,7 +75,7 @@ def export_onnx(
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:  # onnx raises ValidationError / InferenceError
-        raise ModelError(f"exported graph fails onnx.checker: {str(exc).splitlines()[0]}") from None
+        raise ModelError(f"exported graph fails onnx.checker: {first_line(exc)}") from None
     return save_onnx(proto, path)
 
 

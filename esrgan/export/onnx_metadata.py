@@ -14,7 +14,7 @@ import onnx
 from esrgan import __version__
 from esrgan import metadata as meta
 from esrgan.atomic import write_atomic
-from esrgan.errors import ModelError
+from esrgan.errors import ModelError, first_line
 from esrgan.models.spec import GeneratorSpec
 
 
@@ -29,9 +29,14 @@ def base_metadata(spec: GeneratorSpec, precision: str) -> dict[str, str]:
     }
 
 
+def props_of(proto: onnx.ModelProto) -> dict[str, str]:
+    """metadata_props of a loaded model as a dict."""
+    return {p.key: p.value for p in proto.metadata_props}
+
+
 def set_props(proto: onnx.ModelProto, props: dict[str, str]) -> onnx.ModelProto:
     """Add or replace metadata_props entries in ``proto`` (in place; returned for chaining)."""
-    current = {p.key: p.value for p in proto.metadata_props}
+    current = props_of(proto)
     current.update({k: str(v) for k, v in props.items()})
     del proto.metadata_props[:]
     for key in sorted(current):
@@ -42,7 +47,7 @@ def set_props(proto: onnx.ModelProto, props: dict[str, str]) -> onnx.ModelProto:
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """metadata_props of an ONNX file as a dict (weights are not loaded)."""
-    return {p.key: p.value for p in load_onnx(path, load_weights=False).metadata_props}
+    return props_of(load_onnx(path, load_weights=False))
 
 
 def update_metadata(path: str | os.PathLike[str], props: dict[str, str]) -> Path:
@@ -59,7 +64,7 @@ def load_onnx(path: str | os.PathLike[str], load_weights: bool = True) -> onnx.M
     try:
         return onnx.load(str(src), load_external_data=load_weights)
     except Exception as exc:  # protobuf DecodeError and friends
-        raise ModelError(f"{src}: not a readable ONNX file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+        raise ModelError(f"{src}: not a readable ONNX file ({first_line(exc)})") from None
 
 
 def save_onnx(proto: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
@@ -67,5 +72,3 @@ def save_onnx(proto: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
     with write_atomic(path) as tmp:
         onnx.save_model(proto, str(tmp))
     return Path(path)
-
-

@@ -114,10 +114,7 @@ def export_artifacts(
         with _step("onnx_fp16", timings, say, f"converting to {FP16_NAME} (probing activations on photographs)"):
             result.onnx_fp16 = convert_to_fp16(fp32, out / FP16_NAME)
     if int8_calib is not None:
-        try:
-            from esrgan.export.int8 import quantize_int8
-        except ImportError as exc:
-            raise DependencyError(f"INT8 export is not available in this install ({exc})") from None
+        from esrgan.export.int8 import quantize_int8
 
         with _step("onnx_int8", timings, say, f"quantising to {INT8_NAME} (calibrating on {int8_calib})"):
             result.onnx_int8 = quantize_int8(fp32, int8_calib, out / INT8_NAME)

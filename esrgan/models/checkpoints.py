@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from esrgan.atomic import write_atomic
-from esrgan.errors import CheckpointError
+from esrgan.errors import CheckpointError, first_line
+from esrgan.metadata import SPEC
 from esrgan.models.build import build_generator, count_parameters, spec_of
 from esrgan.models.spec import GeneratorSpec
 
-SPEC_KEY = "esrgan.spec"
 FORMAT_KEY = "esrgan.format_version"
 FORMAT_VERSION = "1"
 # What reading had to do to reach the tensors ("; "-separated); describe_checkpoint shows it.
@@ -64,7 +64,7 @@ def save_generator(model: nn.Module, path: str | os.PathLike[str], metadata: dic
     spec = spec_of(model)
     dest = Path(path)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    meta = {SPEC_KEY: spec.to_json(), FORMAT_KEY: FORMAT_VERSION, **(metadata or {})}
+    meta = {SPEC: spec.to_json(), FORMAT_KEY: FORMAT_VERSION, **(metadata or {})}
     with write_atomic(dest) as tmp:
         if dest.suffix == ".safetensors":
             from safetensors.torch import save_file
@@ -109,7 +109,7 @@ def _read_safetensors(src: Path) -> tuple[StateDict, dict[str, str]]:
             meta = dict(f.metadata() or {})
             state = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for every kind of damage
-        raise CheckpointError(f"{src}: not a readable safetensors file ({_first_line(exc)})") from None
+        raise CheckpointError(f"{src}: not a readable safetensors file ({first_line(exc)})") from None
     return state, meta
 
 
@@ -126,7 +126,7 @@ def _read_torch(src: Path) -> tuple[StateDict, dict[str, str]]:
             ) from None
         hint = " (truncated?)" if isinstance(exc, EOFError) or "central directory" in text else ""
         raise CheckpointError(
-            f"{src}: not a readable PyTorch checkpoint{hint}: {type(exc).__name__}: {_first_line(exc)}"
+            f"{src}: not a readable PyTorch checkpoint{hint}: {type(exc).__name__}: {first_line(exc)}"
         ) from None
     return _unwrap(obj, src)
 
@@ -134,7 +134,7 @@ def _read_torch(src: Path) -> tuple[StateDict, dict[str, str]]:
 def _unwrap(obj: object, src: Path) -> tuple[StateDict, dict[str, str]]:
     meta: dict[str, str] = {}
     if isinstance(obj, dict) and isinstance(obj.get("spec"), dict) and isinstance(obj.get("state_dict"), dict):
-        meta = {SPEC_KEY: GeneratorSpec.from_dict(obj["spec"]).to_json()}
+        meta = {SPEC: GeneratorSpec.from_dict(obj["spec"]).to_json()}
         obj = obj["state_dict"]
     elif isinstance(obj, dict):
         nested = [k for k in WRAPPERS if isinstance(obj.get(k), dict)]
@@ -157,11 +157,6 @@ def _strip_prefix(state: StateDict) -> tuple[StateDict, str]:
     return state, ""
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def _preview(keys: object, n: int = 6) -> str:
     items = [str(k) for k in list(keys)[:n]]  # type: ignore[call-overload]
     return ", ".join(items) + (", ..." if len(list(keys)) > n else "")  # type: ignore[arg-type]
@@ -169,18 +164,9 @@ def _preview(keys: object, n: int = 6) -> str:
 
 def load_state_into(model: nn.Module, state: StateDict, src: str) -> nn.Module:
     """Copy ``state`` into ``model``, naming the first missing/unexpected key or shape mismatch."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing:
-        raise CheckpointError(f"{src}: missing tensor {missing[0]!r} ({len(missing)} missing in all)")
-    if unexpected:
-        raise CheckpointError(f"{src}: unexpected tensor {unexpected[0]!r} ({len(unexpected)} unexpected in all)")
-    for key, value in own.items():
-        if tuple(state[key].shape) != tuple(value.shape):
-            raise CheckpointError(
-                f"{src}: tensor {key!r} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)}"
-            )
+    from esrgan.models.formats import check_state_shapes
+
+    check_state_shapes(state, {k: tuple(v.shape) for k, v in model.state_dict().items()}, src)
     model.load_state_dict({k: v.float() for k, v in state.items()})
     return model
 

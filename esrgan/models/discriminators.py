@@ -6,7 +6,7 @@ norm and LeakyReLU 0.2, then two linear layers. BasicSR fixes it to 128 (or 256)
 first linear layer is sized for any patch size that is a multiple of 32 (128 px gives BasicSR's
 shapes exactly).
 
-``PatchDiscriminator``: the seed's PyTorch-GAN ``Discriminator``: four blocks of (3x3 conv, [BN],
+``PatchDiscriminator``: PyTorch-GAN's ESRGAN ``Discriminator``: four blocks of (3x3 conv, [BN],
 LeakyReLU 0.2, 3x3 stride-2 conv, BN, LeakyReLU 0.2) with 64/128/256/512 features (first block without
 BN), then a 3x3 conv to one logit per patch. Its ``output_shape`` is (1, H/16, W/16); the parameter
 names (``model.N``) are the original's so its checkpoints load unchanged.
@@ -71,7 +71,7 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         channels, height, width = input_shape
         self.input_shape = tuple(input_shape)
-        # Each stride-2 conv (k3, p1) maps n to ceil(n / 2); for multiples of 16 this is H/16 as in the seed.
+        # Each stride-2 conv (k3, p1) maps n to ceil(n / 2); for multiples of 16 this is H/16 as in PyTorch-GAN's ESRGAN.
         out_h, out_w = height, width
         for _ in range(4):
             out_h, out_w = (out_h + 1) // 2, (out_w + 1) // 2

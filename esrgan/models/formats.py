@@ -13,7 +13,7 @@ from key names and tensor shapes only, never from file names:
 - ``esrgan-old-arch``: the authors' earlier sequential model (model.0, model.1.sub.N.RDBk.convj.0,
   model.1.sub.{nb} = trunk conv, then per x2 stage [upsample, conv, lrelu], then HR conv, lrelu,
   last conv; so the indices of the upsampling convs shift with the scale).
-- ``pytorch-gan``: the seed's PyTorch-GAN ``GeneratorRRDB`` (conv1, res_blocks.N.dense_blocks.M.bK.0,
+- ``pytorch-gan``: PyTorch-GAN's ESRGAN ``GeneratorRRDB`` (conv1, res_blocks.N.dense_blocks.M.bK.0,
   conv2, upsampling.{3k}, conv3.0/conv3.2).
 
 Layouts were checked against the authors' code (github.com/xinntao/ESRGAN, BasicSR,
@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 import torch
 
 from esrgan.errors import CheckpointError
+from esrgan.metadata import SPEC
 from esrgan.models.spec import GeneratorSpec
 
 StateDict = dict[str, torch.Tensor]
-SPEC_KEY = "esrgan.spec"
 
 OWN = "esrgan"
 BASICSR = "basicsr"
@@ -68,8 +68,8 @@ def convert_state_dict(state: StateDict, meta: dict[str, str], src: str) -> tupl
 
     Raises ``CheckpointError`` with one line naming the expected and the found key or shape.
     """
-    if SPEC_KEY in meta:
-        return OWN, GeneratorSpec.from_json(meta[SPEC_KEY]), _as_float32(state)
+    if SPEC in meta:
+        return OWN, GeneratorSpec.from_json(meta[SPEC]), _as_float32(state)
     _refuse_unsupported(state, src)
     for detect in (_detect_basicsr, _detect_official, _detect_old_arch, _detect_pytorch_gan):
         layout = detect(state, src)
@@ -290,25 +290,33 @@ def check_against_spec(
 
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in build_generator(spec).state_dict().items()}
+    check_state_shapes(state, expected, src, f" for {spec.describe()}", origin, theirs)
+
+
+def check_state_shapes(
+    state: StateDict, expected: dict[str, tuple[int, ...]], src: str, context: str = "",
+    origin: dict[str, str] | None = None, theirs: Callable[[str], str] = lambda key: key,
+) -> None:
+    """Raise one line for the first tensor of ``expected`` (key -> shape) that ``state`` lacks, has
+    extra or shapes differently; ``context`` ends each message (e.g. " for <spec>"), ``origin`` and
+    ``theirs`` name keys in the file's own layout (see ``check_against_spec``)."""
     origin = origin or {}
     missing = [k for k in expected if k not in state]
     if missing:
         raise CheckpointError(
-            f"{src}: missing tensor {theirs(missing[0])!r} (shape {expected[missing[0]]}) for {spec.describe()}; "
+            f"{src}: missing tensor {theirs(missing[0])!r} (shape {expected[missing[0]]}){context}; "
             f"{len(missing)} missing in all"
         )
     unexpected = [k for k in state if k not in expected]
     if unexpected:
         raise CheckpointError(
-            f"{src}: unexpected tensor {origin.get(unexpected[0], unexpected[0])!r} for {spec.describe()}; "
+            f"{src}: unexpected tensor {origin.get(unexpected[0], unexpected[0])!r}{context}; "
             f"{len(unexpected)} unexpected in all"
         )
     for key, shape in expected.items():
         found = tuple(state[key].shape)
         if found != shape:
-            raise CheckpointError(
-                f"{src}: tensor {origin.get(key, key)!r} has shape {found}, expected {shape} for {spec.describe()}"
-            )
+            raise CheckpointError(f"{src}: tensor {origin.get(key, key)!r} has shape {found}, expected {shape}{context}")
 
 
 # ---- small helpers -------------------------------------------------------------------------------

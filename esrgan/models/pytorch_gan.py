@@ -1,4 +1,4 @@
-"""The seed's generator: PyTorch-GAN's ``GeneratorRRDB``, reproduced layer for layer.
+"""PyTorch-GAN's ESRGAN generator (``GeneratorRRDB``), reproduced layer for layer.
 
 Differences from the paper's RRDBNet that matter for loading its checkpoints:
 - growth channels equal ``filters`` and every conv has ``filters`` outputs;
@@ -15,9 +15,7 @@ import torch
 from torch import nn
 
 from esrgan.models.spec import GeneratorSpec
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from esrgan.models.vgg import IMAGENET_MEAN, IMAGENET_STD
 
 
 class DenseResidualBlock(nn.Module):

@@ -22,7 +22,7 @@ class GeneratorSpec:
     """Architecture and size of a generator.
 
     ``arch``: ``rrdbnet`` (the paper's official network, BasicSR parameter names) or ``pytorch-gan``
-    (the seed's ``GeneratorRRDB``: PixelShuffle upsampling, LeakyReLU 0.01, ImageNet-normalised I/O).
+    (PyTorch-GAN's ESRGAN ``GeneratorRRDB``: PixelShuffle upsampling, LeakyReLU 0.01, ImageNet-normalised I/O).
     ``pixel_unshuffle``: only for rrdbnet at scale 1 or 2. True is Real-ESRGAN's layout (the input is
     pixel-unshuffled by 4/scale, then upsampled x4); False is the old layout with log2(scale) upsamplers.
     For ``pytorch-gan`` the growth channels equal ``num_feat`` (that code has no separate gc).

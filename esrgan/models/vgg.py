@@ -18,13 +18,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from esrgan.errors import CheckpointError, DependencyError
+from esrgan.errors import CheckpointError, DependencyError, first_line
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
 # torchvision's VGG19 'E' configuration: numbers are conv widths, "M" max-pools.
 _VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 CONV5_4_PRE_RELU = 35  # features[:35] ends with conv5_4, before its ReLU
+# The normalisation of the ImageNet images VGG19 was trained on (also PyTorch-GAN's training inputs).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 UNTRAINED = "untrained"
@@ -74,7 +75,7 @@ def _load_features(features: nn.Sequential, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable VGG19 weight file ({str(exc).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: not a readable VGG19 weight file ({first_line(exc)})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     own = features.state_dict()

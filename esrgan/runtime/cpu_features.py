@@ -7,10 +7,11 @@ Two parts with one job each:
 * ``choose_cpu_backend(...)`` is pure: from the features, the backends that import, the model file's
   precision and the parity figures measured for this model, it returns the path to use and one line
   saying why. The ranking below comes from measurement (benchmarks/reports/cpu/report.md), not from
-  guesses: on a CPU with native BF16 (AVX-512 BF16), paper-size model, 1 thread, OpenVINO BF16 is
-  2.3-2.5x PyTorch eager FP32 (45-47 dB with random weights; the issue measured 53 dB with real ones),
-  while ONNX Runtime and OpenVINO FP32 are 1.26x; on CPUs without native BF16 the BF16 path is
-  emulated and slower than FP32, so it is never picked there.
+  guesses: on a CPU with native BF16 (AVX-512 BF16), the paper-size model with real weights
+  (Real-ESRGAN x4plus), OpenVINO BF16 with the first conv in FP32 is 2.41-2.46x PyTorch eager FP32 on
+  1 thread and 2.54-2.71x on 2 (52.0 dB from the FP32 output, worst of five photographs), while ONNX
+  Runtime FP32 is 1.14-1.19x and OpenVINO FP32 1.22-1.36x; on CPUs without native BF16 the BF16 path
+  is emulated and slower than FP32, so it is never picked there.
 """
 
 from __future__ import annotations

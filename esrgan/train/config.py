@@ -16,11 +16,10 @@ from typing import Any
 
 import yaml
 
-from esrgan.errors import ConfigError
-from esrgan.models.spec import GeneratorSpec
+from esrgan.errors import CheckpointError, ConfigError, first_line
+from esrgan.models.spec import ARCHS, GeneratorSpec
 
 STAGES = ("psnr", "gan", "both")
-ARCHS = ("rrdbnet", "pytorch-gan")
 SCHEDULES = ("multistep", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
 AMP_DTYPES = ("bf16", "fp16")
@@ -40,12 +39,8 @@ class TrainConfig:
     output: str | None = None
     stage: str = "both"
     preset: str = "paper"
-    # generator
-    arch: str = "rrdbnet"
-    scale: int = 4
-    num_feat: int = 64
-    num_block: int = 23
-    num_grow_ch: int = 32
+    # generator: written as its flat GENERATOR_KEYS in YAML, flags and the resolved config
+    spec: GeneratorSpec = field(default_factory=GeneratorSpec)
     # data pipeline
     batch_size: int = 16
     patch_size: int = 128
@@ -84,19 +79,22 @@ class TrainConfig:
     resume: bool = False
 
     # ---- derived -------------------------------------------------------------------------------
-    @property
-    def spec(self) -> GeneratorSpec:
-        gc = self.num_feat if self.arch == "pytorch-gan" else self.num_grow_ch
-        return GeneratorSpec(
-            arch=self.arch, scale=self.scale, num_feat=self.num_feat, num_block=self.num_block, num_grow_ch=gc,
-        )
+    def __getattr__(self, name: str) -> Any:
+        """``config.scale``, ``config.arch``...: the generator keys read through to ``spec``."""
+        if name in GENERATOR_KEYS:
+            return getattr(self.spec, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def stages(self) -> tuple[str, ...]:
         return ("psnr", "gan") if self.stage == "both" else (self.stage,)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Flat {key: value}, the generator keys in the spec's place (the YAML config's layout)."""
+        out: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            out.update({k: value[k] for k in GENERATOR_KEYS} if key == "spec" else {key: value})
+        return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -104,14 +102,12 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first bad value; return self for chaining."""
         _choice("stage", self.stage, STAGES)
-        _choice("arch", self.arch, ARCHS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
         _choice("amp_dtype", self.amp_dtype, AMP_DTYPES)
         if self.preset not in PRESETS:
             _choice("preset", self.preset, tuple(PRESETS))
-        for name in ("num_feat", "num_block", "num_grow_ch", "batch_size", "patch_size", "disc_num_feat",
-                     "val_every", "save_every", "log_every"):
+        for name in ("batch_size", "patch_size", "disc_num_feat", "val_every", "save_every", "log_every"):
             _positive(name, getattr(self, name))
         for name in ("psnr_iters", "gan_iters", "workers", "warmup_iters", "seed"):
             if getattr(self, name) < 0:
@@ -130,11 +126,7 @@ class TrainConfig:
             values = getattr(self, name)
             if any(int(v) <= 0 for v in values) or list(values) != sorted(values):
                 raise ConfigError(f"{name} must be increasing positive iterations, got {values}")
-        try:
-            spec = self.spec
-        except Exception as exc:  # GeneratorSpec raises CheckpointError for impossible specs
-            raise ConfigError(f"invalid generator: {exc}") from None
-        if spec.pixel_unshuffle:
+        if self.spec.pixel_unshuffle:
             raise ConfigError("pixel-unshuffle generators are not trainable here")
         if self.patch_size % self.scale:
             raise ConfigError(f"patch_size {self.patch_size} must be a multiple of scale {self.scale}")
@@ -190,7 +182,28 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-FIELD_NAMES = tuple(f.name for f in fields(TrainConfig))
+# The GeneratorSpec fields a training run sets; the others (channels, pixel-unshuffle) keep their defaults.
+GENERATOR_KEYS = ("arch", "scale", "num_feat", "num_block", "num_grow_ch")
+FIELD_NAMES = tuple(name for f in fields(TrainConfig) for name in (GENERATOR_KEYS if f.name == "spec" else (f.name,)))
+
+
+def generator_spec(values: dict[str, Any]) -> GeneratorSpec:
+    """The GeneratorSpec of ``values`` (GENERATOR_KEYS; missing ones: GeneratorSpec's defaults).
+
+    PyTorch-GAN's generator has no separate growth width: its ``num_grow_ch`` is ``num_feat``.
+    """
+    values = {k: values[k] for k in GENERATOR_KEYS if k in values}
+    if "arch" in values:
+        _choice("arch", values["arch"], ARCHS)
+    for name in ("num_feat", "num_block", "num_grow_ch"):
+        if name in values:
+            _positive(name, values[name])
+    if values.get("arch") == "pytorch-gan":
+        values["num_grow_ch"] = values.get("num_feat", GeneratorSpec.num_feat)
+    try:
+        return GeneratorSpec(**values)
+    except CheckpointError as exc:  # the spec refuses impossible combinations (scale, pixel-unshuffle...)
+        raise ConfigError(f"invalid generator: {exc}") from None
 
 
 def _normalise_key(key: str) -> str:
@@ -212,8 +225,9 @@ def check_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
 
 def _coerce(name: str, value: Any, source: str) -> Any:
     """Check a YAML value's type against the dataclass field (ints accepted where floats are)."""
-    default = getattr(TrainConfig(), name)
-    kind = {f.name: f.type for f in fields(TrainConfig)}[name]
+    owner = GeneratorSpec if name in GENERATOR_KEYS else TrainConfig
+    default = getattr(owner(), name)
+    kind = {f.name: f.type for f in fields(owner)}[name]
     if value is None:
         if "None" in str(kind):
             return None
@@ -254,7 +268,7 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         values = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{src}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"{src}: not valid YAML ({first_line(exc)})") from None
     if values is None:
         return {}
     if not isinstance(values, dict):
@@ -273,6 +287,7 @@ def resolve_config(
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
     values: dict[str, Any] = {**PRESETS[preset], **from_file, **given, "preset": preset}
-    config = replace(TrainConfig(), **{k: _coerce(k, v, "config") for k, v in values.items()})
+    values = {k: _coerce(k, v, "config") for k, v in values.items()}
+    spec = generator_spec(values)
+    config = replace(TrainConfig(), spec=spec, **{k: v for k, v in values.items() if k not in GENERATOR_KEYS})
     return config.validate()
-

@@ -21,7 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from esrgan.atomic import is_temp_file
-from esrgan.errors import TrainingError
+from esrgan.errors import TrainingError, first_line
 from esrgan.train.imresize import downscale_uint8
 
 log = logging.getLogger("esrgan.train")
@@ -68,7 +68,7 @@ def scan_images(root: str | os.PathLike[str], min_size: int) -> list[Path]:
         try:
             w, h = image_size(path)
         except (OSError, ValueError, SyntaxError) as exc:
-            log.warning("skipping unreadable image %s (%s)", path, str(exc).splitlines()[0] if str(exc) else exc)
+            log.warning("skipping unreadable image %s (%s)", path, first_line(exc))
             continue
         if min(w, h) < min_size:
             log.warning("skipping %s: %dx%d is smaller than the %d px training patch", path, w, h, min_size)

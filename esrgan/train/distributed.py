@@ -1,7 +1,7 @@
 """DistributedDataParallel plumbing for ``torchrun``: who am I, and the few collectives we need.
 
 torchrun sets RANK / WORLD_SIZE / LOCAL_RANK (single- or multi-node alike); without them the run is
-a single process and every helper here is a no-op. NCCL on CUDA, gloo on CPU. Only rank 0 writes
+a single process and every function here is a no-op. NCCL on CUDA, gloo on CPU. Only rank 0 writes
 files and logs; the others wait at barriers.
 """
 

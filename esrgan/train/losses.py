@@ -6,7 +6,7 @@ discriminator D_Ra(a, b) = sigmoid(C(a) - E[C(b)]) and the expectation taken ove
     L_D = -E_r[log D_Ra(x_r, x_f)] - E_f[log(1 - D_Ra(x_f, x_r))]
     L_G = -E_r[log(1 - D_Ra(x_r, x_f))] - E_f[log D_Ra(x_f, x_r)]
 
-each written as BCE-with-logits and halved (the ½ of BasicSR and the issue), so L_G is the symmetric
+each written as BCE-with-logits and halved (the ½ of BasicSR's implementation), so L_G is the symmetric
 form: the generator also learns from the real images' term, which is the paper's point. For patch
 discriminators C(x) is a map, and E[.] is the batch mean at each position.
 """

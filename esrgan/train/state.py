@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from esrgan.atomic import write_atomic
-from esrgan.errors import CheckpointError
+from esrgan.errors import CheckpointError, first_line
 
 
 def state_path(output: str | Path, stage: str) -> Path:
@@ -70,4 +70,4 @@ def load_state(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"{src}: no training state to resume from") from None
     except Exception as exc:
-        raise CheckpointError(f"{src}: unreadable training state ({str(exc).splitlines()[0]})") from None
+        raise CheckpointError(f"{src}: unreadable training state ({first_line(exc)})") from None

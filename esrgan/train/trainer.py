@@ -224,7 +224,7 @@ class StageRun:
             p.requires_grad_(False)
         with self._autocast():
             fake = self.g_ddp(lr).float()
-            if warmup:  # the seed's warm-up: L1 only, the discriminator waits
+            if warmup:  # PyTorch-GAN's ESRGAN warm-up: L1 only, the discriminator waits
                 g_values = {"pix": losses.l1_loss(fake, hr)}
                 g_loss = g_values["pix"]
             else:

@@ -32,7 +32,7 @@ def ckpts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trt_missing_run(ckpts, tmp_path_factory):
-    """--psnr --gan --alpha 0.8 --trt on a machine without TensorRT: the issue's command."""
+    """--psnr --gan --alpha 0.8 --trt on a machine without TensorRT: the README's export command."""
     out = tmp_path_factory.mktemp("out")
     torch.set_num_threads(1)
     args = ["--psnr", str(ckpts / "psnr.safetensors"), "--gan", str(ckpts / "gan.safetensors"), "--alpha", "0.8",

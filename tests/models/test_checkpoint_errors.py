@@ -165,3 +165,21 @@ def test_unsupported_unshuffle_combination(tmp_path):
     path = tmp_path / "odd.pth"
     torch.save(state, path)
     assert "pixel-unshuffle" in _error(path)
+
+
+def test_loading_and_format_check_share_one_shape_check():
+    """load_state_into and check_against_spec name a mis-shaped tensor the same way."""
+    from esrgan.models.build import build_generator
+    from esrgan.models.checkpoints import load_state_into
+    from esrgan.models.formats import check_against_spec
+    from esrgan.models.spec import GeneratorSpec
+
+    spec = GeneratorSpec(arch="rrdbnet", scale=4, num_feat=8, num_block=1, num_grow_ch=4)
+    state = dict(build_generator(spec).state_dict())
+    state["conv_first.weight"] = torch.zeros(8, 3, 1, 1)
+    with pytest.raises(CheckpointError) as loading:
+        load_state_into(build_generator(spec), state, "f")
+    with pytest.raises(CheckpointError) as checking:
+        check_against_spec(state, spec, "f")
+    expected = "f: tensor 'conv_first.weight' has shape (8, 3, 1, 1), expected (8, 3, 3, 3)"
+    assert str(loading.value) == expected and str(checking.value).startswith(expected + " for ")

@@ -29,7 +29,7 @@ def write_nearest_onnx(path: Path, scale: int = 4) -> Path:
 
 
 def export_tiny(model, path: Path) -> Path:
-    """FP32 ONNX with the esrgan metadata, by the export helper's exporter (TorchScript: fast for tiny models)."""
+    """FP32 ONNX with the esrgan metadata, by torch's TorchScript exporter (TorchScript: fast for tiny models)."""
     from esrgan.export.onnx_export import export_onnx
 
     return export_onnx(model, path, exporter="torchscript")

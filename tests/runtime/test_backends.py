@@ -54,7 +54,7 @@ def test_auto_on_cpu_loads_a_cpu_backend_and_engine_needs_tensorrt(nearest_onnx,
         registry.load_backend(engine, "auto")  # no TensorRT here: refused, not a traceback
 
 
-def test_cpu_choice_hook_is_used(nearest_onnx, monkeypatch):
+def test_auto_on_cpu_says_the_cpu_choice(nearest_onnx, monkeypatch):
     seen = {}
 
     def fake_choose(path, precision, threads=None):
@@ -68,6 +68,7 @@ def test_cpu_choice_hook_is_used(nearest_onnx, monkeypatch):
 
 
 def test_checkpoint_is_exported_once_and_cached(tmp_path, tiny_model_files, monkeypatch):
+    from esrgan.cache import cache_dir
     from esrgan.runtime import model_source
 
     monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
@@ -75,7 +76,7 @@ def test_checkpoint_is_exported_once_and_cached(tmp_path, tiny_model_files, monk
 
     def fake_export(path):
         calls.append(path)
-        target = model_source.cache_dir() / "onnx" / f"{file_sha256(path)}.onnx"
+        target = cache_dir() / "onnx" / f"{file_sha256(path)}.onnx"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(tiny_model_files[1].read_bytes())
         return target

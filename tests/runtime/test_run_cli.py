@@ -227,7 +227,7 @@ def test_default_model_is_used_and_announced(tmp_path, nearest_onnx, monkeypatch
 
 
 def test_checkpoint_refused_with_export_command_when_export_is_missing(tmp_path, tiny_model_files, monkeypatch):
-    monkeypatch.setitem(sys.modules, "esrgan.export.pipeline", None)  # the export extra is not installed
+    monkeypatch.setitem(sys.modules, "torch", None)  # the export extra is not installed
     monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
     save(tmp_path / "in" / "a.png", gradient(4, 4))
     r = run(tmp_path / "in", tmp_path / "o", "--model", tiny_model_files[0])

@@ -1,4 +1,4 @@
-"""esrgan-run with a TensorRT engine, through the ckpt helper's backend and fake TensorRT/CUDA modules."""
+"""esrgan-run with a TensorRT engine, through the TensorRT backend and fake TensorRT/CUDA modules."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def test_checked_in_model_reproduces_its_held_out_numbers():
     model = load_generator(ckpt)
     assert model.spec.scale == 4 and summary["spec"] == model.spec.to_dict()
     held = summary["held_out"]
-    assert held["psnr_y"] - held["bicubic_psnr_y"] >= 0.5  # the quality bar of issue 8
+    assert held["psnr_y"] - held["bicubic_psnr_y"] >= 0.5  # the shipped model's quality bar (README)
     # re-measure one held-out photograph (the smallest) and compare with the recorded number
     hr = mod_crop(load_photo("coins"), 4)
     psnr, ssim = psnr_ssim_y(super_resolve(model, downscale_uint8(hr, 4)), hr, 4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from esrgan.errors import ConfigError
+from esrgan.models.spec import GeneratorSpec
 from esrgan.train.config import PRESETS, TrainConfig, resolve_config
 
 BASE = {"data": "d", "output": "o"}
@@ -68,5 +69,31 @@ def test_missing_data_or_output_and_unknown_preset():
 
 
 def test_spec_follows_arch():
-    cfg = TrainConfig(arch="pytorch-gan", num_feat=16, num_grow_ch=4)
+    cfg = resolve_config({**BASE, "arch": "pytorch-gan", "num_feat": 16, "num_grow_ch": 4, "patch_size": 64})
     assert cfg.spec.arch == "pytorch-gan" and cfg.spec.num_grow_ch == 16
+    assert (cfg.arch, cfg.num_feat) == ("pytorch-gan", 16)
+
+
+def test_generator_keys_are_the_specs_and_round_trip_through_yaml(tmp_path):
+    """The generator part of the config is a GeneratorSpec, written flat: the YAML reads back the same."""
+    assert TrainConfig().spec == GeneratorSpec()
+    cfg = resolve_config({**BASE, "preset": "tiny", "scale": 2, "num_block": 3})
+    assert cfg.spec == GeneratorSpec(scale=2, num_feat=8, num_block=3, num_grow_ch=4)
+    saved = tmp_path / "config.yaml"
+    saved.write_text(cfg.to_yaml())
+    assert "num_block: 3" in cfg.to_yaml() and "spec" not in cfg.to_dict()
+    assert resolve_config(config_file=saved) == cfg
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"arch": "srcnn"}, "arch must be one of rrdbnet, pytorch-gan"),
+        ({"num_feat": 0}, "num_feat must be > 0"),
+        ({"scale": 3}, "invalid generator: unsupported scale 3"),
+        ({"scale": "4"}, "scale must be an integer"),
+    ],
+)
+def test_bad_generator_values(flags, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_config({**BASE, **flags})

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
+from esrgan.cache import cache_dir
+from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError, first_line
 from esrgan.metadata import PRECISION, parse_metadata
 from esrgan.runtime.backends.base import Backend, BackendInfo
 from esrgan.runtime.backends.openvino_split import BF16_LAYOUTS, LAYOUT_NOTES, split_for_bf16
@@ -38,11 +39,8 @@ _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 
 
 def default_cache_dir() -> Path:
-    """Where compiled models and measured parity live: $ESRGAN_CACHE_DIR, else the XDG cache folder."""
-    if os.environ.get("ESRGAN_CACHE_DIR"):
-        return Path(os.environ["ESRGAN_CACHE_DIR"]) / "openvino"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "esrgan" / "openvino"
+    """Where compiled models and measured parity live: the ``openvino`` folder of the esrgan cache."""
+    return cache_dir() / "openvino"
 
 
 def import_openvino():  # -> the openvino module
@@ -177,7 +175,7 @@ class OpenVinoBackend(Backend):
         try:
             return self.core.read_model(str(self._src))
         except Exception as exc:
-            raise ModelError(f"{self._src}: OpenVINO cannot read it ({_first_line(exc)})") from None
+            raise ModelError(f"{self._src}: OpenVINO cannot read it ({first_line(exc)})") from None
 
     def _compile(self, model: object, precision: str, hint: str, streams: int | None = None):
         config: dict[str, object] = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[precision], "PERFORMANCE_HINT": hint}
@@ -188,7 +186,7 @@ class OpenVinoBackend(Backend):
         try:
             return self.core.compile_model(model, "CPU", config)
         except Exception as exc:
-            raise ModelError(f"{self._src}: OpenVINO cannot compile it for the CPU ({_first_line(exc)})") from None
+            raise ModelError(f"{self._src}: OpenVINO cannot compile it for the CPU ({first_line(exc)})") from None
 
     def _compile_latency(self) -> list:
         """The stages compiled for one request on all threads (for 1-tile batches); made on first use."""
@@ -210,7 +208,7 @@ class OpenVinoBackend(Backend):
         except MemoryError:
             raise OutOfMemoryError(f"OpenVINO ran out of memory on a {x.shape} batch") from None
         except Exception as exc:
-            raise BackendError(f"OpenVINO failed on a {x.shape} batch: {_first_line(exc)}") from None
+            raise BackendError(f"OpenVINO failed on a {x.shape} batch: {first_line(exc)}") from None
 
     def _run_in_flight(self, x: np.ndarray) -> np.ndarray:
         """One tile per free request chain, as many in flight as there are CPU streams; input order kept."""
@@ -262,8 +260,3 @@ def _loaded_from_cache(compiled: object) -> bool:
         return bool(compiled.get_property("LOADED_FROM_CACHE"))  # type: ignore[attr-defined]
     except Exception:  # older OpenVINO without the property
         return False
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

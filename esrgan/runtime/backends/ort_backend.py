@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError
+from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, first_line
 from esrgan.metadata import parse_metadata
 from esrgan.runtime.backends.base import Backend, BackendInfo
 
@@ -122,7 +122,7 @@ class OnnxRuntimeBackend(Backend):
             with contextlib.redirect_stdout(io.StringIO()):
                 self.session = ort.InferenceSession(str(src), opts, providers=provider_list(kind, device_id))
         except Exception as exc:
-            raise ModelError(f"{src}: ONNX Runtime cannot load it ({_first_line(exc)})") from None
+            raise ModelError(f"{src}: ONNX Runtime cannot load it ({first_line(exc)})") from None
         running = list(self.session.get_providers())
         self.fallback_message = fallback_warning(kind, running)
         if warn and self.fallback_message:
@@ -144,7 +144,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             (out,) = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=dtype)})
         except Exception as exc:
-            line = _first_line(exc)
+            line = first_line(exc)
             if is_out_of_memory(line):
                 raise OutOfMemoryError(f"{self.info.name} ran out of memory on a {batch.shape} batch") from None
             raise BackendError(f"ONNX Runtime failed on a {batch.shape} batch: {line}") from None
@@ -152,7 +152,3 @@ class OnnxRuntimeBackend(Backend):
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]

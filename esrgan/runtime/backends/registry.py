@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from esrgan.errors import BackendError, DependencyError, ModelError, UsageError
+from esrgan.metadata import PRECISION
 from esrgan.runtime.backends.base import Backend
 
 # name -> "module:Class". The ONNX Runtime names share one class (kind=name).
@@ -52,10 +53,9 @@ def backend_class(name: str) -> type[Backend]:
     if name not in BACKENDS:
         raise UsageError(f"unknown backend {name!r}; expected one of {', '.join(CHOICES)}")
     module, cls = BACKENDS[name].split(":")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except ImportError as exc:
-        raise DependencyError(f"backend {name} is not available here ({exc})") from None
+    # The backend modules import their third-party package (openvino, tensorrt, torch) only when a
+    # backend is constructed, where a missing one becomes a one-line DependencyError.
+    return getattr(importlib.import_module(module), cls)
 
 
 def _gpu_providers() -> list[str]:
@@ -73,21 +73,13 @@ def _importable(module: str) -> bool:
 def choose_cpu(model_path: Path, precision: str, threads: int | None = None) -> tuple[str, dict[str, Any], str | None]:
     """The CPU path for ``--backend auto``: (backend name, its options, a line saying why).
 
-    THE HOOK: the cpu helper's ``esrgan.runtime.cpu_parity.select_cpu_backend`` (CPU features plus a
-    cached BF16 parity check) or, without it, the pure ``cpu_features.choose_cpu_backend`` decides
-    between OpenVINO and ONNX Runtime and their precisions; with neither, ORT's CPU provider runs.
+    ``cpu_parity.select_cpu_backend`` decides between OpenVINO and ONNX Runtime and their
+    precisions from the CPU's features plus a cached BF16 parity check on this model.
     """
+    from esrgan.runtime.cpu_parity import select_cpu_backend
+
     available = [name for name, mod in (("openvino", "openvino"), ("onnxruntime-cpu", "onnxruntime")) if _importable(mod)]
-    try:
-        from esrgan.runtime.cpu_parity import select_cpu_backend
-    except ImportError:
-        try:
-            from esrgan.runtime.cpu_features import choose_cpu_backend, probe_cpu_features
-        except ImportError:
-            return "onnxruntime-cpu", {}, None
-        choice = choose_cpu_backend(probe_cpu_features(), available, precision)
-    else:
-        choice = select_cpu_backend(model_path, precision, available, threads=threads)
+    choice = select_cpu_backend(model_path, precision, available, threads=threads)
     return choice.backend, dict(choice.backend_options()), choice.describe()
 
 
@@ -99,7 +91,7 @@ def _onnx_precision(path: Path) -> str:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        return sess.get_modelmeta().custom_metadata_map.get("esrgan.precision", "fp32")
+        return sess.get_modelmeta().custom_metadata_map.get(PRECISION, "fp32")
     except Exception:
         return "fp32"
 
