@@ -37,13 +37,12 @@ class Nearest(Backend):
 
 def _cli_defaults() -> dict[str, object]:
     """{RunOptions field: the value esrgan-run uses when the flag is not given}."""
+    given = cli.main.make_context("esrgan-run", ["in", "out"], resilient_parsing=True).params  # what main() receives
     out = {}
-    for param in cli.main.params:
-        if param.name in _NOT_RUN_OPTIONS:
-            continue
-        name, parse = _CLI_NAMES.get(param.name, (param.name, None))
-        default = param.get_default(cli.click.Context(cli.main))
-        out[name] = parse(default) if parse else default
+    for key, value in given.items():
+        if key not in _NOT_RUN_OPTIONS:
+            name, parse = _CLI_NAMES.get(key, (key, None))
+            out[name] = parse(value) if parse else value
     return out
 
 
@@ -104,7 +103,7 @@ def test_upscaler_and_folder_run_use_run_options(tmp_path):
     Image.fromarray(np.full((20, 24, 3), 7, np.uint8)).save(src / "a.png")
     backend = Nearest()
     summary = FolderRun(backend, RunOptions(tile=0), progress=False).run(
-        paths.plan_jobs(*paths.find_inputs(str(src)), tmp_path / "out", "same", None)[0]
+        paths.plan_jobs(*paths.find_inputs(str(src)), tmp_path / "out", RunOptions().format, RunOptions().shard)[0]
     )
     pad = RunOptions().tile_pad
     assert summary.written == 1 and backend.shapes == [(1, 3, 20 + 2 * pad, 24 + 2 * pad)]
