@@ -107,3 +107,14 @@ def test_upscaler_and_folder_run_use_run_options(tmp_path):
     )
     pad = RunOptions().tile_pad
     assert summary.written == 1 and backend.shapes == [(1, 3, 20 + 2 * pad, 24 + 2 * pad)]
+
+
+def test_readme_states_the_run_options_defaults():
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    defaults = RunOptions()
+    assert f"context around each tile (default {defaults.tile_pad};" in readme
+    assert f"JPEG/WebP quality ({defaults.quality})" in readme
+    assert f"default {defaults.max_pixels // 1_000_000} MP)" in readme
+    assert f"`{defaults.tile}` (default)" in readme
