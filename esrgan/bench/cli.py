@@ -71,10 +71,9 @@ def _keys(text: str | None) -> tuple[str, ...] | None:
 @handle_errors
 def main(
     checkpoint: str | None, preset: str | None, backends: str | None, tiles: str | None, batches: str | None,
-    images: str | None, repeat: int | None, warmup: int | None, exporter: str | None, threads: int | None, quick: bool,
-    check_tile: int | None,
-    check_pad: int | None, no_tiling_check: bool,
-    no_end_to_end: bool, list_rows: bool, notes: str | None, out_dir: str | None,
+    images: str | None, repeat: int | None, warmup: int | None, exporter: str | None, threads: int | None,
+    quick: bool, check_tile: int | None, check_pad: int | None, no_tiling_check: bool, no_end_to_end: bool,
+    list_rows: bool, notes: str | None, out_dir: str | None,
 ) -> None:
     """Measure parity and throughput of every backend against PyTorch; write report.json/.md and plots."""
     from esrgan.bench import rows as rowmod

@@ -26,7 +26,8 @@ from esrgan.export.options import DEFAULT_ALPHA, EXPORTERS, ExportOptions
 @click.option("--psnr", "psnr", type=click.Path(dir_okay=False),
               help="PSNR-stage checkpoint: enables network interpolation with --alpha.")
 @click.option("--alpha", type=float, default=ExportOptions.alpha,
-              help=f"Interpolation weight in [0, 1]: (1-alpha)*PSNR + alpha*GAN. Default {DEFAULT_ALPHA:g} with --psnr.")
+              help=f"Interpolation weight in [0, 1]: (1-alpha)*PSNR + alpha*GAN. Default {DEFAULT_ALPHA:g} "
+                   "with --psnr (the Python API's too), the GAN weights as they are without.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--opset", type=int, default=ExportOptions.opset, show_default=True, help="ONNX opset (>= 17).")
 @click.option("--exporter", type=click.Choice(EXPORTERS), default=ExportOptions.exporter, show_default=True,
@@ -40,11 +41,13 @@ from esrgan.export.options import DEFAULT_ALPHA, EXPORTERS, ExportOptions
 @click.option("--min-shape", help="TensorRT profile NxCxHxW (default: the runtime's tiles, 64-512 px + pad, batch 1-4).")
 @click.option("--opt-shape", help="TensorRT profile NxCxHxW (default: the runtime's tiles, 64-512 px + pad, batch 1-4).")
 @click.option("--max-shape", help="TensorRT profile NxCxHxW (default: the runtime's tiles, 64-512 px + pad, batch 1-4).")
-@click.option("--workspace", type=float, default=EngineOptions.workspace_gib, show_default=True, help="TensorRT workspace limit (GiB).")
+@click.option("--workspace", type=float, default=EngineOptions.workspace_gib, show_default=True,
+              help="TensorRT workspace limit (GiB).")
 @click.option("--builder-opt-level", type=int, default=EngineOptions.opt_level, show_default=True,
               help="TensorRT builder optimisation level 0-5.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False), help="Persistent TensorRT timing cache file.")
-@click.option("--verify/--no-verify", default=ExportOptions.verify, show_default=True, help="Check every artefact against PyTorch.")
+@click.option("--verify/--no-verify", default=ExportOptions.verify, show_default=True,
+              help="Check every artefact against PyTorch.")
 @click.option("--inspect", "inspect_ckpt", type=click.Path(dir_okay=False),
               help="Print what the checkpoint contains (format, spec, size) and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
