@@ -1,4 +1,8 @@
-"""esrgan-bench: is the optimised model still the same model, and how much faster is it?"""
+"""esrgan-bench: is the optimised model still the same model, and how much faster is it?
+
+Measurement flags default to "not given" (None): ``esrgan.bench.config.resolve_config`` fills them
+(flag > --quick preset > ``BenchConfig`` default); the help shows ``BenchConfig``'s values.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,21 @@ from pathlib import Path
 
 import click
 
+from esrgan.bench.config import DEFAULT_PRESET, QUICK, BenchConfig, resolve_config
+from esrgan.bench.models import PRESETS
 from esrgan.cli_support import debug_option, handle_errors
 from esrgan.errors import UsageError
+from esrgan.export.options import EXPORTERS
 
-QUICK = {"tiles": (32,), "batches": (1,), "repeat": 3, "warmup": 1, "backends": ["torch-fp32", "ort-fp32"]}
+
+def _help(text: str, field: str) -> str:
+    value = getattr(BenchConfig, field)
+    shown = ",".join(str(v) for v in value) if isinstance(value, tuple) else value
+    return f"{text} [default: {shown}]"
+
+
+def _quick_help() -> str:
+    return ", ".join(f"{k} {','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in QUICK.items())
 
 
 def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
@@ -25,23 +40,28 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
     return values
 
 
+def _keys(text: str | None) -> tuple[str, ...] | None:
+    keys = tuple(k for k in (text or "").replace(" ", "").split(",") if k)
+    return keys or None
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", "checkpoint", type=click.Path(dir_okay=False), help="Generator checkpoint to benchmark.")
-@click.option("--preset", type=click.Choice(["paper", "tiny", "default"]),
+@click.option("--preset", type=click.Choice(PRESETS),
               help="paper: random-weight paper-size x4; tiny: a very small x4 (smoke tests); "
-                   "default: the shipped default model. Default: paper.")
+                   f"default: the shipped default model. Default: {DEFAULT_PRESET}.")
 @click.option("--backends", help="Comma-separated rows (see --list); default: every row available here.")
-@click.option("--tiles", help="Comma-separated input tile sizes in px (default 32,64,128).")
-@click.option("--batch", "batches", help="Comma-separated batch sizes (default 1).")
+@click.option("--tiles", help=_help("Comma-separated input tile sizes in px.", "tiles"))
+@click.option("--batch", "batches", help=_help("Comma-separated batch sizes.", "batches"))
 @click.option("--images", type=click.Path(file_okay=False), help="Folder of images (default: scikit-image photographs).")
-@click.option("--repeat", type=int, help="Timed repetitions per case (default 5).")
-@click.option("--warmup", type=int, help="Untimed warm-up calls per case (default 1).")
-@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True,
-              help="ONNX exporter for the model under test (the export pipeline's default is dynamo).")
-@click.option("--threads", type=int, default=1, show_default=True, help="Threads given to each library.")
-@click.option("--quick", is_flag=True, help="One small tile, 3 repetitions, torch + ORT FP32 (about a minute).")
-@click.option("--check-tile", type=int, help="Tile for the tiled-vs-whole and end-to-end checks (default: the runtime's).")
-@click.option("--check-pad", type=int, help="Tile pad for those checks (default: the runtime's).")
+@click.option("--repeat", type=int, help=_help("Timed repetitions per case.", "repeat"))
+@click.option("--warmup", type=int, help=_help("Untimed warm-up calls per case.", "warmup"))
+@click.option("--exporter", type=click.Choice(EXPORTERS),
+              help=_help("ONNX exporter for the model under test (the export pipeline's default).", "exporter"))
+@click.option("--threads", type=int, help=_help("Threads given to each library.", "threads"))
+@click.option("--quick", is_flag=True, help=f"About a minute: {_quick_help()}; flags given still win; small checks.")
+@click.option("--check-tile", type=int, help=_help("Tile for the tiled-vs-whole and end-to-end checks.", "check_tile"))
+@click.option("--check-pad", type=int, help=_help("Tile pad for those checks (the runtime's default).", "check_pad"))
 @click.option("--no-tiling-check", is_flag=True, help="Skip the tiled vs whole-image comparison.")
 @click.option("--no-end-to-end", is_flag=True, help="Skip the esrgan-run folder pipeline measurement.")
 @click.option("--list", "list_rows", is_flag=True, help="List the known rows and exit.")
@@ -51,9 +71,9 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
 @handle_errors
 def main(
     checkpoint: str | None, preset: str | None, backends: str | None, tiles: str | None, batches: str | None,
-    images: str | None, repeat: int | None, warmup: int | None, exporter: str, threads: int, quick: bool, check_tile: int | None,
-    check_pad: int | None, no_tiling_check: bool,
-    no_end_to_end: bool, list_rows: bool, notes: str | None, out_dir: str | None,
+    images: str | None, repeat: int | None, warmup: int | None, exporter: str | None, threads: int | None,
+    quick: bool, check_tile: int | None, check_pad: int | None, no_tiling_check: bool, no_end_to_end: bool,
+    list_rows: bool, notes: str | None, out_dir: str | None,
 ) -> None:
     """Measure parity and throughput of every backend against PyTorch; write report.json/.md and plots."""
     from esrgan.bench import rows as rowmod
@@ -64,32 +84,29 @@ def main(
         return
     if out_dir is None:
         raise UsageError("-o OUTDIR is required")
-    if threads < 1 or (repeat is not None and repeat < 1) or (warmup is not None and warmup < 0):
+    flags = {
+        "tiles": _ints(tiles, "--tiles"), "batches": _ints(batches, "--batch"), "repeat": repeat, "warmup": warmup,
+        "threads": threads, "images": Path(images) if images else None, "backends": _keys(backends),
+        "exporter": exporter, "check_tile": check_tile, "check_pad": check_pad,
+    }
+    config = resolve_config(flags, QUICK if quick else None)
+    if config.threads < 1 or config.repeat < 1 or config.warmup < 0:
         raise UsageError("--threads and --repeat must be >= 1, --warmup >= 0")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)  # before torch/ORT spin up their pools
+        os.environ[var] = str(config.threads)  # before torch/ORT spin up their pools
 
     from tqdm import tqdm
 
     from esrgan.bench.models import prepare_model
     from esrgan.bench.report import write_report
-    from esrgan.bench.runner import BenchConfig, run_benchmark, steps_per_case
+    from esrgan.bench.runner import run_benchmark, steps_per_case
 
-    base = QUICK if quick else {}
-    config = BenchConfig(
-        tiles=_ints(tiles, "--tiles") or base.get("tiles") or BenchConfig.tiles,  # type: ignore[arg-type]
-        batches=_ints(batches, "--batch") or base.get("batches") or BenchConfig.batches,  # type: ignore[arg-type]
-        repeat=repeat or base.get("repeat") or BenchConfig.repeat,  # type: ignore[arg-type]
-        warmup=warmup if warmup is not None else base.get("warmup", BenchConfig.warmup),  # type: ignore[arg-type]
-        threads=threads, images=Path(images) if images else None, check_tile=check_tile, check_pad=check_pad,
-    )
-    keys = [k for k in backends.replace(" ", "").split(",") if k] if backends else base.get("backends")
     if preset is None and checkpoint is None:
-        preset = "paper"
-    rows = rowmod.select(keys)  # type: ignore[arg-type]
+        preset = DEFAULT_PRESET
+    rows = rowmod.select(list(config.backends) if config.backends else None)
     click.echo("preparing the model (exported once, then cached)...", err=True)
     needed = rowmod.needed_artifacts(rows)
-    model = prepare_model(checkpoint, preset, fp16="fp16" in needed, exporter=exporter, int8="int8" in needed)
+    model = prepare_model(checkpoint, preset, fp16="fp16" in needed, exporter=config.exporter, int8="int8" in needed)
     total = steps_per_case(len(rows), config) * len(config.tiles) * len(config.batches)
     with tqdm(total=total, desc="esrgan-bench", unit="run", dynamic_ncols=True) as bar:
         data = run_benchmark(model, rows, config, progress=bar)

@@ -36,15 +36,12 @@ def _opts(threads: int) -> Any:
 def _sizes(config: Any, quick: bool) -> tuple[int, int, int]:
     """(tile, pad, image side) for the checks: 2 x 2 tiles, so every kind of seam, the least compute.
 
-    Tile and pad are the runtime's defaults unless the config says otherwise (the paper-size model
-    at the default 256 px tile costs minutes per image on two cores); --quick uses small ones.
+    Tile and pad are the config's (``BenchConfig.check_tile``/``check_pad``; the paper-size model at
+    the default 256 px tile costs minutes per image on two cores); --quick uses small ones.
     """
-    from esrgan.runtime import tiling
-
     if quick:
         return 16, 8, 28
-    tile = config.check_tile or tiling.DEFAULT_TILE
-    pad = tiling.DEFAULT_TILE_PAD if config.check_pad is None else config.check_pad
+    tile, pad = config.check_tile, config.check_pad
     return tile, pad, tile + tile // 4
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from esrgan.atomic import write_text_atomic
 from esrgan.cache import cache_dir
 from esrgan.errors import UsageError
+from esrgan.export.options import DEFAULT_EXPORTER
 from esrgan.hashing import file_sha256
 from esrgan.models.spec import GeneratorSpec, paper_spec
 
@@ -93,7 +94,7 @@ def _export(checkpoint: Path, out_dir: Path, fp16: bool, exporter: str) -> dict[
 
 def prepare_model(
     checkpoint: str | Path | None = None, preset: str | None = None, fp16: bool = True, cache: Path | None = None,
-    exporter: str = "dynamo", int8: bool = False,
+    exporter: str = DEFAULT_EXPORTER, int8: bool = False,
 ) -> PreparedModel:
     """Resolve ``--model``/``--preset`` into a checkpoint plus cached ONNX exports."""
     root = cache or cache_root()
@@ -184,7 +185,7 @@ def checkpoint_from_onnx(onnx_path: Path, dest: Path) -> Path:
     return save_generator(model.eval(), dest)
 
 
-def default_model(root: Path, fp16: bool = True, exporter: str = "dynamo", int8: bool = False) -> PreparedModel:
+def default_model(root: Path, fp16: bool = True, exporter: str = DEFAULT_EXPORTER, int8: bool = False) -> PreparedModel:
     """The model the runtime ships, with a PyTorch reference rebuilt from its weights."""
     from esrgan.runtime.default_model import MODEL_DIR, MODEL_NAME
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from esrgan.bench.config import BenchConfig
 from esrgan.bench.env import collect_environment, peak_gflops
 from esrgan.bench.inputs import source_images, tile_batch
 from esrgan.bench.models import PreparedModel
@@ -25,18 +25,6 @@ from esrgan.errors import BackendError, EsrganError
 from esrgan.parity import compare, passes
 from esrgan.runtime.backends.base import Backend
 from esrgan.runtime.cpu_features import probe_cpu_features
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    tiles: tuple[int, ...] = (32, 64, 128)
-    batches: tuple[int, ...] = (1,)
-    repeat: int = 5
-    warmup: int = 1
-    threads: int = 1
-    images: Path | None = None
-    check_tile: int | None = None  # tile/pad for the tiled-vs-whole and end-to-end checks (None: runtime default)
-    check_pad: int | None = None
 
 
 @dataclass

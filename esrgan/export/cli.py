@@ -3,6 +3,8 @@
     esrgan-export [--psnr CKPT] --gan CKPT [--alpha 0.8] -o OUTDIR [--trt ...]
     esrgan-export --inspect CKPT
     esrgan-export --build-engine OUTDIR/model_fp16.onnx [--min-shape ...]   (later, on a GPU machine)
+
+Defaults come from ``ExportOptions`` and ``EngineOptions`` (the library resolves alpha), never restated here.
 """
 
 from __future__ import annotations
@@ -16,20 +18,21 @@ import click
 from esrgan.cli_support import EXIT_OK, debug_option, handle_errors
 from esrgan.errors import UsageError
 from esrgan.export.engine import EngineOptions, parse_shape
-from esrgan.export.onnx_export import DEFAULT_OPSET, EXPORTERS
+from esrgan.export.options import DEFAULT_ALPHA, EXPORTERS, ExportOptions
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--gan", "gan", type=click.Path(dir_okay=False), help="GAN-stage (or only) checkpoint to export.")
 @click.option("--psnr", "psnr", type=click.Path(dir_okay=False),
               help="PSNR-stage checkpoint: enables network interpolation with --alpha.")
-@click.option("--alpha", type=float, default=None,
-              help="Interpolation weight in [0, 1]: (1-alpha)*PSNR + alpha*GAN. Default 0.8 with --psnr.")
+@click.option("--alpha", type=float, default=ExportOptions.alpha,
+              help=f"Interpolation weight in [0, 1]: (1-alpha)*PSNR + alpha*GAN. Default {DEFAULT_ALPHA:g} "
+                   "with --psnr (the Python API's too), the GAN weights as they are without.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset (>= 17).")
-@click.option("--exporter", type=click.Choice(EXPORTERS), default="dynamo", show_default=True,
+@click.option("--opset", type=int, default=ExportOptions.opset, show_default=True, help="ONNX opset (>= 17).")
+@click.option("--exporter", type=click.Choice(EXPORTERS), default=ExportOptions.exporter, show_default=True,
               help="torch.onnx exporter; torchscript is the fallback for opset 17.")
-@click.option("--fp16/--no-fp16", default=True, show_default=True, help="Also write model_fp16.onnx.")
+@click.option("--fp16/--no-fp16", default=ExportOptions.fp16, show_default=True, help="Also write model_fp16.onnx.")
 @click.option("--int8", is_flag=True, help="Also write model_int8.onnx (static quantisation, needs --calib).")
 @click.option("--calib", type=click.Path(exists=True, file_okay=False), help="Folder of calibration images for --int8.")
 @click.option("--trt", is_flag=True, help="Also build a TensorRT FP16 engine (needs TensorRT and a CUDA GPU).")
@@ -38,10 +41,13 @@ from esrgan.export.onnx_export import DEFAULT_OPSET, EXPORTERS
 @click.option("--min-shape", help="TensorRT profile NxCxHxW (default: the runtime's tiles, 64-512 px + pad, batch 1-4).")
 @click.option("--opt-shape", help="TensorRT profile NxCxHxW (default: the runtime's tiles, 64-512 px + pad, batch 1-4).")
 @click.option("--max-shape", help="TensorRT profile NxCxHxW (default: the runtime's tiles, 64-512 px + pad, batch 1-4).")
-@click.option("--workspace", type=float, default=4.0, show_default=True, help="TensorRT workspace limit (GiB).")
-@click.option("--builder-opt-level", type=int, default=3, show_default=True, help="TensorRT builder optimisation level 0-5.")
+@click.option("--workspace", type=float, default=EngineOptions.workspace_gib, show_default=True,
+              help="TensorRT workspace limit (GiB).")
+@click.option("--builder-opt-level", type=int, default=EngineOptions.opt_level, show_default=True,
+              help="TensorRT builder optimisation level 0-5.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False), help="Persistent TensorRT timing cache file.")
-@click.option("--verify/--no-verify", default=True, show_default=True, help="Check every artefact against PyTorch.")
+@click.option("--verify/--no-verify", default=ExportOptions.verify, show_default=True,
+              help="Check every artefact against PyTorch.")
 @click.option("--inspect", "inspect_ckpt", type=click.Path(dir_okay=False),
               help="Print what the checkpoint contains (format, spec, size) and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
@@ -74,8 +80,6 @@ def main(
         raise UsageError("--gan CKPT and -o OUTDIR are required (or use --inspect / --build-engine)")
     if int8 != bool(calib):
         raise UsageError("--int8 and --calib DIR go together")
-    if alpha is None:
-        alpha = 0.8 if psnr else 1.0
 
     from esrgan.export.pipeline import export_artifacts
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from esrgan.errors import CheckpointError, UsageError
+from esrgan.export.options import DEFAULT_ALPHA
 from esrgan.models.build import build_generator, spec_of
 
 StateDict = dict[str, torch.Tensor]
@@ -22,6 +23,21 @@ def check_alpha(alpha: float) -> float:
     value = float(alpha)
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise UsageError(f"--alpha must be in [0, 1] (0 = PSNR model, 1 = GAN model), got {alpha}")
+    return value
+
+
+def resolve_alpha(alpha: float | None, interpolating: bool) -> float:
+    """The weight to export with; ``interpolating`` says whether a PSNR checkpoint was given.
+
+    ``None`` means ``DEFAULT_ALPHA`` when interpolating and 1.0 (the GAN weights as they are)
+    otherwise, for the CLI and the Python API alike. An explicit alpha other than 1.0 needs a PSNR
+    checkpoint: silently ignoring it would export something other than what was asked for.
+    """
+    if alpha is None:
+        return DEFAULT_ALPHA if interpolating else 1.0
+    value = check_alpha(alpha)
+    if not interpolating and value != 1.0:
+        raise UsageError("--alpha needs --psnr: interpolation mixes a PSNR and a GAN checkpoint")
     return value
 
 

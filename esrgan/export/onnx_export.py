@@ -31,10 +31,9 @@ from torch import nn
 from esrgan import metadata as meta
 from esrgan.errors import ModelError, UsageError, first_line
 from esrgan.export.onnx_metadata import base_metadata, save_onnx, set_props
+from esrgan.export.options import DEFAULT_EXPORTER, DEFAULT_OPSET, EXPORTERS
 from esrgan.models.build import spec_of
 
-EXPORTERS = ("dynamo", "torchscript")
-DEFAULT_OPSET = 18
 MIN_OPSET = 17
 # Odd, non-square, batch 2: see the module docstring.
 EXAMPLE_SHAPE = (2, 23, 37)
@@ -45,7 +44,7 @@ def export_onnx(
     path: str | os.PathLike[str],
     *,
     opset: int = DEFAULT_OPSET,
-    exporter: str = "dynamo",
+    exporter: str = DEFAULT_EXPORTER,
     metadata: dict[str, str] | None = None,
 ) -> Path:
     """Write ``model`` as a checked FP32 ONNX file with input "input" and output "output" (N, H, W dynamic).

@@ -29,9 +29,10 @@ from esrgan.export.engine import (
     tensorrt_unavailable,
 )
 from esrgan.export.fp16 import convert_to_fp16
-from esrgan.export.interpolate import check_alpha, interpolate_generators
-from esrgan.export.onnx_export import DEFAULT_OPSET, export_onnx
+from esrgan.export.interpolate import interpolate_generators, resolve_alpha
+from esrgan.export.onnx_export import export_onnx
 from esrgan.export.onnx_metadata import read_metadata, update_metadata
+from esrgan.export.options import ExportOptions
 from esrgan.export.verify import ParityReport, check_outputs, torch_reference, verify_images, verify_onnx
 from esrgan.hashing import file_sha256
 from esrgan.models.build import spec_of
@@ -73,28 +74,29 @@ def export_artifacts(
     gan_ckpt: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     *,
-    psnr_ckpt: str | os.PathLike[str] | None = None,
-    alpha: float = 1.0,
-    fp16: bool = True,
-    verify: bool = True,
-    opset: int = DEFAULT_OPSET,
-    exporter: str = "dynamo",
-    int8_calib: str | os.PathLike[str] | None = None,
-    engine: EngineOptions | None = None,
+    psnr_ckpt: str | os.PathLike[str] | None = ExportOptions.psnr_ckpt,
+    alpha: float | None = ExportOptions.alpha,
+    fp16: bool = ExportOptions.fp16,
+    verify: bool = ExportOptions.verify,
+    opset: int = ExportOptions.opset,
+    exporter: str = ExportOptions.exporter,
+    int8_calib: str | os.PathLike[str] | None = ExportOptions.int8_calib,
+    engine: EngineOptions | None = ExportOptions.engine,
     images: Sequence[np.ndarray] | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
     """Write and verify every artefact in ``out_dir``.
 
+    The keywords are ``ExportOptions``' fields, with its defaults (``esrgan-export``'s). With
+    ``psnr_ckpt`` and no ``alpha`` the model is interpolated at ``DEFAULT_ALPHA`` (0.8), as the CLI
+    does with ``--psnr``; without ``psnr_ckpt`` the GAN weights are exported as they are.
     Raises VerificationError (after writing everything) when an artefact fails its check, and
     DependencyError when ``engine`` is asked for where TensorRT or a GPU is missing (the ONNX
     files are then already written and verified; the message says how to build the engine later).
     """
     say = progress or (lambda _msg: None)
     out = Path(out_dir)
-    alpha = check_alpha(alpha)
-    if psnr_ckpt is None and alpha != 1.0:
-        raise UsageError("--alpha needs --psnr: interpolation mixes a PSNR and a GAN checkpoint")
+    alpha = resolve_alpha(alpha, psnr_ckpt is not None)
     if engine is not None and not fp16:
         raise UsageError("--trt builds the engine from the FP16 ONNX file: drop --no-fp16")
     timings: dict[str, float] = {}

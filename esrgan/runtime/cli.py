@@ -1,4 +1,7 @@
-"""``esrgan-run INPUT OUTPUT``: a thin click layer over ``esrgan.runtime.upscaler.Upscaler``."""
+"""``esrgan-run INPUT OUTPUT``: a thin click layer over ``esrgan.runtime.upscaler.Upscaler``.
+
+Every default comes from ``RunOptions``' fields, the same ones ``Upscaler`` reads, never restated here.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,7 @@ import click
 from esrgan.cli_support import EXIT_OK, EXIT_SOME_FAILED, debug_option, handle_errors
 from esrgan.errors import UsageError
 from esrgan.runtime.backends.registry import CHOICES
-from esrgan.runtime.images import DEFAULT_MAX_PIXELS
-from esrgan.runtime.tiling import DEFAULT_TILE_PAD
+from esrgan.runtime.options import RunOptions
 
 
 def parse_tile(value: str) -> int | str:
@@ -38,24 +40,27 @@ def _terminate(signum: int, frame: object) -> None:
 @click.option("--model", "model", type=click.Path(dir_okay=False), default=None,
               help=".onnx, TensorRT .engine, or .pth/.safetensors checkpoint (exported on the fly). "
                    "Default: the built-in x4 model.")
-@click.option("--backend", type=click.Choice(CHOICES), default="auto", show_default=True,
+@click.option("--backend", type=click.Choice(CHOICES), default=RunOptions.backend, show_default=True,
               help="auto: TensorRT engine, ORT TensorRT, ORT CUDA, then the best CPU path.")
-@click.option("--tile", "tile_text", default="auto", show_default=True,
+@click.option("--tile", "tile_text", default=str(RunOptions.tile), show_default=True,
               help="Tile side in input px; auto = largest that fits; 0 = whole image in one pass.")
-@click.option("--tile-pad", type=click.IntRange(min=0), default=DEFAULT_TILE_PAD, show_default=True,
+@click.option("--tile-pad", type=click.IntRange(min=0), default=RunOptions.tile_pad, show_default=True,
               help="Context px around each tile (the default keeps tiled output >= 50 dB from untiled).")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per model call.")
-@click.option("--format", "fmt", type=click.Choice(["same", "png", "jpg", "webp", "tif", "bmp"]), default="same",
-              show_default=True, help="Output format; same = the input's.")
-@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
-@click.option("--outscale", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--batch", type=click.IntRange(min=1), default=RunOptions.batch, show_default=True,
+              help="Tiles per model call.")
+@click.option("--format", "fmt", type=click.Choice(["same", "png", "jpg", "webp", "tif", "bmp"]),
+              default=RunOptions.format, show_default=True, help="Output format; same = the input's.")
+@click.option("--quality", type=click.IntRange(1, 100), default=RunOptions.quality, show_default=True,
+              help="JPEG/WebP quality.")
+@click.option("--outscale", type=click.FloatRange(min=0, min_open=True), default=RunOptions.outscale,
               help="Final scale factor (e.g. 3.5 with a x4 model), Lanczos-resized.")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
-@click.option("--shard", default=None, help="I/N: process a stable 1/N share (0 <= I < N) of the inputs.")
-@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+@click.option("--shard", default=RunOptions.shard, help="I/N: process a stable 1/N share (0 <= I < N) of the inputs.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=RunOptions.max_pixels, show_default=True,
               help="Refuse inputs with more pixels (decompression bombs).")
-@click.option("--device-id", type=click.IntRange(min=0), default=0, show_default=True, help="GPU index.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the backend.")
+@click.option("--device-id", type=click.IntRange(min=0), default=RunOptions.device_id, show_default=True,
+              help="GPU index.")
+@click.option("--threads", type=click.IntRange(min=1), default=RunOptions.threads, help="CPU threads for the backend.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notices; errors and the summary only.")
 @debug_option
 @handle_errors

@@ -19,6 +19,7 @@ from esrgan.errors import BackendError, OutOfMemoryError, UsageError
 from esrgan.runtime import tiling
 from esrgan.runtime.backends.base import Backend, BackendInfo
 from esrgan.runtime.images import Decoded
+from esrgan.runtime.options import RunOptions
 
 MIN_TILE = 16
 MAX_AUTO_TILE = 1024
@@ -157,14 +158,15 @@ class TileEngine:
 
     ``on_done(work)`` is called for each finished image, ``on_fail(work, message)`` for an image the
     model cannot process; ``say`` gets the one-time notices (tile halved after an out-of-memory).
+    Tile, pad and batch default to ``RunOptions``' values, so the engine alone tiles like ``esrgan-run``.
     """
 
     def __init__(
         self,
         backend: Backend,
-        tile: int | str = tiling.DEFAULT_TILE,
-        tile_pad: int = tiling.DEFAULT_TILE_PAD,
-        batch: int = 1,
+        tile: int | str = RunOptions.tile,
+        tile_pad: int = RunOptions.tile_pad,
+        batch: int = RunOptions.batch,
         *,
         on_done: Callable[[ImageWork], None],
         on_fail: Callable[[ImageWork, str], None],

@@ -272,9 +272,12 @@ def extension(fmt: str) -> str:
 
 
 def write_image(
-    path: str | os.PathLike[str], arr: np.ndarray, decoded: Decoded, fmt: str, quality: int = 95
+    path: str | os.PathLike[str], arr: np.ndarray, decoded: Decoded, fmt: str, quality: int
 ) -> list[str]:
-    """Write ``arr`` (the input's layout) atomically as ``fmt``; return notes on what the format lost."""
+    """Write ``arr`` (the input's layout) atomically as ``fmt``; return notes on what the format lost.
+
+    ``quality`` has no default here: esrgan-run's is ``RunOptions.quality``.
+    """
     notes: list[str] = []
     mode = decoded.mode
     if fmt in _NO_ALPHA and mode in ("RGBA", "LA"):

@@ -104,9 +104,12 @@ def check_folders(root: Path, out_dir: Path, recursive_input: bool) -> None:
 
 
 def plan_jobs(
-    root: Path, files: list[Path], out_dir: Path, fmt: str = "same", shard: tuple[int, int] | None = None
+    root: Path, files: list[Path], out_dir: Path, fmt: str, shard: tuple[int, int] | None
 ) -> tuple[list[Job], list[str]]:
-    """Jobs (mirrored tree, format) for this shard, and one note per disambiguated name collision."""
+    """Jobs (mirrored tree, format) for this shard, and one note per disambiguated name collision.
+
+    ``fmt`` and ``shard`` have no defaults here: esrgan-run's are ``RunOptions.format`` and ``.shard``.
+    """
     jobs: list[Job] = []
     notes: list[str] = []
     taken: dict[Path, Path] = {}

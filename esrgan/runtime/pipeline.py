@@ -21,8 +21,8 @@ from esrgan.errors import ImageError
 from esrgan.runtime import images
 from esrgan.runtime.backends.base import Backend
 from esrgan.runtime.engine import ImageWork, TileEngine
+from esrgan.runtime.options import RunOptions
 from esrgan.runtime.paths import Job, is_complete, remove_stale_temps
-from esrgan.runtime.tiling import DEFAULT_TILE_PAD
 
 
 @dataclass
@@ -44,20 +44,6 @@ class Summary:
         rate = self.output_megapixels / self.seconds if self.seconds else 0.0
         return (f"{self.written} written, {self.skipped} skipped, {self.failed} failed in {self.seconds:.1f} s "
                 f"({rate:.2f} output MP/s)")
-
-
-@dataclass
-class RunOptions:
-    """How each image is processed and written (the CLI's flags, minus the model)."""
-
-    tile: int | str = "auto"
-    tile_pad: int | None = None
-    batch: int = 1
-    outscale: float | None = None
-    quality: int = 95
-    max_pixels: int = images.DEFAULT_MAX_PIXELS
-    overwrite: bool = False
-    workers: int = 2  # decode and encode threads each
 
 
 def finish_image(work: ImageWork, outscale: float | None, scale: int) -> np.ndarray:
@@ -143,8 +129,7 @@ class FolderRun:
                 bar.update(1)
 
             engine = TileEngine(
-                self.backend, opts.tile, opts.tile_pad if opts.tile_pad is not None else DEFAULT_TILE_PAD,
-                opts.batch, on_done=write, on_fail=failed, say=self._say_once,
+                self.backend, opts.tile, opts.tile_pad, opts.batch, on_done=write, on_fail=failed, say=self._say_once,
             )
             lookahead = opts.workers + 1
             decodes: deque[Future] = deque(

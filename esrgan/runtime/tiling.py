@@ -27,7 +27,6 @@ import numpy as np
 #: the smallest pad that keeps tiled output >= 50 dB PSNR from the whole-image output at every tile
 #: size >= 48 px; 32 px gives >= 53 dB there.
 DEFAULT_TILE_PAD = 32
-DEFAULT_TILE = 256
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from esrgan.runtime import images, paths
 from esrgan.runtime.backends.base import Backend
 from esrgan.runtime.backends.registry import load_backend
 from esrgan.runtime.engine import ImageWork, TileEngine
-from esrgan.runtime.pipeline import FolderRun, RunOptions, Summary, finish_image
-from esrgan.runtime.tiling import DEFAULT_TILE_PAD
+from esrgan.runtime.options import RunOptions
+from esrgan.runtime.pipeline import FolderRun, Summary, finish_image
 
 
 def _stderr(line: str) -> None:
@@ -33,18 +33,19 @@ class Upscaler:
     ``model``: an .onnx, a TensorRT .engine or a checkpoint path; None = the built-in default model.
     ``tile``: px per tile side, ``"auto"`` (largest that fits), or 0 (whole image in one pass).
     ``backend``: a name from ``esrgan.runtime.backends.registry.CHOICES`` or an already loaded Backend.
+    Every default is ``RunOptions``' (the same as ``esrgan-run``'s), read from its fields.
     """
 
     def __init__(
         self,
         model: str | os.PathLike[str] | None = None,
-        backend: str | Backend = "auto",
-        tile: int | str = "auto",
-        tile_pad: int = DEFAULT_TILE_PAD,
-        batch: int = 1,
+        backend: str | Backend = RunOptions.backend,
+        tile: int | str = RunOptions.tile,
+        tile_pad: int = RunOptions.tile_pad,
+        batch: int = RunOptions.batch,
         *,
-        device_id: int = 0,
-        threads: int | None = None,
+        device_id: int = RunOptions.device_id,
+        threads: int | None = RunOptions.threads,
         say: Callable[[str], None] | None = _stderr,
     ) -> None:
         self.say = say or (lambda line: None)
@@ -103,16 +104,19 @@ class Upscaler:
         input: str | os.PathLike[str],
         output: str | os.PathLike[str],
         *,
-        format: str = "same",
-        quality: int = 95,
-        outscale: float | None = None,
-        overwrite: bool = False,
-        shard: str | tuple[int, int] | None = None,
-        max_pixels: int = images.DEFAULT_MAX_PIXELS,
+        format: str = RunOptions.format,
+        quality: int = RunOptions.quality,
+        outscale: float | None = RunOptions.outscale,
+        overwrite: bool = RunOptions.overwrite,
+        shard: str | tuple[int, int] | None = RunOptions.shard,
+        max_pixels: int = RunOptions.max_pixels,
         progress: bool = True,
-        workers: int = 2,
+        workers: int = RunOptions.workers,
     ) -> Summary:
-        """Upscale a folder (recursive, mirrored), a file or a glob into ``output``; see ``Summary``."""
+        """Upscale a folder (recursive, mirrored), a file or a glob into ``output``; see ``Summary``.
+
+        The defaults are ``RunOptions``' (``esrgan-run``'s); ``shard`` also takes the CLI's "I/N" text.
+        """
         root, files = paths.find_inputs(str(input))
         out_dir = Path(output)
         paths.check_folders(root, out_dir, recursive_input=Path(input).is_dir())
@@ -121,8 +125,8 @@ class Upscaler:
         for note in notes:
             self.say(f"note: {note}")
         options = RunOptions(
-            tile=self.tile, tile_pad=self.tile_pad, batch=self.batch, outscale=outscale, quality=quality,
-            max_pixels=max_pixels, overwrite=overwrite, workers=workers,
+            tile=self.tile, tile_pad=self.tile_pad, batch=self.batch, format=format, quality=quality,
+            outscale=outscale, overwrite=overwrite, shard=shard_t, max_pixels=max_pixels, workers=workers,
         )
         return FolderRun(self.backend, options, say=self.say, progress=progress).run(jobs)
 

@@ -1,7 +1,8 @@
 """``esrgan-train``: the paper's two training stages from the command line.
 
 Every option defaults to "not given" so that the precedence preset < YAML (--config) < flags holds;
-the help shows the paper preset's value. The resolved config is printed and saved as config.yaml.
+the help shows the value from ``TrainConfig`` (whose defaults are the paper preset), never a restated
+one. The resolved config is printed and saved as config.yaml.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from esrgan.train.config import (
 _PAPER = TrainConfig()
 
 
-def _help(text: str, field: str | None = None) -> str:
-    if field is None:
-        return text
+def _help(text: str, field: str, label: str = "paper preset") -> str:
+    """``text`` plus ``TrainConfig``'s value of ``field``; ``label`` says where that value applies."""
     value = getattr(_PAPER, field)
-    return f"{text} [paper preset: {value}]"
+    shown = "none" if value is None else ("yes" if value is True else "no" if value is False else value)
+    return f"{text} [{label}: {shown}]"
 
 
 class _OneLineHandler(logging.Handler):
@@ -54,10 +55,10 @@ def setup_logging() -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--data", type=click.Path(file_okay=False), help="Folder of HR training images (any depth; png/jpg/webp/tif).")
-@click.option("--val-data", type=click.Path(file_okay=False), help="Folder of HR validation images (PSNR-Y/SSIM-Y vs bicubic). [default: none]")
+@click.option("--val-data", type=click.Path(file_okay=False), help=_help("Folder of HR validation images (PSNR-Y/SSIM-Y vs bicubic).", "val_data", "default"))
 @click.option("--output", type=click.Path(file_okay=False), help="Folder for checkpoints, state, config, log and plot.")
 @click.option("--stage", type=click.Choice(STAGES), help=_help("Which stage(s) to run; gan starts from the PSNR weights.", "stage"))
-@click.option("--preset", type=click.Choice(list(PRESETS)), help="Named defaults: paper (the ESRGAN recipe), tiny (CI smoke test), default-x4 (the shipped compact model). [default: paper]")
+@click.option("--preset", type=click.Choice(list(PRESETS)), help=_help("Named defaults: paper (the ESRGAN recipe), tiny (CI smoke test), default-x4 (the shipped compact model).", "preset", "default"))
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of option: value (field names as in config.yaml); overrides the preset, flags override it.")
 @click.option("--arch", type=click.Choice(ARCHS), help=_help("Generator: rrdbnet (paper, VGG-style D) or pytorch-gan (PyTorch-GAN's ESRGAN, patch D).", "arch"))
 @click.option("--scale", type=click.Choice(["2", "4", "8"]), help=_help("Upscaling factor.", "scale"))
@@ -74,15 +75,15 @@ def setup_logging() -> None:
 @click.option("--ema-decay", type=float, help=_help("Decay of the generator weights' EMA (the saved weights).", "ema_decay"))
 @click.option("--warmup-iters", type=int, help=_help("GAN stage: first N iterations L1-only, D idle (PyTorch-GAN's ESRGAN warm-up).", "warmup_iters"))
 @click.option("--init", type=click.Path(dir_okay=False), help="GAN stage: start from this PSNR checkpoint instead of OUTPUT/psnr.safetensors.")
-@click.option("--resume/--no-resume", default=None, help="Continue from OUTPUT/state_<stage>.pt (exactly where it stopped). [default: no]")
+@click.option("--resume/--no-resume", default=None, help=_help("Continue from OUTPUT/state_<stage>.pt (exactly where it stopped).", "resume", "default"))
 @click.option("--seed", type=int, help=_help("Random seed (weights init, data order, crops).", "seed"))
 @click.option("--device", type=click.Choice(DEVICES), help=_help("cpu, cuda, or auto (cuda when available).", "device"))
-@click.option("--amp/--no-amp", default=None, help="Mixed precision autocast on CUDA (bf16; fp16 with --amp-dtype fp16 uses a grad scaler). [default: no]")
+@click.option("--amp/--no-amp", default=None, help=_help("Mixed precision autocast on CUDA (bf16; fp16 with --amp-dtype fp16 uses a grad scaler).", "amp", "default"))
 @click.option("--amp-dtype", type=click.Choice(AMP_DTYPES), help=_help("Autocast dtype with --amp.", "amp_dtype"))
 @click.option("--workers", type=int, help=_help("DataLoader worker processes per training process.", "workers"))
 @click.option("--val-every", type=int, help=_help("Validate every N iterations (and at the end).", "val_every"))
 @click.option("--save-every", type=int, help=_help("Save the full training state every N iterations (and at the end).", "save_every"))
-@click.option("--vgg-weights", help="VGG19 weights for the perceptual loss: 'auto' (torchvision's file under $TORCH_HOME/hub/checkpoints), a path to vgg19-dcbb9e9d.pth, or 'untrained' (random VGG19, smoke tests only; the tiny preset uses it). [paper preset: auto]")
+@click.option("--vgg-weights", help=_help("VGG19 weights for the perceptual loss: 'auto' (torchvision's file under $TORCH_HOME/hub/checkpoints), a path to vgg19-dcbb9e9d.pth, or 'untrained' (random VGG19, smoke tests only; the tiny preset uses it).", "vgg_weights"))
 @debug_option
 @handle_errors
 def main(config_file: str | None, **flags: Any) -> None:

@@ -283,7 +283,7 @@ def resolve_config(
     """preset defaults < YAML file < flags (only flags actually given: None means 'not given')."""
     given = check_keys({k: v for k, v in (flags or {}).items() if v is not None}, "command line")
     from_file = load_yaml(config_file) if config_file else {}
-    preset = given.get("preset") or from_file.get("preset") or "paper"
+    preset = given.get("preset") or from_file.get("preset") or TrainConfig.preset
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
     values: dict[str, Any] = {**PRESETS[preset], **from_file, **given, "preset": preset}

@@ -1,0 +1,120 @@
+"""esrgan-run's defaults have one owner, ``RunOptions``: the CLI, ``Upscaler`` and ``TileEngine`` agree with it."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from esrgan.runtime import cli, paths, tiling
+from esrgan.runtime.backends.base import Backend, BackendInfo
+from esrgan.runtime.engine import TileEngine
+from esrgan.runtime.images import from_array
+from esrgan.runtime.options import RunOptions
+from esrgan.runtime.pipeline import FolderRun
+from esrgan.runtime.upscaler import Upscaler
+
+# CLI parameter name -> (RunOptions field, how the CLI turns the flag's text into the field's value)
+_CLI_NAMES = {"tile_text": ("tile", cli.parse_tile), "fmt": ("format", None), "shard": ("shard", paths.parse_shard)}
+_NOT_RUN_OPTIONS = {"input", "output", "model", "quiet", "debug"}
+_NO_FLAG = {"workers"}  # a Python-API-only knob
+
+
+class Nearest(Backend):
+    """x2 nearest on the CPU, recording the window shapes it is given."""
+
+    def __init__(self) -> None:
+        self.scale, self.in_channels = 2, 3
+        self.info = BackendInfo("fake", "fp32", "cpu")
+        self.shapes: list[tuple[int, ...]] = []
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.shapes.append(batch.shape)
+        return batch.repeat(2, axis=2).repeat(2, axis=3)
+
+
+def _cli_defaults() -> dict[str, object]:
+    """{RunOptions field: the value esrgan-run uses when the flag is not given}."""
+    given = cli.main.make_context("esrgan-run", ["in", "out"], resilient_parsing=True).params  # what main() receives
+    out = {}
+    for key, value in given.items():
+        if key not in _NOT_RUN_OPTIONS:
+            name, parse = _CLI_NAMES.get(key, (key, None))
+            out[name] = parse(value) if parse else value
+    return out
+
+
+def test_every_cli_default_is_the_run_options_field():
+    defaults = RunOptions()
+    cli_defaults = _cli_defaults()
+    flagged = {f.name for f in fields(RunOptions)} - _NO_FLAG
+    assert set(cli_defaults) == flagged  # every option has a flag, every run flag is an option
+    for name, value in cli_defaults.items():
+        assert value == getattr(defaults, name), name
+
+
+def test_help_shows_the_run_options_defaults():
+    from click.testing import CliRunner
+
+    text = " ".join(CliRunner().invoke(cli.main, ["--help"]).output.split())
+    assert f"[default: {RunOptions().tile_pad}; x>=0]" in text
+    assert f"[default: {RunOptions().tile}]" in text
+
+
+@pytest.mark.parametrize("function", [Upscaler.__init__, Upscaler.upscale_folder, TileEngine.__init__])
+def test_python_api_defaults_are_the_run_options_fields(function):
+    defaults = RunOptions()
+    checked = 0
+    for name, param in inspect.signature(function).parameters.items():
+        if name in {f.name for f in fields(RunOptions)} and param.default is not inspect.Parameter.empty:
+            assert param.default == getattr(defaults, name), f"{function.__qualname__}({name}=...)"
+            checked += 1
+    assert checked >= 3
+
+
+def test_tile_pad_default_is_tilings_measured_pad():
+    assert RunOptions().tile_pad == tiling.DEFAULT_TILE_PAD
+    assert not hasattr(tiling, "DEFAULT_TILE")  # the engine's default tile is RunOptions' "auto"
+
+
+def test_tile_engine_without_settings_tiles_like_run_options():
+    image = from_array(np.random.default_rng(0).integers(0, 256, (40, 52, 3), dtype=np.uint8))
+    runs = []
+    for kwargs in ({}, {"tile": RunOptions().tile, "tile_pad": RunOptions().tile_pad, "batch": RunOptions().batch}):
+        backend, done = Nearest(), []
+        engine = TileEngine(backend, **kwargs, on_done=done.append, on_fail=lambda w, m: None)
+        engine.submit(0, image)
+        runs.append((engine.tile, engine.pad, engine.batch, backend.shapes, done[0].outputs[0]))
+    (tile, pad, batch, shapes, out), again = runs
+    assert (tile, pad, batch, shapes) == again[:4]
+    np.testing.assert_array_equal(out, again[4])
+    assert pad == RunOptions().tile_pad and batch == RunOptions().batch
+
+
+def test_upscaler_and_folder_run_use_run_options(tmp_path):
+    from PIL import Image
+
+    up = Upscaler(backend=Nearest(), say=None)
+    assert (up.tile, up.tile_pad, up.batch) == (RunOptions().tile, RunOptions().tile_pad, RunOptions().batch)
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((20, 24, 3), 7, np.uint8)).save(src / "a.png")
+    backend = Nearest()
+    summary = FolderRun(backend, RunOptions(tile=0), progress=False).run(
+        paths.plan_jobs(*paths.find_inputs(str(src)), tmp_path / "out", RunOptions().format, RunOptions().shard)[0]
+    )
+    pad = RunOptions().tile_pad
+    assert summary.written == 1 and backend.shapes == [(1, 3, 20 + 2 * pad, 24 + 2 * pad)]
+
+
+def test_readme_states_the_run_options_defaults():
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    defaults = RunOptions()
+    assert f"context around each tile (default {defaults.tile_pad};" in readme
+    assert f"JPEG/WebP quality ({defaults.quality})" in readme
+    assert f"default {defaults.max_pixels // 1_000_000} MP)" in readme
+    assert f"`{defaults.tile}` (default)" in readme
