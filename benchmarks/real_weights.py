@@ -130,9 +130,9 @@ def check(folder: Path, size: int = 64) -> dict[str, float]:
     import ncnn
     import torch
 
-    from esrgan.export.images import photograph
     from esrgan.models.checkpoints import load_generator
     from esrgan.parity import compare
+    from esrgan.photographs import photograph
 
     img = photograph("coffee")
     cy, cx = img.shape[0] // 2 - size // 2, img.shape[1] // 2 - size // 2
