@@ -1,4 +1,4 @@
-"""Type-check esrgan/tensorrt_engine.py with mypy against the ``tensorrt-stubs`` package.
+"""Type-check the two TensorRT modules (engine build, runtime backend) with mypy against ``tensorrt-stubs``.
 
 TensorRT itself cannot be installed in CI, so this is how its API use is checked. The stubs need two
 fixes before mypy can read them (tensorrt-stubs 10.13): they ship no ``py.typed`` marker for the
@@ -49,7 +49,7 @@ def fix_stub(text: str) -> str:
 def main(argv: list[str]) -> int:
     from mypy import api
 
-    files = argv or ["esrgan/tensorrt_engine.py"]
+    files = argv or ["esrgan/export/tensorrt_build.py", "esrgan/runtime/backends/tensorrt_backend.py"]
     with tempfile.TemporaryDirectory(prefix="trt-stubs-") as tmp:
         copy_fixed_stubs(stub_root(), Path(tmp))
         os.environ["MYPYPATH"] = tmp

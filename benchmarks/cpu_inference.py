@@ -41,9 +41,9 @@ for _p in (ROOT, ROOT / "benchmarks"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from esrgan.export.images import photograph as photo  # noqa: E402
 from esrgan.models.spec import GeneratorSpec, paper_spec  # noqa: E402
 from esrgan.parity import compare  # noqa: E402
+from esrgan.photographs import photograph as photo  # noqa: E402
 from esrgan.runtime.cpu_features import probe_cpu_features  # noqa: E402
 
 SMALL = GeneratorSpec(arch="rrdbnet", scale=4, num_feat=32, num_block=4, num_grow_ch=16)

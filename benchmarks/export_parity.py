@@ -55,7 +55,6 @@ def paper_case(work: Path) -> dict:
     import torch
 
     from esrgan.export.fp16 import FP32_NODES_KEY, PROBE_MAX_KEY
-    from esrgan.export.images import photo_crops
     from esrgan.export.onnx_export import export_onnx
     from esrgan.export.onnx_metadata import read_metadata
     from esrgan.export.pipeline import export_artifacts
@@ -63,6 +62,7 @@ def paper_case(work: Path) -> dict:
     from esrgan.models.checkpoints import load_generator, save_generator
     from esrgan.models.spec import paper_spec
     from esrgan.parity import compare
+    from esrgan.photographs import photo_crops
 
     ckpts = []
     for seed, role in ((0, "psnr"), (1, "gan")):
@@ -115,8 +115,8 @@ def torch_fp16_check(model) -> dict:  # noqa: ANN001
 
     import torch
 
-    from esrgan.export.images import photo_crops
     from esrgan.parity import compare
+    from esrgan.photographs import photo_crops
 
     x = torch.from_numpy(photo_crops([(48, 48)])[0])
     with torch.no_grad():
@@ -128,9 +128,10 @@ def torch_fp16_check(model) -> dict:  # noqa: ANN001
 
 
 def trained_case(work: Path, iters: tuple[int, int]) -> dict:
-    from benchmarks.default_model.photos import TRAIN, export_photos
     from esrgan.export.onnx_metadata import read_metadata
     from esrgan.models.checkpoints import load_generator
+    from esrgan.photographs import DEFAULT_MODEL_TRAIN as TRAIN
+    from esrgan.photographs import export_photos
 
     data = work / "photos"
     export_photos(data, TRAIN[:6])

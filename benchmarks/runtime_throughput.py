@@ -43,7 +43,7 @@ def read_spec_json(onnx_path: Path) -> str:
 
 
 def make_folder(folder: Path, size: int) -> list[np.ndarray]:
-    from esrgan.export.images import photograph
+    from esrgan.photographs import photograph
 
     arrays = []
     for i, name in enumerate(PHOTOS):

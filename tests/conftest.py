@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 def photo(name: str = "astronaut") -> np.ndarray:
     """An RGB uint8 photograph from scikit-image's bundled data (no download)."""
-    from esrgan.export.images import photograph
+    from esrgan.photographs import photograph
 
     return photograph(name)
 

@@ -16,8 +16,10 @@ from typing import Any
 
 import click
 
-from benchmarks.default_model.photos import HELD_OUT, TRAIN, load_photo
 from esrgan.atomic import write_atomic, write_text_atomic
+from esrgan.photographs import DEFAULT_MODEL_HELD_OUT as HELD_OUT
+from esrgan.photographs import DEFAULT_MODEL_TRAIN as TRAIN
+from esrgan.photographs import photograph
 from esrgan.runtime.cpu_features import probe_cpu_features
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
@@ -69,7 +71,7 @@ def side_by_side(model: Any, dest: Path, name: str = "chelsea", box: tuple[int, 
     from esrgan.train.imresize import downscale_uint8, mod_crop, upscale_uint8
     from esrgan.train.validate import super_resolve
 
-    hr = mod_crop(load_photo(name), 4)
+    hr = mod_crop(photograph(name), 4)
     lr = downscale_uint8(hr, 4)
     top, left, size = box
     tiles = [upscale_uint8(lr, 4), super_resolve(model, lr), hr]

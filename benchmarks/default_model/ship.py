@@ -22,9 +22,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from benchmarks.default_model.photos import HELD_OUT, load_photo
 from esrgan.atomic import write_atomic, write_text_atomic
 from esrgan.hashing import file_sha256
+from esrgan.photographs import DEFAULT_MODEL_HELD_OUT as HELD_OUT
+from esrgan.photographs import photograph
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_DIR = ROOT / "benchmarks" / "reports" / "default_model"
@@ -40,7 +41,7 @@ def held_out_scores(onnx_path: Path) -> dict[str, dict[str, float]]:
     scores: dict[str, dict[str, float]] = {}
     with Upscaler(onnx_path, backend="onnxruntime-cpu", tile=0, say=None) as up:
         for name in HELD_OUT:
-            hr = mod_crop(load_photo(name), 4)
+            hr = mod_crop(photograph(name), 4)
             lr = downscale_uint8(hr, 4)
             sr = up.upscale(lr)
             psnr, ssim = psnr_ssim_y(sr, hr, 4)

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import click
 
-from benchmarks.default_model.photos import HELD_OUT, TRAIN, export_photos
+from esrgan.photographs import DEFAULT_MODEL_HELD_OUT as HELD_OUT
+from esrgan.photographs import DEFAULT_MODEL_TRAIN as TRAIN
+from esrgan.photographs import export_photos
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

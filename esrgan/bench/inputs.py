@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from esrgan.errors import ImageError, UsageError
-from esrgan.export.images import photograph as skimage_photo
+from esrgan.photographs import photograph as skimage_photo
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")

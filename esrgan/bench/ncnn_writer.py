@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from esrgan.bench.ncnn_reader import NCNN_MAGIC
+
 LEAKY = "9=2 -23310=1,2.000000e-01"  # fused activation: leaky ReLU, slope 0.2
 
 
@@ -66,7 +68,7 @@ class _Graph:
                     splits = [f"{o}_s{k}" for k in range(uses[o])]
                     out_layers.append(("Split", f"split_{o}", [o], splits, ""))
         blobs = {b for _, _, ins, outs, _ in out_layers for b in ins + outs}
-        lines = ["7767517", f"{len(out_layers)} {len(blobs)}"]
+        lines = [str(NCNN_MAGIC), f"{len(out_layers)} {len(blobs)}"]
         for kind, name, ins, outs, params in out_layers:
             lines.append(f"{kind:<16} {name:<24} {len(ins)} {len(outs)} {' '.join(ins + outs)} {params}".rstrip())
         return "\n".join(lines) + "\n"

@@ -17,8 +17,9 @@ import click
 
 from esrgan.cli_support import EXIT_OK, debug_option, handle_errors
 from esrgan.errors import UsageError
-from esrgan.export.engine import EngineOptions, parse_shape
+from esrgan.export.engine import EngineOptions
 from esrgan.export.options import DEFAULT_ALPHA, EXPORTERS, ExportOptions
+from esrgan.runtime.tensorrt_profile import parse_shape
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,7 +1,8 @@
 """The export side of TensorRT: engine options, the build-later command, build and verify.
 
-Every TensorRT call (and the profile arithmetic: ``Profile``, ``default_profile``, ``parse_shape``)
-lives in ``esrgan.tensorrt_engine``; this module only decides what to ask it for, so export works,
+The TensorRT calls live in ``esrgan.export.tensorrt_build`` (build) and
+``esrgan.runtime.backends.tensorrt_backend`` (availability, load, run), the profile arithmetic in
+``esrgan.runtime.tensorrt_profile``; this module only decides what to ask them for, so export works,
 and says what is missing, on machines without TensorRT or a GPU.
 """
 
@@ -15,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from esrgan import tensorrt_engine as trt_engine
 from esrgan.errors import DependencyError, UsageError
+from esrgan.export import tensorrt_build
 from esrgan.models.spec import GeneratorSpec
+from esrgan.runtime.backends import tensorrt_backend
+from esrgan.runtime.tensorrt_profile import Profile, Shape, default_profile, validate_profile
 
-Shape = trt_engine.Shape
 ENGINE_NAME = "model_fp16.engine"
-parse_shape = trt_engine.parse_shape
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class EngineOptions:
         if given and len(given) != 3:
             raise UsageError("give all of --min-shape, --opt-shape and --max-shape, or none (defaults: runtime tiles)")
         if given:
-            trt_engine.validate_profile(trt_engine.Profile(*given))  # type: ignore[arg-type]
+            validate_profile(Profile(*given))  # type: ignore[arg-type]
 
     def resolved(self, spec: GeneratorSpec) -> EngineOptions:
         """Concrete shapes: the defaults follow the model's channels and pixel-unshuffle multiple."""
@@ -52,7 +53,7 @@ class EngineOptions:
             if self.min_shape[1] != spec.num_in_ch:
                 raise UsageError(f"profile shapes have {self.min_shape[1]} channels, the model takes {spec.num_in_ch}")
             return self
-        profile = trt_engine.default_profile(spec.num_in_ch, multiple=spec.size_multiple)
+        profile = default_profile(spec.num_in_ch, multiple=spec.size_multiple)
         return replace(self, min_shape=profile.min, opt_shape=profile.opt, max_shape=profile.max)
 
     def cli_args(self) -> list[str]:
@@ -77,7 +78,7 @@ def build_command(fp16_onnx: str | os.PathLike[str], options: EngineOptions) -> 
 
 def tensorrt_unavailable() -> str | None:
     """Why an engine cannot be built here (None when TensorRT and a CUDA GPU are both usable)."""
-    return trt_engine.availability()
+    return tensorrt_backend.availability()
 
 
 def build_engine(fp16_onnx: str | os.PathLike[str], options: EngineOptions,
@@ -87,7 +88,7 @@ def build_engine(fp16_onnx: str | os.PathLike[str], options: EngineOptions,
     if reason:
         raise DependencyError(f"{reason}; build the engine on a GPU machine with: {build_command(fp16_onnx, options)}")
     dest = Path(engine_path) if engine_path else Path(fp16_onnx).with_name(ENGINE_NAME)
-    return trt_engine.build_engine(
+    return tensorrt_build.build_engine(
         Path(fp16_onnx), dest, min_shape=options.min_shape, opt_shape=options.opt_shape,
         max_shape=options.max_shape, workspace_gib=options.workspace_gib, opt_level=options.opt_level,
         timing_cache=options.timing_cache,
@@ -95,6 +96,5 @@ def build_engine(fp16_onnx: str | os.PathLike[str], options: EngineOptions,
 
 
 def engine_runner(engine_path: str | os.PathLike[str]) -> Callable[[np.ndarray], np.ndarray]:
-    """Run an engine on NCHW float32 batches (the same EngineRunner the runtime's backend uses)."""
-    runner = trt_engine.EngineRunner(Path(engine_path))
-    return runner.run
+    """Run an engine on NCHW float32 batches (the runtime's own TensorRT backend)."""
+    return tensorrt_backend.TensorRTBackend(Path(engine_path)).run

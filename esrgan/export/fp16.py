@@ -29,8 +29,8 @@ import onnx
 
 from esrgan import metadata as meta
 from esrgan.errors import ModelError, first_line
-from esrgan.export.images import photo_crops, to_nchw
 from esrgan.export.onnx_metadata import load_onnx, save_onnx, set_props
+from esrgan.photographs import photo_crops, to_nchw
 
 FP16_MAX = 65504.0
 FP16_MIN_SUBNORMAL = 2.0**-24

@@ -207,7 +207,7 @@ def _engine_step(
 
 def verify_engine(model: nn.Module, engine_path: Path, images: Sequence[np.ndarray] | None):  # noqa: ANN201
     """The engine's FP16 output against FP32 PyTorch (PSNR >= 45 dB, no non-finite value)."""
-    from esrgan.export.images import to_nchw
+    from esrgan.photographs import to_nchw
 
     spec = spec_of(model)
     inputs = [to_nchw(im, spec.num_in_ch) for im in images] if images else verify_images(spec.num_in_ch)

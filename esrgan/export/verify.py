@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from esrgan.errors import ModelError
-from esrgan.export.images import photo_crops, to_nchw
 from esrgan.models.build import spec_of
 from esrgan.parity import Parity, compare, passes, threshold_text, worst
+from esrgan.photographs import photo_crops, to_nchw
 
 # Odd non-square and even square, small enough for a paper-size model on 2 CPU cores.
 DEFAULT_SIZES = ((37, 53), (48, 48))

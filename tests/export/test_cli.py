@@ -109,8 +109,8 @@ def test_trt_path_with_fake_tensorrt(ckpts, tmp_path, monkeypatch):
         engine_path.write_bytes(b"engine")
         return engine_path
 
-    monkeypatch.setattr(engine.trt_engine, "availability", lambda: None)
-    monkeypatch.setattr(engine.trt_engine, "build_engine", build_engine)
+    monkeypatch.setattr(engine.tensorrt_backend, "availability", lambda: None)
+    monkeypatch.setattr(engine.tensorrt_build, "build_engine", build_engine)
     import onnxruntime as ort
 
     def runner(engine_path):  # the engine stands in for the FP16 ONNX it was built from

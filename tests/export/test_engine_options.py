@@ -4,8 +4,9 @@ import pytest
 
 from esrgan.errors import DependencyError, UsageError
 from esrgan.export import engine
-from esrgan.export.engine import EngineOptions, build_command, parse_shape
+from esrgan.export.engine import EngineOptions, build_command
 from esrgan.models.spec import GeneratorSpec
+from esrgan.runtime.tensorrt_profile import parse_shape
 
 
 def test_parse_shape():
@@ -48,6 +49,6 @@ def test_build_command_round_trips_the_options(tmp_path):
 
 
 def test_build_engine_without_tensorrt_names_the_command(monkeypatch, tmp_path):
-    monkeypatch.setattr(engine.trt_engine, "availability", lambda: "no CUDA GPU found")
+    monkeypatch.setattr(engine.tensorrt_backend, "availability", lambda: "no CUDA GPU found")
     with pytest.raises(DependencyError, match="no CUDA GPU found; build the engine on a GPU machine with: esrgan-export"):
         engine.build_engine(tmp_path / "model_fp16.onnx", EngineOptions())

@@ -10,10 +10,10 @@ import torch
 
 from esrgan import metadata as meta
 from esrgan.export.fp16 import FP32_NODES_KEY, convert_to_fp16, fragile_nodes, probe_activation_ranges
-from esrgan.export.images import photo_crops
 from esrgan.export.onnx_export import export_onnx
 from esrgan.export.onnx_metadata import read_metadata
 from esrgan.export.verify import verify_onnx
+from esrgan.photographs import photo_crops
 from tests.export.tiny import tiny_model
 
 

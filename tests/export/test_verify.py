@@ -42,7 +42,7 @@ def test_uint8_images_accepted(exported, astronaut):
 
 
 def test_to_nchw_converts_layouts_and_channels(astronaut):
-    from esrgan.export.images import to_nchw
+    from esrgan.photographs import to_nchw
 
     rgb = to_nchw(astronaut[:5, :7])
     assert rgb.shape == (1, 3, 5, 7) and rgb.dtype == np.float32 and rgb.max() <= 1

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from benchmarks.published_layouts import random_model, rrdb_spec, to_official, to_old_arch
 from esrgan.errors import CheckpointError
 from esrgan.models import describe_checkpoint, load_generator
+from tests.models.published_layouts import random_model, rrdb_spec, to_official, to_old_arch
 
 
 class _RunsShell:

@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from benchmarks.published_layouts import gan_spec, random_model, rrdb_spec, to_official, to_old_arch
 from esrgan.models import describe_checkpoint, load_generator, save_generator
+from tests.models.published_layouts import gan_spec, random_model, rrdb_spec, to_official, to_old_arch
 
 
 def _same_outputs(a: torch.nn.Module, b: torch.nn.Module, size=(9, 12)) -> float:

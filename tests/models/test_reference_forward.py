@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.published_layouts import gan_spec, random_model, rrdb_spec, to_official
 from esrgan.models import load_generator
+from tests.models.published_layouts import gan_spec, random_model, rrdb_spec, to_official
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)

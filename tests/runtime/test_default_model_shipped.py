@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks.default_model.photos import HELD_OUT, load_photo
+from esrgan.photographs import DEFAULT_MODEL_HELD_OUT, photograph
 from esrgan.runtime.default_model import MODEL_DIR, MODEL_NAME, SIDECAR_NAME
 from esrgan.runtime.upscaler import Upscaler
 from esrgan.train.imresize import downscale_uint8, mod_crop, upscale_uint8
@@ -19,13 +19,13 @@ def test_sidecar_describes_the_shipped_file():
     meta = json.loads((MODEL_DIR / SIDECAR_NAME).read_text())
     assert meta["onnx_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     assert model.stat().st_size < 4 * 1024 * 1024  # small enough for the wheel
-    assert set(meta["held_out_photos"]) == {f"skimage.data.{n}" for n in HELD_OUT}
+    assert set(meta["held_out_photos"]) == {f"skimage.data.{n}" for n in DEFAULT_MODEL_HELD_OUT}
     assert not set(meta["training_photos"]) & set(meta["held_out_photos"])
     assert meta["held_out"]["psnr_y_gain_db"] >= 0.5
 
 
 def test_runtime_output_beats_bicubic_on_a_held_out_photograph():
-    hr = mod_crop(load_photo("coins")[:160, :160], 4)
+    hr = mod_crop(photograph("coins")[:160, :160], 4)
     lr = downscale_uint8(hr, 4)
     with Upscaler(None, backend="onnxruntime-cpu", tile=0, say=None) as up:
         sr = up.upscale(lr)
@@ -36,7 +36,7 @@ def test_runtime_output_beats_bicubic_on_a_held_out_photograph():
 
 @pytest.mark.parametrize("tile", [48, 64])
 def test_default_tiling_matches_whole_image_on_the_default_model(tile):
-    lr = downscale_uint8(mod_crop(load_photo("chelsea")[:200, :200], 4), 4)
+    lr = downscale_uint8(mod_crop(photograph("chelsea")[:200, :200], 4), 4)
     with Upscaler(None, backend="onnxruntime-cpu", tile=0, say=None) as whole:
         ref = whole.upscale(lr)
     with Upscaler(None, backend="onnxruntime-cpu", tile=tile, say=None) as tiled:

@@ -9,10 +9,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from esrgan.runtime.backends import tensorrt_backend as trt_backend
 from esrgan.runtime.cli import main
 from tests.runtime.conftest import gradient, save
 
-te = pytest.importorskip("esrgan.tensorrt_engine")
+trt_build = pytest.importorskip("esrgan.export.tensorrt_build")  # needs onnx
 fake_trt = pytest.importorskip("tests.trt.fake_trt")
 
 
@@ -20,9 +21,9 @@ fake_trt = pytest.importorskip("tests.trt.fake_trt")
 def engine_file(tmp_path, monkeypatch, nearest_onnx):
     trt, cudart = fake_trt.FakeTensorRT(), fake_trt.FakeCudart()
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setattr(te, "_import_cudart", lambda: cudart)
+    monkeypatch.setattr(trt_backend, "import_cudart", lambda: cudart)
     engine = tmp_path / "model.engine"
-    te.build_engine(nearest_onnx, engine, min_shape=(1, 3, 8, 8), opt_shape=(2, 3, 16, 16), max_shape=(2, 3, 32, 32))
+    trt_build.build_engine(nearest_onnx, engine, min_shape=(1, 3, 8, 8), opt_shape=(2, 3, 16, 16), max_shape=(2, 3, 32, 32))
     return engine
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.default_model.photos import HELD_OUT, TRAIN, export_photos, load_photo
 from esrgan.models.checkpoints import load_generator
+from esrgan.photographs import DEFAULT_MODEL_HELD_OUT, DEFAULT_MODEL_TRAIN, export_photos, photograph
 from esrgan.train.imresize import downscale_uint8, mod_crop
 from esrgan.train.validate import psnr_ssim_y, super_resolve
 
@@ -16,8 +16,8 @@ REPORT = Path(__file__).resolve().parents[2] / "benchmarks" / "reports" / "defau
 
 
 def test_training_and_held_out_photos_are_disjoint_and_exportable(tmp_path):
-    assert not set(TRAIN) & set(HELD_OUT)
-    assert load_photo("motorcycle_left").shape[2] == 3 and load_photo("camera").shape[2] == 3
+    assert not set(DEFAULT_MODEL_TRAIN) & set(DEFAULT_MODEL_HELD_OUT)
+    assert photograph("motorcycle_left").shape[2] == 3 and photograph("camera").shape[2] == 3
     (path,) = export_photos(tmp_path, ("coins",))
     assert path.name == "coins.png" and path.stat().st_size > 0
 
@@ -31,7 +31,7 @@ def test_checked_in_model_reproduces_its_held_out_numbers():
     held = summary["held_out"]
     assert held["psnr_y"] - held["bicubic_psnr_y"] >= 0.5  # the shipped model's quality bar (README)
     # re-measure one held-out photograph (the smallest) and compare with the recorded number
-    hr = mod_crop(load_photo("coins"), 4)
+    hr = mod_crop(photograph("coins"), 4)
     psnr, ssim = psnr_ssim_y(super_resolve(model, downscale_uint8(hr, 4)), hr, 4)
     recorded = held["per_image"]["coins.png"]
     assert psnr == pytest.approx(recorded["psnr_y"], abs=1e-3)

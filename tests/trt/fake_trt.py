@@ -1,8 +1,9 @@
 """Small stand-ins for ``tensorrt`` and CUDA Python's runtime, injected into sys.modules by the tests.
 
-They implement only what esrgan/tensorrt_engine.py calls, and record the calls. "Device memory" is
-host memory (numpy buffers addressed by their pointers), so copies and the fake engine's compute
-(a nearest-neighbour x``scale`` upsampling) really move data through the runner's code path.
+They implement only what esrgan/export/tensorrt_build.py and esrgan/runtime/backends/tensorrt_backend.py
+call, and record the calls. "Device memory" is host memory (numpy buffers addressed by their pointers),
+so copies and the fake engine's compute (a nearest-neighbour x``scale`` upsampling) really move data
+through the backend's code path.
 """
 
 from __future__ import annotations

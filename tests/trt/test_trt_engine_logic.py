@@ -8,8 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from esrgan import tensorrt_engine as te
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
+from esrgan.export import tensorrt_build as trt_build
+from esrgan.runtime import tensorrt_profile as profiles
+from esrgan.runtime.backends import tensorrt_backend as trt_backend
 from tests.trt.fake_trt import FakeCudart, FakeTensorRT
 
 
@@ -17,7 +19,7 @@ from tests.trt.fake_trt import FakeCudart, FakeTensorRT
 def fakes(monkeypatch):
     trt, cudart = FakeTensorRT(), FakeCudart()
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setattr(te, "_import_cudart", lambda: cudart)
+    monkeypatch.setattr(trt_backend, "import_cudart", lambda: cudart)
     return trt, cudart
 
 
@@ -43,7 +45,7 @@ def onnx_file(tmp_path):
 
 
 def test_default_profile_covers_runtime_tiles_and_batches():
-    p = te.default_profile()
+    p = profiles.default_profile()
     assert p.min == (1, 3, 64, 64)
     assert p.opt == (4, 3, 320, 320)  # 256 px tile + the runtime's 32 px pad each side
     assert p.max == (4, 3, 576, 576)
@@ -51,21 +53,21 @@ def test_default_profile_covers_runtime_tiles_and_batches():
 
 
 def test_default_profile_rounds_to_the_models_size_multiple():
-    p = te.default_profile(channels=1, tile_min=30, tile_max=100, tile_opt=50, tile_pad=3, multiple=4)
+    p = profiles.default_profile(channels=1, tile_min=30, tile_max=100, tile_opt=50, tile_pad=3, multiple=4)
     assert p.min == (1, 1, 32, 32) and p.opt[2] == 56 and p.max[2] == 108
     assert all(s % 4 == 0 for shape in (p.min, p.opt, p.max) for s in shape[2:])
 
 
 def test_parse_shape():
-    assert te.parse_shape("4x3x532x532") == (4, 3, 532, 532)
+    assert profiles.parse_shape("4x3x532x532") == (4, 3, 532, 532)
     for bad in ("4x3x532", "4x3xAx5", "0x3x64x64", ""):
         with pytest.raises(UsageError, match="NxCxHxW"):
-            te.parse_shape(bad)
+            profiles.parse_shape(bad)
 
 
 def test_validate_profile_names_the_dimension():
     with pytest.raises(UsageError, match="dimension H: need min <= opt <= max, got 64, 32, 128"):
-        te.validate_profile(te.Profile((1, 3, 64, 64), (1, 3, 32, 64), (1, 3, 128, 128)))
+        profiles.validate_profile(profiles.Profile((1, 3, 64, 64), (1, 3, 32, 64), (1, 3, 128, 128)))
 
 
 # ---- availability -----------------------------------------------------------------------------------
@@ -73,7 +75,7 @@ def test_validate_profile_names_the_dimension():
 
 def test_availability_without_tensorrt(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import raises ImportError
-    reason = te.availability()
+    reason = trt_backend.availability()
     assert reason and reason.startswith("TensorRT is not installed") and "pip install" in reason
 
 
@@ -81,35 +83,35 @@ def test_availability_with_only_the_type_stubs(monkeypatch):
     import types
 
     monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))  # what tensorrt-stubs gives
-    assert "only its type stubs" in te.availability()
+    assert "only its type stubs" in trt_backend.availability()
 
 
 def test_availability_without_gpu(monkeypatch, fakes):
     fakes[1].devices = 0
-    reason = te.availability()
+    reason = trt_backend.availability()
     assert reason.startswith("no CUDA GPU is usable") and "cudaErrorInsufficientDriver" in reason
     assert "\n" not in reason
 
 
 def test_availability_with_old_tensorrt(fakes):
     fakes[0].__version__ = "8.6.1"
-    assert te.availability().startswith("TensorRT 8.6.1 is too old: 10.x or 11.x is needed")
+    assert trt_backend.availability().startswith("TensorRT 8.6.1 is too old: 10.x or 11.x is needed")
 
 
-def test_modules_do_not_import_torch():
+def test_modules_do_not_import_torch_onnx_or_tensorrt():
     import subprocess
 
-    code = ("import sys, esrgan.tensorrt_engine, esrgan.runtime.backends.tensorrt_backend; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = ("import sys, esrgan.export.tensorrt_build, esrgan.runtime.backends.tensorrt_backend; "
+            "assert not {'torch', 'onnx', 'tensorrt'} & set(sys.modules), 'torch, onnx or tensorrt imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_availability_ok(fakes):
-    assert te.availability() is None
+    assert trt_backend.availability() is None
 
 
 def test_availability_on_this_machine_is_one_line():
-    reason = te.availability()
+    reason = trt_backend.availability()
     assert reason is None or (reason and "\n" not in reason)
 
 
@@ -120,16 +122,16 @@ def test_build_engine_settings_and_sidecar(fakes, onnx_file, tmp_path):
     trt, _ = fakes
     engine = tmp_path / "out" / "model_fp16.engine"
     cache = tmp_path / "timing.cache"
-    result = te.build_engine(onnx_file, engine, workspace_gib=2.0, opt_level=5, timing_cache=cache)
+    result = trt_build.build_engine(onnx_file, engine, workspace_gib=2.0, opt_level=5, timing_cache=cache)
     assert result == engine and engine.read_bytes().startswith(b"ENGINE")
     assert trt.calls["network_flags"] == 1 << 1  # strongly typed, nothing else
     assert trt.calls["pool"] == (trt.MemoryPoolType.WORKSPACE, 2 * 2**30)
     assert trt.calls["opt_level"] == 5
     assert trt.calls["profile"]["max"] == (4, 3, 576, 576)
     assert cache.read_bytes() == b"+"  # timing cache written ...
-    te.build_engine(onnx_file, engine, timing_cache=cache)
+    trt_build.build_engine(onnx_file, engine, timing_cache=cache)
     assert trt.calls["timing_cache_in"] == b"+"  # ... and read back on the next build
-    side = json.loads(te.sidecar_path(engine).read_text())
+    side = json.loads(trt_backend.sidecar_path(engine).read_text())
     assert side["tensorrt_version"] == "11.4.0.106"
     assert side["gpu_name"] == "NVIDIA H200" and side["compute_capability"] == "9.0"
     assert side["profile"] == {"min": [1, 3, 64, 64], "opt": [4, 3, 320, 320], "max": [4, 3, 576, 576]}
@@ -140,7 +142,7 @@ def test_build_engine_settings_and_sidecar(fakes, onnx_file, tmp_path):
 
 
 def test_build_engine_explicit_shapes(fakes, onnx_file, tmp_path):
-    te.build_engine(onnx_file, tmp_path / "e.engine", min_shape=(1, 3, 32, 32), opt_shape=(2, 3, 64, 64),
+    trt_build.build_engine(onnx_file, tmp_path / "e.engine", min_shape=(1, 3, 32, 32), opt_shape=(2, 3, 64, 64),
                     max_shape=(2, 3, 128, 128))
     assert fakes[0].calls["profile"] == {"name": "input", "min": (1, 3, 32, 32), "opt": (2, 3, 64, 64),
                                          "max": (2, 3, 128, 128)}
@@ -149,19 +151,19 @@ def test_build_engine_explicit_shapes(fakes, onnx_file, tmp_path):
 def test_parser_errors_name_the_node(fakes, onnx_file, tmp_path):
     fakes[0].parse_errors = [(7, "/body/Conv_3", "Conv", "unsupported dtype"), (9, "x", "Add", "other")]
     with pytest.raises(ModelError) as err:
-        te.build_engine(onnx_file, tmp_path / "e.engine")
+        trt_build.build_engine(onnx_file, tmp_path / "e.engine")
     assert "node 7 '/body/Conv_3' (Conv): unsupported dtype (and 1 more)" in str(err.value)
     assert not (tmp_path / "e.engine").exists()
 
 
 def test_build_errors(fakes, onnx_file, tmp_path):
     with pytest.raises(UsageError, match="0-5"):
-        te.build_engine(onnx_file, tmp_path / "e.engine", opt_level=6)
+        trt_build.build_engine(onnx_file, tmp_path / "e.engine", opt_level=6)
     with pytest.raises(ModelError, match="no such ONNX file"):
-        te.build_engine(tmp_path / "missing.onnx", tmp_path / "e.engine")
+        trt_build.build_engine(tmp_path / "missing.onnx", tmp_path / "e.engine")
     fakes[1].devices = 0
     with pytest.raises(DependencyError, match="no CUDA GPU"):
-        te.build_engine(onnx_file, tmp_path / "e.engine")
+        trt_build.build_engine(onnx_file, tmp_path / "e.engine")
 
 
 # ---- portability and loading ------------------------------------------------------------------------
@@ -175,12 +177,12 @@ def _sidecar(**over):
 
 
 def test_portability_checks():
-    here = te.GpuInfo("NVIDIA H200", "9.0")
+    here = trt_backend.GpuInfo("NVIDIA H200", "9.0")
     with pytest.raises(ModelError, match=r"built with TensorRT 10\.13\.0, this machine has 11\.4\.0\.106.*rebuild"):
-        te.check_portability(_sidecar(tensorrt_version="10.13.0"), trt_version="11.4.0.106", gpu=here, engine="e")
+        trt_backend.check_portability(_sidecar(tensorrt_version="10.13.0"), trt_version="11.4.0.106", gpu=here, engine="e")
     with pytest.raises(ModelError, match=r"compute capability 8\.9 .*this GPU is 9\.0"):
-        te.check_portability(_sidecar(compute_capability="8.9"), trt_version="11.4.0.106", gpu=here, engine="e")
-    warnings = te.check_portability(_sidecar(gpu_name="NVIDIA H100"), trt_version="11.4.0.106", gpu=here, engine="e")
+        trt_backend.check_portability(_sidecar(compute_capability="8.9"), trt_version="11.4.0.106", gpu=here, engine="e")
+    warnings = trt_backend.check_portability(_sidecar(gpu_name="NVIDIA H100"), trt_version="11.4.0.106", gpu=here, engine="e")
     assert warnings == ["engine built on NVIDIA H100, running on NVIDIA H200 (same compute capability)"]
 
 
@@ -188,16 +190,16 @@ def test_missing_or_broken_sidecar(tmp_path):
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"ENGINE{}")
     with pytest.raises(ModelError, match="sidecar m.engine.json is missing"):
-        te.read_sidecar(engine)
-    te.sidecar_path(engine).write_text("{")
+        trt_backend.read_sidecar(engine)
+    trt_backend.sidecar_path(engine).write_text("{")
     with pytest.raises(ModelError, match="not a readable engine sidecar"):
-        te.read_sidecar(engine)
+        trt_backend.read_sidecar(engine)
 
 
 @pytest.fixture
 def built_engine(fakes, onnx_file, tmp_path):
     engine = tmp_path / "model_fp16.engine"
-    te.build_engine(onnx_file, engine, min_shape=(1, 3, 8, 8), opt_shape=(2, 3, 16, 16), max_shape=(2, 3, 32, 32))
+    trt_build.build_engine(onnx_file, engine, min_shape=(1, 3, 8, 8), opt_shape=(2, 3, 16, 16), max_shape=(2, 3, 32, 32))
     return engine
 
 
@@ -229,11 +231,11 @@ def test_backend_refuses_an_engine_from_another_tensorrt(built_engine, fakes):
 def test_scale_mismatch_with_sidecar(built_engine, fakes):
     fakes[0].scale = 2
     with pytest.raises(ModelError, match="upscales x2 but its sidecar says x4"):
-        te.EngineRunner(built_engine)
+        trt_backend.TensorRTBackend(built_engine)
 
 
 def test_out_of_memory_is_reported_as_such(built_engine, fakes):
-    runner = te.EngineRunner(built_engine)
+    runner = trt_backend.TensorRTBackend(built_engine)
     fakes[1].fail_malloc = True
     with pytest.raises(OutOfMemoryError):
         runner.run(np.zeros((1, 3, 8, 8), np.float32))
@@ -242,4 +244,4 @@ def test_out_of_memory_is_reported_as_such(built_engine, fakes):
 def test_corrupt_engine(built_engine, fakes):
     built_engine.write_bytes(b"garbage")
     with pytest.raises(ModelError, match="cannot deserialise"):
-        te.EngineRunner(built_engine)
+        trt_backend.TensorRTBackend(built_engine)

@@ -12,7 +12,8 @@ import json
 import numpy as np
 import pytest
 
-from esrgan import tensorrt_engine as te
+from esrgan.export import tensorrt_build as trt_build
+from esrgan.runtime.backends import tensorrt_backend as trt_backend
 
 pytestmark = pytest.mark.gpu
 
@@ -40,15 +41,15 @@ def fp16_onnx(tmp_path):
 
 
 def test_real_engine_builds_and_runs(fp16_onnx, tmp_path):
-    reason = te.availability()
+    reason = trt_backend.availability()
     if reason:
         pytest.skip(reason)
     from esrgan.runtime.backends.tensorrt_backend import TensorRTBackend
 
-    engine = te.build_engine(fp16_onnx, tmp_path / "up2.engine", min_shape=(1, 3, 8, 8),
+    engine = trt_build.build_engine(fp16_onnx, tmp_path / "up2.engine", min_shape=(1, 3, 8, 8),
                              opt_shape=(2, 3, 32, 32), max_shape=(4, 3, 64, 64),
                              timing_cache=tmp_path / "timing.cache", workspace_gib=1.0)
-    side = json.loads(te.sidecar_path(engine).read_text())
+    side = json.loads(trt_backend.sidecar_path(engine).read_text())
     assert side["esrgan_scale"] == 2 and side["precision"] == "fp16"
     assert (tmp_path / "timing.cache").stat().st_size > 0
     with TensorRTBackend(engine) as backend:

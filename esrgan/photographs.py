@@ -1,25 +1,39 @@
-"""Real photographs for verification and FP16 range probing: crops of scikit-image's bundled images.
+"""Real photographs: scikit-image's bundled images, for verification, FP16 range probing, benchmarks
+and the default model's data set.
 
 Parity measured on noise says little about photographs (flat regions, edges and saturated colours
-drive the activations that overflow FP16), and nothing may be downloaded, so the crops come from
-the photographs that ship inside scikit-image (an export dependency).
+drive the activations that overflow FP16), and nothing may be downloaded, so the photographs are
+the ones that ship inside scikit-image (an export and train dependency, imported only when used).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+
+# The default model's photographs: training and held-out lists, disjoint, so that anyone can rebuild
+# its exact data set. Held out: a colour photograph (chelsea) and three grey ones of different
+# character (camera: edges, moon: smooth texture, coins: small objects).
+DEFAULT_MODEL_TRAIN = (
+    "astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
+    "motorcycle_left", "brick", "grass", "gravel", "clock", "page", "text", "cell",
+)
+DEFAULT_MODEL_HELD_OUT = ("chelsea", "camera", "moon", "coins")
 
 # Name, top, left: regions with edges, texture and saturated colour.
 _CROPS = (("astronaut", 40, 160), ("coffee", 120, 200), ("chelsea", 60, 120), ("rocket", 100, 250))
 
 
 def photograph(name: str = "astronaut") -> np.ndarray:
-    """An HxWx3 uint8 photograph from scikit-image's data (grey images are repeated to RGB)."""
+    """An HxWx3 uint8 photograph from scikit-image's data (grey images are repeated to RGB).
+
+    ``motorcycle_left`` is the left view of ``stereo_motorcycle``.
+    """
     from skimage import data
 
-    img = getattr(data, name)()
+    img = data.stereo_motorcycle()[0] if name == "motorcycle_left" else getattr(data, name)()
     if img.ndim == 2:
         img = np.stack([img] * 3, axis=-1)
     return np.ascontiguousarray(img[..., :3])
@@ -52,3 +66,20 @@ def photo_crops(sizes: Sequence[tuple[int, int]], channels: int = 3) -> list[np.
             raise ValueError(f"crop {h}x{w} is larger than the photograph {name} {img.shape[:2]}")
         out.append(to_nchw(img[top : top + h, left : left + w], channels))
     return out
+
+
+def export_photos(folder: str | Path, names: Sequence[str]) -> list[Path]:
+    """Write the photographs as lossless PNGs into ``folder`` (e.g. the --data / --val-data of a run)."""
+    from PIL import Image
+
+    from esrgan.atomic import write_atomic
+
+    dest = Path(folder)
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in names:
+        path = dest / f"{name}.png"
+        with write_atomic(path) as tmp:
+            Image.fromarray(photograph(name)).save(tmp, format="PNG")
+        paths.append(path)
+    return paths
