@@ -70,8 +70,7 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
     tile = parse_tile(tile_text)
     shard_t = paths.parse_shard(shard)
     # Bad paths fail in one line before any model is loaded (loading can take seconds).
-    root, _ = paths.find_inputs(input)
-    paths.check_folders(root, Path(output), recursive_input=Path(input).is_dir())
+    paths.plan_run(input, Path(output), fmt, shard_t)
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     with Upscaler(model, backend, tile, tile_pad, batch, device_id=device_id, threads=threads, say=say) as up:
         if not quiet:
