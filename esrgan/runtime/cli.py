@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from esrgan.cli_support import EXIT_OK, EXIT_SOME_FAILED, debug_option, handle_errors
+from esrgan.cli_support import debug_option, handle_errors
 from esrgan.errors import UsageError
 from esrgan.runtime.backends.registry import CHOICES
 from esrgan.runtime.images import DEFAULT_MAX_PIXELS
@@ -84,7 +84,7 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
     click.echo(summary.describe(), err=True)
     if summary.written or summary.skipped:
         click.echo(f"results in {Path(output).resolve()}", err=True)
-    sys.exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
+    sys.exit(summary.exit_code)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ which keeps their full precision through the model.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from esrgan.atomic import write_atomic
 from esrgan.errors import ImageError
+
+# tifffile logs each damaged tag it skips; with no handler anywhere Python would print those records
+# raw on stderr. A NullHandler keeps them for applications that configure logging, and quiet otherwise.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 DEFAULT_MAX_PIXELS = 50_000_000  # input pixels; x4 makes an 800 MP output
 # Luma weights of ITU-R BT.601, the ones Pillow uses for RGB -> L: the grey output matches what
@@ -93,8 +98,11 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         if src.stat().st_size == 0:
             raise ImageError(f"{src}: empty file")
         with warnings.catch_warnings():
-            # We enforce our own --max-pixels below; Pillow's warning would only be noise.
+            # We enforce our own --max-pixels below; Pillow's warning would only be noise. So are its
+            # warnings about damaged metadata it skips (two raw lines each): the pixels still decode, or
+            # the file fails in one line.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
             with Image.open(src) as img:
                 w, h = img.size
                 if max_pixels and w * h > max_pixels:
@@ -121,8 +129,10 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
 
 def reason(exc: BaseException) -> str:
     """One line for a failure; the exception's type too unless it is the usual OSError."""
-    line = _first_line(exc)
-    return line if type(exc) is OSError else f"{type(exc).__name__}: {line}"
+    name, line = type(exc).__name__, _first_line(exc)
+    if not str(exc).strip() or line.startswith(name):
+        return line if str(exc).strip() else name
+    return line if type(exc) is OSError else f"{name}: {line}"
 
 
 def is_intact(path: str | os.PathLike[str]) -> bool:

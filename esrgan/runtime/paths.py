@@ -7,9 +7,10 @@ exactly the same decisions.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,12 +82,17 @@ def find_inputs(spec: str) -> Inputs:
     without a word: such a folder is reported instead, and the run ends with exit code 1.
     """
     unreadable: list[str] = []
+
+    @functools.cache  # a "**" pattern visits a folder more than once: list (and report) it once
+    def entries(folder: Path) -> list[os.DirEntry[str]]:
+        return _entries(folder, unreadable)
+
     if any(c in spec for c in _GLOB_CHARS) and not Path(spec).exists():
         parts = Path(spec).parts
         first = next(i for i, part in enumerate(parts) if _has_magic(part))
         root = Path(*parts[:first]) if first else Path(".")
         pattern = parts[first:] + (("*",) if parts[-1] == "**" else ())
-        files = sorted({f for f in _glob(root, pattern, unreadable) if _is_candidate(f)})
+        files = sorted({f for f in _glob(root, pattern, entries) if _is_candidate(f)})
         if not files and not unreadable:
             raise UsageError(f"no image matches {spec!r}")
         return Inputs(root, files, unreadable, pattern)
@@ -94,7 +100,7 @@ def find_inputs(spec: str) -> Inputs:
     if path.is_file():
         return Inputs(path.parent, [path])
     if path.is_dir():
-        return Inputs(path, sorted(f for f in _walk(path, unreadable) if _is_candidate(f)), unreadable)
+        return Inputs(path, sorted(f for f in _walk(path, entries) if _is_candidate(f)), unreadable)
     raise UsageError(f"{spec}: no such file or folder")
 
 
@@ -132,11 +138,11 @@ def _is_file(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def _walk(top: Path, unreadable: list[str]) -> Iterator[Path]:
+def _walk(top: Path, entries: Callable[[Path], list[os.DirEntry[str]]]) -> Iterator[Path]:
     """Every file below ``top``; links to folders are not followed (as ``rglob``: no cycles)."""
     stack = [top]
     while stack:
-        for entry in _entries(stack.pop(), unreadable):
+        for entry in entries(stack.pop()):
             if _is_dir(entry, follow=False):
                 stack.append(Path(entry.path))
             elif _is_file(entry):
@@ -150,26 +156,26 @@ def _name_matches(pattern: str, name: str) -> bool:
     return (not name.startswith(".") or pattern.startswith(".")) and fnmatch.fnmatchcase(name, pattern)
 
 
-def _glob(folder: Path, pattern: tuple[str, ...], unreadable: list[str]) -> Iterator[Path]:
+def _glob(folder: Path, pattern: tuple[str, ...], entries: Callable[[Path], list[os.DirEntry[str]]]) -> Iterator[Path]:
     """Files below ``folder`` matching ``pattern`` (components; ``**`` = zero or more folders)."""
     head, rest = pattern[0], pattern[1:]
     if head == "**":
-        yield from _glob(folder, rest, unreadable)
-        for entry in _entries(folder, unreadable):
+        yield from _glob(folder, rest, entries)
+        for entry in entries(folder):
             if not entry.name.startswith(".") and _is_dir(entry, follow=False):
-                yield from _glob(Path(entry.path), pattern, unreadable)
+                yield from _glob(Path(entry.path), pattern, entries)
         return
     if not _has_magic(head):
         target = folder / head
         if rest and target.is_dir():
-            yield from _glob(target, rest, unreadable)
+            yield from _glob(target, rest, entries)
         elif not rest and target.is_file():
             yield target
         return
-    for entry in _entries(folder, unreadable):
+    for entry in entries(folder):
         if _name_matches(head, entry.name):
             if rest and _is_dir(entry, follow=True):
-                yield from _glob(Path(entry.path), rest, unreadable)
+                yield from _glob(Path(entry.path), rest, entries)
             elif not rest and _is_file(entry):
                 yield Path(entry.path)
 
