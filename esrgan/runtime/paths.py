@@ -196,7 +196,7 @@ def output_suffix(src: Path, requested: str) -> str:
         return WRITE_SUFFIXES[SAME_FORMAT.get(src.suffix.lower(), "PNG")]
     fmt = FORMATS.get(requested.lower())
     if fmt is None:
-        raise UsageError(f"--format {requested!r}: expected same, png, jpg, webp, tif or bmp")
+        raise UsageError(f"--format {requested!r}: expected one of same, {', '.join(FORMATS)}")
     return WRITE_SUFFIXES[fmt]
 
 

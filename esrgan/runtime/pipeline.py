@@ -114,7 +114,7 @@ class FolderRun:
 
         Checking an output means decoding it fully, so it runs here, in parallel and ahead of the model.
         """
-        if not self.options.overwrite and images.is_intact(job.dst):
+        if not self.options.overwrite and images.is_intact(job.dst, job.format):
             return None
         return images.read_image(job.src, self.options.max_pixels)
 

@@ -211,6 +211,8 @@ def test_names_are_the_same_in_every_shard(tmp_path):
     whole, _ = paths.plan_jobs(Path("in"), files, Path("out"), "png")
     shards = [paths.plan_jobs(Path("in"), files, Path("out"), "png", (i, 3))[0] for i in range(3)]
     assert sorted((j.src, j.dst) for s in shards for j in s) == sorted((j.src, j.dst) for j in whole)
+    undecodable = os.fsdecode(b"caf\xe9.png")  # not UTF-8: still one stable shard, no exception
+    assert sum(paths.in_shard(undecodable, (i, 3)) for i in range(3)) == 1
 
 
 def _refuse_scandir(monkeypatch, blocked: Path) -> None:
@@ -276,7 +278,18 @@ def test_a_truncated_output_of_any_format_is_redone(tmp_path, nearest_onnx, fmt)
     (out / f"cut.{fmt}").write_bytes(data[: len(data) * 3 // 4])
     r = run(src, out, "--model", nearest_onnx, "--format", fmt)
     assert r.exit_code == 0 and "1 written, 1 skipped" in r.output
-    assert images.is_intact(out / f"cut.{fmt}") and Image.open(out / f"cut.{fmt}").size == (96, 96)
+    assert images.is_intact(out / f"cut.{fmt}", images.FORMATS[fmt]) and Image.open(out / f"cut.{fmt}").size == (96, 96)
+
+
+def test_outputs_past_pillows_bomb_limit_and_wrong_formats(tmp_path, nearest_onnx, monkeypatch):
+    src, out = tmp_path / "in", tmp_path / "out"
+    for name in ("a.png", "b.jpg", "c.bmp", "d.tif"):
+        save(src / name, gradient(8, 8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200)  # inputs (64 px) pass, outputs (1024 px) do not
+    assert run(src, out, "--model", nearest_onnx).exit_code == 0
+    assert "0 written, 4 skipped" in run(src, out, "--model", nearest_onnx).output
+    save(out / "a.png", gradient(32, 32), format="JPEG")  # complete, but not what a.png must be
+    assert "1 written, 3 skipped" in run(src, out, "--model", nearest_onnx).output
 
 
 def test_sixteen_bit_outputs_count_as_complete(tmp_path, nearest_onnx):
