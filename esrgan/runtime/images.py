@@ -142,10 +142,11 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
 
 def reason(exc: BaseException) -> str:
     """One line for a failure; the exception's type too unless it is the usual OSError."""
-    name, line = type(exc).__name__, _first_line(exc)
-    if not str(exc).strip() or line.startswith(name):
-        return line if str(exc).strip() else name
-    return line if type(exc) is OSError else f"{name}: {line}"
+    name = type(exc).__name__
+    line = _first_line(exc) if str(exc).strip() else ""
+    if not line:
+        return name
+    return line if type(exc) is OSError or line.startswith(name) else f"{name}: {line}"
 
 
 def is_intact(path: str | os.PathLike[str], fmt: str) -> bool:

@@ -112,7 +112,7 @@ class FolderRun:
     def _prepare(self, job: Job) -> images.Decoded | None:
         """In a decode worker: None when a complete output exists (a rerun keeps it), else the input.
 
-        Checking an output means decoding it fully, so it runs here, in parallel and ahead of the model.
+        Checking an output reads all of it, so it runs here, in parallel and ahead of the model.
         """
         if not self.options.overwrite and images.is_intact(job.dst, job.format):
             return None
