@@ -212,18 +212,26 @@ def check_folders(inputs: Inputs, out_dir: Path, recursive_input: bool) -> None:
         )
 
 
-def check_outputs_are_not_inputs(inputs: Inputs, jobs: Iterable[Job], spec: str) -> None:
-    """Refuse a glob that would match the outputs it makes (``"in/**/*.png" in/out``), however written."""
+def check_outputs_are_not_inputs(inputs: Inputs, out_dir: Path, jobs: Iterable[Job], spec: str) -> None:
+    """Refuse a glob that would match the outputs it makes (``"in/**/*.png" in/out``), however written.
+
+    Checked on the paths as written and as resolved, so a relative, absolute or linked spelling of the
+    same folder cannot slip past.
+    """
     if inputs.pattern is None:
         return  # a folder or a file: check_folders has decided
-    for root in {Path(os.path.abspath(inputs.root)), inputs.root.resolve()}:
+    spellings = [(Path(os.path.abspath(inputs.root)), Path(os.path.abspath(out_dir))),
+                 (inputs.root.resolve(), out_dir.resolve())]
+    for root, out in spellings:
+        if not out.is_relative_to(root):
+            continue
+        base = out.relative_to(root).parts
         for job in jobs:
-            for dst in {Path(os.path.abspath(job.dst)), job.dst.resolve()}:
-                if dst.is_relative_to(root) and _glob_matches(inputs.pattern, dst.relative_to(root).parts):
-                    raise UsageError(
-                        f"{spec!r} also matches the output {job.dst}: outputs would be read as inputs on the next "
-                        "run; choose an output folder the pattern does not reach"
-                    )
+            if _glob_matches(inputs.pattern, base + job.dst.relative_to(out_dir).parts):
+                raise UsageError(
+                    f"{spec!r} also matches the output {job.dst}: outputs would be read as inputs on the next "
+                    "run; choose an output folder the pattern does not reach"
+                )
 
 
 def _name_key(path: Path) -> str:
@@ -276,7 +284,7 @@ def plan_run(spec: str, out_dir: str | os.PathLike[str], fmt: str = "same",
     out = Path(out_dir)
     check_folders(inputs, out, recursive_input=inputs.pattern is None and Path(spec).is_dir())
     jobs, notes = plan_jobs(inputs.root, inputs.files, out, fmt, shard)
-    check_outputs_are_not_inputs(inputs, jobs, spec)
+    check_outputs_are_not_inputs(inputs, out, jobs, spec)
     return Plan(jobs, notes, inputs.unreadable)
 
 

@@ -158,11 +158,14 @@ def test_a_recursive_glob_never_reads_its_outputs(tmp_path, nearest_onnx, monkey
     monkeypatch.chdir(tmp_path)
     save(Path("gl") / "a.png", gradient(4, 4))
     save(Path("gl") / "sub" / "b.png", gradient(4, 4))
+    Path("gl/linked").mkdir()
+    Path("link").symlink_to(Path("gl/linked").resolve())  # the same folder, spelt outside the pattern's root
     for spec, out in [("gl/**/*.png", "gl/out"), ("gl/**", "gl/out"), ("gl/**/*.png", "gl/sub/out"),
-                      (f"{tmp_path}/gl/**/*.png", "gl/out"), ("gl/**/*.png", str(tmp_path / "gl" / "out"))]:
+                      (f"{tmp_path}/gl/**/*.png", "gl/out"), ("gl/**/*.png", str(tmp_path / "gl" / "out")),
+                      ("gl/**/*.png", "link")]:
         r = run(spec, out, "--model", nearest_onnx)
         assert r.exit_code == 2 and "also matches the output" in r.output, (spec, out, r.output)
-        assert not Path(out).exists()
+        assert not list(Path(out).rglob("*.png"))
     from esrgan.errors import UsageError
     from esrgan.runtime.upscaler import Upscaler
 
