@@ -14,9 +14,9 @@ import numpy as np
 
 from esrgan.errors import ImageError, UsageError
 from esrgan.photographs import photograph as skimage_photo
+from esrgan.runtime.images import IMAGE_SUFFIXES
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 
@@ -36,7 +36,7 @@ def load_folder(folder: str | Path) -> list[np.ndarray]:
         except OSError as exc:
             raise ImageError(f"{path}: cannot read ({exc})") from None
     if not images:
-        raise UsageError(f"--images {root}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise UsageError(f"--images {root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return images
 
 

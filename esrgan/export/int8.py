@@ -30,9 +30,9 @@ import numpy as np
 from esrgan.errors import ImageError, ModelError, UsageError
 from esrgan.metadata import PARITY, PRECISION
 from esrgan.parity import Parity, compare, worst
+from esrgan.runtime.images import IMAGE_SUFFIXES
 
 METHODS = ("minmax", "entropy", "percentile")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 # Convolutions (by the parameter name of their weight) kept in FP32 by default: see the module docstring.
 DEFAULT_KEEP_FP32 = ("conv_first", "conv_up", "conv_hr", "conv_last")
 
@@ -61,7 +61,7 @@ def image_files(folder: str | os.PathLike[str]) -> list[Path]:
         raise UsageError(f"{root}: calibration folder not found")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise UsageError(f"{root}: no images to calibrate on ({', '.join(IMAGE_SUFFIXES)})")
+        raise UsageError(f"{root}: no images to calibrate on ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from esrgan.cli_support import EXIT_OK, EXIT_SOME_FAILED, debug_option, handle_errors
+from esrgan.cli_support import debug_option, handle_errors
 from esrgan.errors import UsageError
 from esrgan.runtime.backends.registry import CHOICES
 from esrgan.runtime.options import RunOptions
@@ -75,8 +75,7 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
     tile = parse_tile(tile_text)
     shard_t = paths.parse_shard(shard)
     # Bad paths fail in one line before any model is loaded (loading can take seconds).
-    root, _ = paths.find_inputs(input)
-    paths.check_folders(root, Path(output), recursive_input=Path(input).is_dir())
+    paths.plan_run(input, Path(output), fmt, shard_t)
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     with Upscaler(model, backend, tile, tile_pad, batch, device_id=device_id, threads=threads, say=say) as up:
         if not quiet:
@@ -90,7 +89,7 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
     click.echo(summary.describe(), err=True)
     if summary.written or summary.skipped:
         click.echo(f"results in {Path(output).resolve()}", err=True)
-    sys.exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
+    sys.exit(summary.exit_code)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,30 @@ which keeps their full precision through the model.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import (
+    BmpImagePlugin,
+    Image,
+    ImageOps,
+    JpegImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    UnidentifiedImageError,
+    WebPImagePlugin,
+)
 
 from esrgan.atomic import write_atomic
-from esrgan.errors import ImageError, UsageError
+from esrgan.errors import ImageError
+
+# tifffile logs each damaged tag it skips; with no handler anywhere Python would print those records
+# raw on stderr. A NullHandler keeps them for applications that configure logging, and quiet otherwise.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 DEFAULT_MAX_PIXELS = 50_000_000  # input pixels; x4 makes an 800 MP output
 # Luma weights of ITU-R BT.601, the ones Pillow uses for RGB -> L: the grey output matches what
@@ -26,9 +40,20 @@ DEFAULT_MAX_PIXELS = 50_000_000  # input pixels; x4 makes an 800 MP output
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 EXIF_ORIENTATION = 0x0112
 
-# Pillow format name -> output extension; anything else is written as PNG.
-_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
+# The one list of image file names: what is written, what is read, and how the two map.
+# --format name -> Pillow format name.
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
+# Pillow format name -> the suffix its outputs get.
+WRITE_SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
+# Input suffix -> the format ``--format same`` writes; any other readable input is written as PNG.
+SAME_FORMAT = {**{f".{name}": fmt for name, fmt in FORMATS.items()}, ".jfif": "JPEG"}
+# Suffixes read as images (everything else in a folder is ignored): the writable ones plus a few
+# more that Pillow reads (written as PNG).
+IMAGE_SUFFIXES = frozenset({*SAME_FORMAT, ".gif", ".tga", ".ppm", ".pgm"})
+# Pillow format name -> its reader, for checking our own outputs (see is_intact).
+_OPENERS = {"PNG": PngImagePlugin.PngImageFile, "JPEG": JpegImagePlugin.JpegImageFile,
+            "WEBP": WebPImagePlugin.WebPImageFile, "TIFF": TiffImagePlugin.TiffImageFile,
+            "BMP": BmpImagePlugin.BmpImageFile}
 _NO_ALPHA = {"JPEG", "BMP"}
 _SIXTEEN_BIT = {"PNG", "TIFF"}
 
@@ -86,8 +111,11 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         if src.stat().st_size == 0:
             raise ImageError(f"{src}: empty file")
         with warnings.catch_warnings():
-            # We enforce our own --max-pixels below; Pillow's warning would only be noise.
+            # We enforce our own --max-pixels below; Pillow's warning would only be noise. So are its
+            # warnings about damaged metadata it skips (two raw lines each): the pixels still decode, or
+            # the file fails in one line.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
             with Image.open(src) as img:
                 w, h = img.size
                 if max_pixels and w * h > max_pixels:
@@ -103,11 +131,58 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{src}: {_first_line(exc)}") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{src}: not an image Pillow can read") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageError(f"{src}: cannot decode ({_first_line(exc)})") from None
+        raise ImageError(f"{src}: {_first_line(exc)}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{src}: not an image Pillow can read") from exc
+    except Exception as exc:
+        # Damaged files make decoders raise almost anything (pypng ChunkError, zlib.error, TypeError
+        # from a fuzzed TIFF header...): whatever it is, it is this one file's failure.
+        raise ImageError(f"{src}: cannot decode ({reason(exc)})") from exc
+
+
+def reason(exc: BaseException) -> str:
+    """One line for a failure; the exception's type too unless it is the usual OSError."""
+    name = type(exc).__name__
+    line = _first_line(exc) if str(exc).strip() else ""
+    if not line:
+        return name
+    return line if type(exc) is OSError or line.startswith(name) else f"{name}: {line}"
+
+
+def is_intact(path: str | os.PathLike[str], fmt: str) -> bool:
+    """True when ``path`` exists, is a ``fmt`` file (Pillow's name) and decodes to its end.
+
+    A rerun keeps such an output. ``verify()`` alone reads no JPEG, WebP or BMP pixel data, so those
+    are decoded: JPEG at 1/8 scale (every byte is still read, for 1/64 of the memory). PNG's
+    ``verify()`` checks every chunk's checksum up to the end marker, which is enough. The plugin
+    classes are used directly: ``Image.open``'s decompression-bomb limit is meant for inputs, and
+    outputs are scale^2 times larger.
+    """
+    target = Path(path)
+    try:
+        if target.stat().st_size == 0:
+            return False
+        with _OPENERS[fmt](target) as img:
+            if fmt == "PNG":
+                img.verify()
+                return True
+            if fmt == "JPEG":
+                img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
+            img.load()
+        return True
+    except Exception:
+        # Pillow reads neither 16-bit grey + alpha TIFFs nor huge TIFFs past its bomb limit.
+        return fmt == "TIFF" and _tiff_intact(target)
+
+
+def _tiff_intact(path: Path) -> bool:
+    try:
+        import tifffile
+
+        tifffile.imread(path)
+        return True
+    except Exception:
+        return False
 
 
 def _metadata(img: Image.Image) -> tuple[bytes | None, bytes | None]:
@@ -174,6 +249,7 @@ def _read_png16(src: Path, img: Image.Image) -> Decoded:
     width, height, rows, info = png.Reader(filename=str(src)).asDirect()
     planes = info["planes"]
     arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, planes)
+    _check_shape(src, arr, img)
     arr = _orient(arr, img)  # PNG's eXIf chunk can rotate too
     icc, exif = _metadata(img)
     return _split16(arr, "PNG", icc, exif)
@@ -187,16 +263,36 @@ def _tiff_is_16(src: Path) -> bool:
 
 
 def _read_tiff16(src: Path, img: Image.Image) -> Decoded:
+    """Height x width x samples by the file's own axes (planar files store samples first)."""
     import tifffile
 
-    arr = tifffile.imread(src)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3 or arr.shape[2] > 4:
-        raise ImageError(f"{src}: 16-bit TIFF of shape {arr.shape} is not supported")
+    with tifffile.TiffFile(src) as tif:
+        series = tif.series[0]
+        arr, axes = series.asarray(), series.axes
+    shape = arr.shape
+    for i in reversed(range(arr.ndim)):
+        if axes[i] not in "YXS":
+            if arr.shape[i] != 1:
+                raise ImageError(f"{src}: 16-bit TIFF with axes {series.axes} {shape} is not supported")
+            arr, axes = arr.squeeze(i), axes[:i] + axes[i + 1:]
+    if "S" not in axes:
+        arr, axes = arr[..., None], axes + "S"
+    if sorted(axes) != sorted("YXS"):
+        raise ImageError(f"{src}: 16-bit TIFF with axes {series.axes} {shape} is not supported")
+    arr = arr.transpose([axes.index(a) for a in "YXS"])
+    if arr.shape[2] > 4:
+        raise ImageError(f"{src}: 16-bit TIFF with {arr.shape[2]} samples per pixel is not supported")
+    _check_shape(src, arr, img)
     arr = _orient(arr, img)
     icc, exif = _metadata(img)
     return _split16(arr, "TIFF", icc, exif)
+
+
+def _check_shape(src: Path, arr: np.ndarray, img: Image.Image) -> None:
+    """The 16-bit readers must agree with the header Pillow read: never upscale a misread layout."""
+    if arr.shape[:2] != (img.height, img.width):
+        raise ImageError(f"{src}: pixel data is {arr.shape[1]}x{arr.shape[0]} but the header says "
+                         f"{img.width}x{img.height}")
 
 
 def _orient(arr: np.ndarray, img: Image.Image) -> np.ndarray:
@@ -255,20 +351,6 @@ def resize_output(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         plane = Image.fromarray(arr[..., c].astype(np.float32)).resize((w, h), Image.Resampling.LANCZOS)
         out[..., c] = np.clip(np.asarray(plane) + 0.5, 0, maxval).astype(arr.dtype)
     return out
-
-
-def output_format(source_format: str, requested: str = "same") -> str:
-    """Pillow format name to write: the input's when it is writable, else PNG; or the one asked for."""
-    if requested != "same":
-        try:
-            return FORMATS[requested.lower()]
-        except KeyError:
-            raise UsageError(f"--format {requested!r}: expected same, png, jpg, webp, tif or bmp") from None
-    return source_format if source_format in _EXTENSIONS else "PNG"
-
-
-def extension(fmt: str) -> str:
-    return _EXTENSIONS[fmt]
 
 
 def write_image(

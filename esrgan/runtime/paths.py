@@ -6,21 +6,18 @@ exactly the same decisions.
 
 from __future__ import annotations
 
-import glob
+import fnmatch
+import functools
 import hashlib
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
-from esrgan.atomic import TMP_SUFFIX, is_temp_file
+from esrgan.atomic import is_temp_file, remove_if_stale, temp_target
 from esrgan.errors import UsageError
-from esrgan.runtime.images import FORMATS
+from esrgan.runtime.images import FORMATS, IMAGE_SUFFIXES, SAME_FORMAT, WRITE_SUFFIXES
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".jfif", ".tga", ".ppm", ".pgm"}
-_SAME = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".jfif": ".jpg", ".webp": ".webp",
-         ".tif": ".tif", ".tiff": ".tif", ".bmp": ".bmp"}
 _GLOB_CHARS = set("*?[")
 
 
@@ -35,6 +32,25 @@ class Job:
     @property
     def name(self) -> str:
         return str(self.src)
+
+
+@dataclass
+class Inputs:
+    """What INPUT (a folder, a file or a glob) names: the files, and the folders that could not be listed."""
+
+    root: Path  # the folder the output tree mirrors
+    files: list[Path]
+    unreadable: list[str] = field(default_factory=list)  # one line per folder that could not be listed
+    pattern: tuple[str, ...] | None = None  # a glob's components below ``root``
+
+
+@dataclass
+class Plan:
+    """Jobs for this shard, one note per disambiguated name clash, and the unreadable folders."""
+
+    jobs: list[Job]
+    notes: list[str]
+    unreadable: list[str]
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -54,26 +70,37 @@ def in_shard(relative: str, shard: tuple[int, int] | None) -> bool:
     """Stable: a file's shard depends only on its relative path, not on which other files exist."""
     if shard is None:
         return True
-    digest = hashlib.sha1(relative.encode("utf-8")).digest()
+    # surrogateescape: a file name that is not valid UTF-8 still has one stable shard.
+    digest = hashlib.sha1(relative.encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "big") % shard[1] == shard[0]
 
 
-def find_inputs(spec: str) -> tuple[Path, list[Path]]:
-    """(root the output tree mirrors, sorted input files) for a folder, a file or a glob."""
+def find_inputs(spec: str) -> Inputs:
+    """The inputs of a folder (recursive), a file or a glob (``**`` for any depth), sorted.
+
+    Folders are listed here rather than by ``glob``/``rglob``, which skip a folder they cannot read
+    without a word: such a folder is reported instead, and the run ends with exit code 1.
+    """
+    unreadable: list[str] = []
+
+    @functools.cache  # a "**" pattern visits a folder more than once: list (and report) it once
+    def entries(folder: Path) -> list[os.DirEntry[str]]:
+        return _entries(folder, unreadable)
+
     if any(c in spec for c in _GLOB_CHARS) and not Path(spec).exists():
-        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
-        prefix = spec[: min(spec.index(c) for c in _GLOB_CHARS if c in spec)]
-        root = Path(prefix) if prefix.endswith(os.sep) else Path(prefix).parent
-        files = [f for f in files if _is_candidate(f)]
-        if not files:
+        parts = Path(spec).parts
+        first = next(i for i, part in enumerate(parts) if _has_magic(part))
+        root = Path(*parts[:first]) if first else Path(".")
+        pattern = parts[first:] + (("*",) if parts[-1] == "**" else ())
+        files = sorted({f for f in _glob(root, pattern, entries) if _is_candidate(f)})
+        if not files and not unreadable:
             raise UsageError(f"no image matches {spec!r}")
-        return root, files
+        return Inputs(root, files, unreadable, pattern)
     path = Path(spec)
     if path.is_file():
-        return path.parent, [path]
+        return Inputs(path.parent, [path])
     if path.is_dir():
-        files = sorted(f for f in path.rglob("*") if f.is_file() and _is_candidate(f))
-        return path, files
+        return Inputs(path, sorted(f for f in _walk(path, entries) if _is_candidate(f)), unreadable)
     raise UsageError(f"{spec}: no such file or folder")
 
 
@@ -82,72 +109,195 @@ def _is_candidate(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and not is_temp_file(path)
 
 
+def _has_magic(part: str) -> bool:
+    return any(c in part for c in _GLOB_CHARS)
+
+
+def _entries(folder: Path, unreadable: list[str]) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        unreadable.append(f"{folder}: cannot list this folder ({exc.strerror or exc}): its images were not read")
+        return []
+
+
+def _is_dir(entry: os.DirEntry[str], follow: bool) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=follow)
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _walk(top: Path, entries: Callable[[Path], list[os.DirEntry[str]]]) -> Iterator[Path]:
+    """Every file below ``top``; links to folders are not followed (as ``rglob``: no cycles)."""
+    stack = [top]
+    while stack:
+        for entry in entries(stack.pop()):
+            if _is_dir(entry, follow=False):
+                stack.append(Path(entry.path))
+            elif _is_file(entry):
+                yield Path(entry.path)
+
+
+def _name_matches(pattern: str, name: str) -> bool:
+    """One path component, as ``glob`` matches it: wildcards skip hidden names unless spelt with a dot."""
+    if not _has_magic(pattern):
+        return name == pattern
+    return (not name.startswith(".") or pattern.startswith(".")) and fnmatch.fnmatchcase(name, pattern)
+
+
+def _glob(folder: Path, pattern: tuple[str, ...], entries: Callable[[Path], list[os.DirEntry[str]]]) -> Iterator[Path]:
+    """Files below ``folder`` matching ``pattern`` (components; ``**`` = zero or more folders)."""
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        yield from _glob(folder, rest, entries)
+        for entry in entries(folder):
+            if not entry.name.startswith(".") and _is_dir(entry, follow=False):
+                yield from _glob(Path(entry.path), pattern, entries)
+        return
+    if not _has_magic(head):
+        target = folder / head
+        if rest and target.is_dir():
+            yield from _glob(target, rest, entries)
+        elif not rest and target.is_file():
+            yield target
+        return
+    for entry in entries(folder):
+        if _name_matches(head, entry.name):
+            if rest and _is_dir(entry, follow=True):
+                yield from _glob(Path(entry.path), rest, entries)
+            elif not rest and _is_file(entry):
+                yield Path(entry.path)
+
+
+def _glob_matches(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    """Whether a path (components below the glob's root) is one the glob would match."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return _glob_matches(pattern[1:], parts) or (
+            bool(parts) and not parts[0].startswith(".") and _glob_matches(pattern, parts[1:]))
+    return bool(parts) and _name_matches(pattern[0], parts[0]) and _glob_matches(pattern[1:], parts[1:])
+
+
 def output_suffix(src: Path, requested: str) -> str:
-    if requested != "same":
-        fmt = FORMATS.get(requested.lower())
-        if fmt is None:
-            raise UsageError(f"--format {requested!r}: expected same, png, jpg, webp, tif or bmp")
-        return "." + {"JPEG": "jpg", "TIFF": "tif"}.get(fmt, fmt.lower())
-    return _SAME.get(src.suffix.lower(), ".png")
+    """The suffix ``src``'s output gets: the requested format's, or for ``same`` the input's (else PNG)."""
+    if requested == "same":
+        return WRITE_SUFFIXES[SAME_FORMAT.get(src.suffix.lower(), "PNG")]
+    fmt = FORMATS.get(requested.lower())
+    if fmt is None:
+        raise UsageError(f"--format {requested!r}: expected one of same, {', '.join(FORMATS)}")
+    return WRITE_SUFFIXES[fmt]
 
 
-def check_folders(root: Path, out_dir: Path, recursive_input: bool) -> None:
+def check_folders(inputs: Inputs, out_dir: Path, recursive_input: bool) -> None:
     """Refuse layouts where outputs would overwrite or be re-read as inputs."""
-    r, o = root.resolve(), out_dir.resolve()
+    r, o = inputs.root.resolve(), out_dir.resolve()
     if r == o:
         raise UsageError(f"the output folder {out_dir} is the input folder: choose another output folder")
     if recursive_input and r in o.parents:
         raise UsageError(
-            f"the output folder {out_dir} is inside the input folder {root}: outputs would be read as inputs "
-            "on the next run; choose an output folder outside it"
+            f"the output folder {out_dir} is inside the input folder {inputs.root}: outputs would be read as "
+            "inputs on the next run; choose an output folder outside it"
         )
+
+
+def check_outputs_are_not_inputs(inputs: Inputs, out_dir: Path, jobs: Iterable[Job], spec: str) -> None:
+    """Refuse a glob that would match the outputs it makes (``"in/**/*.png" in/out``), however written.
+
+    Checked on the paths as written and as resolved, so a relative, absolute or linked spelling of the
+    same folder cannot slip past.
+    """
+    if inputs.pattern is None:
+        return  # a folder or a file: check_folders has decided
+    spellings = [(Path(os.path.abspath(inputs.root)), Path(os.path.abspath(out_dir))),
+                 (inputs.root.resolve(), out_dir.resolve())]
+    for root, out in spellings:
+        if not out.is_relative_to(root):
+            continue
+        base = out.relative_to(root).parts
+        for job in jobs:
+            if _glob_matches(inputs.pattern, base + job.dst.relative_to(out_dir).parts):
+                raise UsageError(
+                    f"{spec!r} also matches the output {job.dst}: outputs would be read as inputs on the next "
+                    "run; choose an output folder the pattern does not reach"
+                )
+
+
+def _name_key(path: Path) -> str:
+    """Output names compare case-insensitively: macOS, Windows and SMB shares would merge A.png and a.png."""
+    return str(path).casefold()
 
 
 def plan_jobs(
     root: Path, files: list[Path], out_dir: Path, fmt: str, shard: tuple[int, int] | None
 ) -> tuple[list[Job], list[str]]:
-    """Jobs (mirrored tree, format) for this shard, and one note per disambiguated name collision.
+    """Jobs (mirrored tree, format) for this shard, and one note per disambiguated name clash.
+
+    Every input gets an output name of its own. The plan covers all inputs before the shard is taken,
+    so every shard and every rerun gives each file the same name.
 
     ``fmt`` and ``shard`` have no defaults here: esrgan-run's are ``RunOptions.format`` and ``.shard``.
     """
-    jobs: list[Job] = []
-    notes: list[str] = []
-    taken: dict[Path, Path] = {}
 
     def rel_of(src: Path) -> Path:
         return src.relative_to(root) if src.is_relative_to(root) else Path(src.name)
 
-    # Of colliding names, the file already in the output format keeps its name (a.png stays a.png).
-    ordered = sorted(files, key=lambda f: (rel_of(f).with_suffix("").as_posix(), f.suffix.lower() != output_suffix(f, fmt)))
-    for src in ordered:
-        rel = rel_of(src)
-        suffix = output_suffix(src, fmt)
-        dst = out_dir / rel.with_suffix(suffix)
-        if dst in taken:
-            # a.png and a.jpg both becoming a.png: keep the source suffix in the second name.
-            dst = out_dir / rel.with_name(f"{rel.stem}{src.suffix.lower().replace('.', '_')}{suffix}")
-            notes.append(f"{src} and {taken[out_dir / rel.with_suffix(suffix)]} both map to "
-                         f"{out_dir / rel.with_suffix(suffix)}: writing {src.name} as {dst.name}")
-        taken[dst] = src
-        if in_shard(rel.as_posix(), shard):
-            jobs.append(Job(src, dst, FORMATS[suffix.lstrip(".")]))
+    wanted = {src: out_dir / rel_of(src).with_suffix(output_suffix(src, fmt)) for src in files}
+    # Of inputs wanting one name, the file already in the output format keeps it (a.png stays a.png).
+    claims: dict[str, list[Path]] = {}
+    for src in sorted(files, key=lambda f: (f.suffix.lower() != wanted[f].suffix, str(f))):
+        claims.setdefault(_name_key(wanted[src]), []).append(src)
+    taken = set(claims)  # a wanted name is never given to another input
+    dst_of: dict[Path, Path] = {}
+    notes: list[str] = []
+    for first, *others in claims.values():
+        dst_of[first] = wanted[first]
+        for src in others:
+            # a.png and a.jpg both becoming a.png: keep the source suffix in the second name (a_jpg.png),
+            # and number it when even that is taken (a.JPG -> a_jpg_2.png).
+            want = wanted[src]
+            base = f"{want.stem}_{src.suffix.lstrip('.').lower()}"
+            dst, n = want.with_name(base + want.suffix), 2
+            while _name_key(dst) in taken:
+                dst, n = want.with_name(f"{base}_{n}{want.suffix}"), n + 1
+            taken.add(_name_key(dst))
+            dst_of[src] = dst
+            notes.append(f"{src} and {first} both map to {want}: writing {src.name} as {dst.name}")
+    jobs = [Job(src, dst_of[src], FORMATS[dst_of[src].suffix.lstrip(".")])
+            for src in files if in_shard(rel_of(src).as_posix(), shard)]
     return jobs, notes
 
 
-def is_complete(path: Path) -> bool:
-    """An existing output a rerun may keep: non-empty and its image data intact."""
-    try:
-        if path.stat().st_size == 0:
-            return False
-        with Image.open(path) as img:
-            img.verify()
-        return True
-    except Exception:
-        return False
+def plan_run(spec: str, out_dir: str | os.PathLike[str], fmt: str, shard: tuple[int, int] | None) -> Plan:
+    """Everything decided before a model runs: inputs, refused layouts, output names, this shard's jobs."""
+    inputs = find_inputs(spec)
+    out = Path(out_dir)
+    check_folders(inputs, out, recursive_input=inputs.pattern is None and Path(spec).is_dir())
+    jobs, notes = plan_jobs(inputs.root, inputs.files, out, fmt, shard)
+    check_outputs_are_not_inputs(inputs, out, jobs, spec)
+    return Plan(jobs, notes, inputs.unreadable)
 
 
-def remove_stale_temps(dst: Path) -> None:
-    """Delete temp files a killed run left for ``dst`` (``.name.XXXX.tmp``)."""
-    if dst.parent.is_dir():
-        for stale in dst.parent.glob(f".{glob.escape(dst.name)}.*{TMP_SUFFIX}"):
-            stale.unlink(missing_ok=True)
+def remove_stale_temps(jobs: Iterable[Job]) -> None:
+    """Delete temp files that killed runs left for these outputs; a live run's temps are left alone.
+
+    Each output folder is listed once (a per-output glob would make a large flat folder quadratic).
+    """
+    by_folder: dict[Path, set[str]] = {}
+    for job in jobs:
+        by_folder.setdefault(job.dst.parent, set()).add(job.dst.name)
+    for folder, names in by_folder.items():
+        for entry in _entries(folder, []):
+            if temp_target(entry.name) in names:
+                remove_if_stale(Path(entry.path))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,33 +18,40 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from esrgan.cli_support import debug_enabled
 from esrgan.errors import ImageError
 from esrgan.runtime import images
 from esrgan.runtime.backends.base import Backend
 from esrgan.runtime.engine import ImageWork, TileEngine
 from esrgan.runtime.options import RunOptions
-from esrgan.runtime.paths import Job, is_complete, remove_stale_temps
+from esrgan.runtime.paths import Job, remove_stale_temps
 
 
 @dataclass
 class Summary:
-    """What a folder run did; ``exit_code`` is 1 when any input failed."""
+    """What a folder run did; ``exit_code`` is 1 when any input failed or a folder could not be listed.
+
+    Every input planned is counted exactly once: written, skipped (a complete output exists) or failed.
+    """
 
     written: int = 0
     skipped: int = 0
     failed: int = 0
+    unreadable_folders: int = 0
     seconds: float = 0.0
     output_megapixels: float = 0.0
     failures: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return 1 if self.failed or self.unreadable_folders else 0
 
     def describe(self) -> str:
         rate = self.output_megapixels / self.seconds if self.seconds else 0.0
-        return (f"{self.written} written, {self.skipped} skipped, {self.failed} failed in {self.seconds:.1f} s "
-                f"({rate:.2f} output MP/s)")
+        folders = (f", {self.unreadable_folders} folder{'s' if self.unreadable_folders > 1 else ''} unreadable"
+                   if self.unreadable_folders else "")
+        return (f"{self.written} written, {self.skipped} skipped, {self.failed} failed{folders} in "
+                f"{self.seconds:.1f} s ({rate:.2f} output MP/s)")
 
 
 def finish_image(work: ImageWork, outscale: float | None, scale: int) -> np.ndarray:
@@ -77,22 +85,34 @@ class FolderRun:
             self._said.add(line)
             self.say(line)
 
-    def _fail(self, job: Job, message: str) -> None:
-        self.summary.failed += 1
-        line = message if message.startswith(str(job.src)) else f"{job.src}: {message}"
+    def _error(self, line: str, exc: BaseException | None = None) -> None:
         self.summary.failures.append(line)
+        if exc is not None and debug_enabled():
+            traceback.print_exception(exc, file=sys.stderr)
         tqdm.write(f"error: {line}", file=sys.stderr)  # always shown, even with --quiet
 
-    def run(self, jobs: list[Job]) -> Summary:
+    def _fail(self, job: Job, message: str, exc: BaseException | None = None) -> None:
+        self.summary.failed += 1
+        self._error(message if message.startswith(str(job.src)) else f"{job.src}: {message}", exc)
+
+    def _prepare(self, job: Job) -> images.Decoded | None:
+        """In a decode worker: None when a complete output exists (a rerun keeps it), else the input.
+
+        Checking an output reads all of it, so it runs here, in parallel and ahead of the model.
+        """
+        if not self.options.overwrite and images.is_intact(job.dst, job.format):
+            return None
+        return images.read_image(job.src, self.options.max_pixels)
+
+    def run(self, jobs: list[Job], unreadable: list[str] | tuple[str, ...] = ()) -> Summary:
+        """Process ``jobs``; ``unreadable`` (folders that could not be listed) are reported and counted."""
         opts = self.options
         started = time.perf_counter()
-        todo = []
-        for job in jobs:
-            remove_stale_temps(job.dst)
-            if not opts.overwrite and job.dst.exists() and is_complete(job.dst):
-                self.summary.skipped += 1
-            else:
-                todo.append(job)
+        for line in unreadable:
+            self.summary.unreadable_folders += 1
+            self._error(line)
+        remove_stale_temps(jobs)
+        todo = list(jobs)
         bar = tqdm(total=len(todo), unit="img", disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
         encodes: deque[tuple[Job, Future]] = deque()
         scale = self.backend.scale
@@ -103,10 +123,10 @@ class FolderRun:
                 job, fut = encodes.popleft()
                 try:
                     notes, megapixels = fut.result()
-                except images.ImageError as exc:
-                    self._fail(job, str(exc))
-                except OSError as exc:
-                    self._fail(job, f"cannot write {job.dst} ({exc})")
+                except ImageError as exc:
+                    self._fail(job, str(exc), exc)
+                except Exception as exc:  # an encoder's failure is this one image's, whatever it raises
+                    self._fail(job, f"cannot write {job.dst} ({images.reason(exc)})", exc)
                 else:
                     for note in notes:
                         self._say_once(f"note: {note}")
@@ -132,17 +152,20 @@ class FolderRun:
                 self.backend, opts.tile, opts.tile_pad, opts.batch, on_done=write, on_fail=failed, say=self._say_once,
             )
             lookahead = opts.workers + 1
-            decodes: deque[Future] = deque(
-                dec_pool.submit(images.read_image, job.src, opts.max_pixels) for job in todo[:lookahead]
-            )
+            decodes: deque[Future] = deque(dec_pool.submit(self._prepare, job) for job in todo[:lookahead])
             for i, job in enumerate(todo):
                 fut = decodes.popleft()
                 if i + lookahead < len(todo):
-                    decodes.append(dec_pool.submit(images.read_image, todo[i + lookahead].src, opts.max_pixels))
+                    decodes.append(dec_pool.submit(self._prepare, todo[i + lookahead]))
                 try:
                     decoded = fut.result()
-                except ImageError as exc:
-                    self._fail(job, str(exc))
+                except Exception as exc:  # read_image names the file; anything else is still this file's
+                    self._fail(job, str(exc) if isinstance(exc, ImageError) else f"cannot decode ({images.reason(exc)})",
+                               exc)
+                    bar.update(1)
+                    continue
+                if decoded is None:
+                    self.summary.skipped += 1
                     bar.update(1)
                     continue
                 if decoded.bits == 16 and self.backend.info.precision != "fp32":

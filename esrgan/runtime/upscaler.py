@@ -117,18 +117,15 @@ class Upscaler:
 
         The defaults are ``RunOptions``' (``esrgan-run``'s); ``shard`` also takes the CLI's "I/N" text.
         """
-        root, files = paths.find_inputs(str(input))
-        out_dir = Path(output)
-        paths.check_folders(root, out_dir, recursive_input=Path(input).is_dir())
         shard_t = paths.parse_shard(shard) if isinstance(shard, str) else shard
-        jobs, notes = paths.plan_jobs(root, files, out_dir, format, shard_t)
-        for note in notes:
+        plan = paths.plan_run(str(input), Path(output), format, shard_t)
+        for note in plan.notes:
             self.say(f"note: {note}")
         options = RunOptions(
             tile=self.tile, tile_pad=self.tile_pad, batch=self.batch, format=format, quality=quality,
             outscale=outscale, overwrite=overwrite, shard=shard_t, max_pixels=max_pixels, workers=workers,
         )
-        return FolderRun(self.backend, options, say=self.say, progress=progress).run(jobs)
+        return FolderRun(self.backend, options, say=self.say, progress=progress).run(plan.jobs, plan.unreadable)
 
     def close(self) -> None:
         self.backend.close()

@@ -22,11 +22,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from esrgan.atomic import is_temp_file
 from esrgan.errors import TrainingError, first_line
+from esrgan.runtime.images import IMAGE_SUFFIXES
 from esrgan.train.imresize import downscale_uint8
 
 log = logging.getLogger("esrgan.train")
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 
 
 def find_images(root: str | os.PathLike[str]) -> list[Path]:
@@ -36,7 +35,7 @@ def find_images(root: str | os.PathLike[str]) -> list[Path]:
         raise TrainingError(f"{base}: data folder does not exist")
     return sorted(
         p for p in base.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not is_temp_file(p)
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_temp_file(p)
     )
 
 
@@ -62,7 +61,7 @@ def scan_images(root: str | os.PathLike[str], min_size: int) -> list[Path]:
     """Usable training images; unreadable or too-small files are skipped with a warning naming them."""
     files = find_images(root)
     if not files:
-        raise TrainingError(f"{root}: no images found (looked for {', '.join(IMAGE_EXTS)} at any depth)")
+        raise TrainingError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))} at any depth)")
     usable: list[Path] = []
     for path in files:
         try:

@@ -1,0 +1,325 @@
+"""esrgan-run under hostile inputs: every file is written or named in one line, and nothing is lost.
+
+Each test attacks one door (decoders, encoders, TIFF layouts, globs, name clashes, unreadable
+folders, concurrent runs, damaged outputs, power loss) and checks the class of fault, not one file.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from esrgan import atomic
+from esrgan.runtime import images, paths
+from tests.runtime.conftest import gradient, save
+from tests.runtime.test_run_cli import run, up4
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def png16(path: Path, arr: np.ndarray) -> Path:
+    import png
+
+    h, w, c = arr.shape
+    png.from_array(arr.reshape(h, w * c), {1: "L;16", 3: "RGB;16", 4: "RGBA;16"}[c]).save(str(path))
+    return path
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    out, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        out.append((data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    return out
+
+
+def png_bytes(chunks: list[tuple[bytes, bytes]], good_crc: bool = True) -> bytes:
+    parts = [b"\x89PNG\r\n\x1a\n"]
+    for kind, body in chunks:
+        crc = zlib.crc32(kind + body) ^ (0 if good_crc or kind != b"IDAT" else 1)
+        parts.append(struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc))
+    return b"".join(parts)
+
+
+def damaged_png16(folder: Path) -> dict[str, bytes]:
+    """16-bit PNGs whose header Pillow accepts but whose pixels make pypng or zlib raise."""
+    rng = np.random.default_rng(3)
+    good = png16(folder / "model16.png", rng.integers(0, 65536, (12, 10, 3), dtype=np.uint16)).read_bytes()
+    (folder / "model16.png").unlink()
+    chunks = png_chunks(good)
+    idat = next(i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT")
+    garbage = [*chunks[:idat], (b"IDAT", b"\x78\x9c" + bytes(range(7, 200))), *chunks[idat + 1:]]
+    short = [*chunks[:idat], (b"IDAT", chunks[idat][1][: len(chunks[idat][1]) // 2]), *chunks[idat + 1:]]
+    return {
+        "crc16.png": png_bytes(chunks, good_crc=False),  # pypng ChunkError
+        "zlib16.png": png_bytes(garbage),  # zlib.error
+        "short16.png": png_bytes(short),  # pypng FormatError (too little pixel data)
+    }
+
+
+def test_any_decoder_failure_is_one_images_failure(tmp_path, nearest_onnx):
+    src, out = tmp_path / "in", tmp_path / "out"
+    for name, data in damaged_png16(tmp_path).items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(data)
+    names = ["a.png", "z.png", "zz.tif"]
+    for name in names:
+        save(src / name, gradient(6, 5))
+    for attempt in range(2):  # a rerun gets past the same files too
+        r = run(src, out, "--model", nearest_onnx)
+        assert r.exit_code == 1 and "Traceback" not in r.output
+        lines = error_lines(r.output)
+        assert len(lines) == 3 and all(any(bad in line for line in lines) for bad in ("crc16", "zlib16", "short16"))
+        assert all(Image.open(out / name).size == (20, 24) for name in names)
+        assert f"{3 * (1 - attempt)} written, {3 * attempt} skipped, 3 failed" in r.output
+
+
+@pytest.mark.parametrize("exc", [TypeError("Missing dimensions"), KeyError(273), RuntimeError("decoder bug"),
+                                 MemoryError()])
+def test_whatever_a_decoder_raises_names_the_file(tmp_path, nearest_onnx, monkeypatch, exc):
+    src = tmp_path / "in"
+    save(src / "a.png", gradient(5, 5))
+    save(src / "b.tif", gradient(5, 5))
+    save(src / "c.png", gradient(5, 5))
+    real = images._from_pillow
+
+    def flaky(img):
+        if img.format == "TIFF":
+            raise exc
+        return real(img)
+
+    monkeypatch.setattr(images, "_from_pillow", flaky)
+    r = run(src, tmp_path / "out", "--model", nearest_onnx)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    (line,) = error_lines(r.output)
+    assert "b.tif" in line and "cannot decode" in line and type(exc).__name__ in line
+    assert "2 written, 0 skipped, 1 failed" in r.output
+
+
+def test_whatever_an_encoder_raises_names_the_file(tmp_path, nearest_onnx, monkeypatch):
+    src, out = tmp_path / "in", tmp_path / "out"
+    for name in ("a.png", "b.bmp", "c.png"):
+        save(src / name, gradient(5, 5))
+    real = images._write_pillow
+
+    def flaky(path, arr, mode, decoded, fmt, quality):
+        if fmt == "BMP":
+            raise ValueError("encoder bug")
+        return real(path, arr, mode, decoded, fmt, quality)
+
+    monkeypatch.setattr(images, "_write_pillow", flaky)
+    r = run(src, out, "--model", nearest_onnx)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    (line,) = error_lines(r.output)
+    assert "b.bmp" in line and "ValueError: encoder bug" in line
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("width", [4, 3, 40])
+def test_planar_sixteen_bit_tiff_keeps_its_shape(tmp_path, nearest_onnx, width):
+    import tifffile
+
+    rng = np.random.default_rng(width)
+    a = rng.integers(0, 65536, (16, width, 3), dtype=np.uint16)
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "planar.tif", np.ascontiguousarray(np.moveaxis(a, 2, 0)), photometric="rgb",
+                     planarconfig="separate")
+    tifffile.imwrite(src / "contig.tif", a, photometric="rgb")
+    r = run(src, tmp_path / "out", "--model", nearest_onnx, "--tile", "0")
+    assert r.exit_code == 0, r.output
+    for name in ("planar.tif", "contig.tif"):
+        np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / name), up4(a))
+
+
+def test_sixteen_bit_data_that_disagrees_with_its_header_is_refused(tmp_path, nearest_onnx, monkeypatch):
+    import tifffile
+
+    a = np.zeros((16, 4, 3), np.uint16)
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "x.tif", a, photometric="rgb")
+    # a reader that misreads the layout: 16 rows of 3 px with 4 samples instead of 16 x 4 px RGB
+    monkeypatch.setattr(tifffile.TiffPageSeries, "axes", property(lambda self: "YSX"), raising=False)
+    r = run(tmp_path / "in", tmp_path / "out", "--model", nearest_onnx)
+    assert r.exit_code == 1 and "header says 4x16" in r.output
+    assert not (tmp_path / "out" / "x.tif").exists()
+
+
+def test_a_recursive_glob_never_reads_its_outputs(tmp_path, nearest_onnx, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    save(Path("gl") / "a.png", gradient(4, 4))
+    save(Path("gl") / "sub" / "b.png", gradient(4, 4))
+    Path("gl/linked").mkdir()
+    Path("link").symlink_to(Path("gl/linked").resolve())  # the same folder, spelt outside the pattern's root
+    for spec, out in [("gl/**/*.png", "gl/out"), ("gl/**", "gl/out"), ("gl/**/*.png", "gl/sub/out"),
+                      (f"{tmp_path}/gl/**/*.png", "gl/out"), ("gl/**/*.png", str(tmp_path / "gl" / "out")),
+                      ("gl/**/*.png", "link")]:
+        r = run(spec, out, "--model", nearest_onnx)
+        assert r.exit_code == 2 and "also matches the output" in r.output, (spec, out, r.output)
+        assert not list(Path(out).rglob("*.png"))
+    from esrgan.errors import UsageError
+    from esrgan.runtime.upscaler import Upscaler
+
+    with pytest.raises(UsageError, match="also matches the output"):
+        Upscaler(nearest_onnx, say=None).upscale_folder("gl/**/*.png", "gl/out", progress=False)
+    # A pattern that cannot reach the output folder runs, and its reruns find nothing new.
+    for _ in range(2):
+        r = run("gl/*.png", "gl/out", "--model", nearest_onnx)
+        assert r.exit_code == 0 and "0 failed" in r.output
+    assert sorted(p.relative_to("gl/out").as_posix() for p in Path("gl/out").rglob("*")) == ["a.png"]
+    r = run("gl/**/*.png", "elsewhere", "--model", nearest_onnx)
+    assert r.exit_code == 0 and sorted(p.as_posix() for p in Path("elsewhere").rglob("*.png")) == [
+        "elsewhere/a.png", "elsewhere/out/a.png", "elsewhere/sub/b.png"]
+
+
+def test_glob_matches_like_the_standard_library(tmp_path, monkeypatch):
+    import glob
+
+    monkeypatch.chdir(tmp_path)
+    for name in ["a.png", "b.jpg", ".hid.png", "s/c.png", "s/t/d.png", ".h/e.png", "s/.h/f.png", "x1/g.png"]:
+        save(Path("r") / name, gradient(2, 2))
+    for spec in ["r/*.png", "r/**/*.png", "r/**", "r/*/*.png", "r/s/**/*.png", "r/[ax]*/*.png", "r/**/.h/*.png",
+                 "r/?.png", "r/**/t/*"]:
+        expected = sorted(Path(p) for p in glob.glob(spec, recursive=True)
+                          if Path(p).is_file() and not Path(p).name.startswith("."))
+        assert paths.find_inputs(spec).files == expected, spec
+
+
+def test_every_input_gets_its_own_output(tmp_path, nearest_onnx):
+    src, out = tmp_path / "in", tmp_path / "out"
+    colours = {"a.png": 10, "a.jpg": 60, "a.JPG": 110, "a_jpg.png": 160, "A.bmp": 210}
+    for name, value in colours.items():
+        save(src / name, np.full((4, 4, 3), value, np.uint8))
+    r = run(src, out, "--model", nearest_onnx, "--format", "png")
+    assert r.exit_code == 0 and "5 written, 0 skipped, 0 failed" in r.output
+    written = sorted(out.iterdir())
+    assert len(written) == 5 and len({p.name.casefold() for p in written}) == 5
+    # each output holds its own input: a.jpg and a.JPG no longer overwrite one another
+    got = sorted(int(np.asarray(Image.open(p))[0, 0, 0]) for p in written)
+    assert all(abs(g - v) <= 3 for g, v in zip(got, sorted(colours.values()), strict=True))
+    assert "0 written, 5 skipped" in run(src, out, "--model", nearest_onnx, "--format", "png").output
+
+
+def test_names_are_the_same_in_every_shard(tmp_path):
+    files = [Path("in") / n for n in ("a.png", "a.jpg", "a.JPG", "b.png")]
+    whole, _ = paths.plan_jobs(Path("in"), files, Path("out"), "png")
+    shards = [paths.plan_jobs(Path("in"), files, Path("out"), "png", (i, 3))[0] for i in range(3)]
+    assert sorted((j.src, j.dst) for s in shards for j in s) == sorted((j.src, j.dst) for j in whole)
+    undecodable = os.fsdecode(b"caf\xe9.png")  # not UTF-8: still one stable shard, no exception
+    assert sum(paths.in_shard(undecodable, (i, 3)) for i in range(3)) == 1
+
+
+def _refuse_scandir(monkeypatch, blocked: Path) -> None:
+    real = os.scandir
+
+    def scandir(path="."):
+        if Path(path).resolve() == blocked.resolve():
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+@pytest.mark.parametrize("spec", ["folder", "glob"])
+def test_an_unreadable_subfolder_is_reported(tmp_path, nearest_onnx, monkeypatch, spec):
+    src = tmp_path / "in"
+    save(src / "a.png", gradient(4, 4))
+    save(src / "locked" / "b.png", gradient(4, 4))
+    _refuse_scandir(monkeypatch, src / "locked")
+    r = run(src if spec == "folder" else f"{src}/**/*.png", tmp_path / "out", "--model", nearest_onnx)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    (line,) = error_lines(r.output)
+    assert "locked" in line and "Permission denied" in line
+    assert "1 written, 0 skipped, 0 failed, 1 folder unreadable" in r.output
+
+
+def test_an_unreadable_input_folder_is_reported(tmp_path, nearest_onnx, monkeypatch):
+    save(tmp_path / "in" / "a.png", gradient(4, 4))
+    _refuse_scandir(monkeypatch, tmp_path / "in")
+    r = run(tmp_path / "in", tmp_path / "out", "--model", nearest_onnx)
+    assert r.exit_code == 1 and len(error_lines(r.output)) == 1 and "1 folder unreadable" in r.output
+
+
+def test_a_second_run_leaves_a_live_runs_temp_files_alone(tmp_path, nearest_onnx):
+    src, out = tmp_path / "in", tmp_path / "out"
+    for name in ("a.png", "b.png"):
+        save(src / name, gradient(4, 4))
+    (out / ".b.png.dead0000.tmp").parent.mkdir(parents=True)
+    (out / ".b.png.dead0000.tmp").write_bytes(b"left by a killed run")
+    with atomic.write_atomic(out / "a.png") as live:  # another run, still writing a.png
+        live.write_bytes(b"half")
+        r = run(src, out, "--model", nearest_onnx, "--overwrite")
+        assert r.exit_code == 0 and live.exists()
+        assert not (out / ".b.png.dead0000.tmp").exists()
+        Image.fromarray(gradient(8, 8)).save(live, format="PNG")
+    assert Image.open(out / "a.png").size == (8, 8)  # the live run's rename still succeeded
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_temp_names_map_back_to_their_output():
+    assert atomic.temp_target(".a.b.png.x1y2z3.tmp") == "a.b.png"
+    assert atomic.temp_target("a.png") is None and atomic.temp_target(".x.tmp") is None
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp", "bmp", "tif"])
+def test_a_truncated_output_of_any_format_is_redone(tmp_path, nearest_onnx, fmt):
+    src, out = tmp_path / "in", tmp_path / "out"
+    rng = np.random.default_rng(0)
+    for name in ("keep", "cut"):
+        save(src / f"{name}.png", rng.integers(0, 256, (24, 24, 3), dtype=np.uint8))
+    assert run(src, out, "--model", nearest_onnx, "--format", fmt).exit_code == 0
+    data = (out / f"cut.{fmt}").read_bytes()
+    (out / f"cut.{fmt}").write_bytes(data[: len(data) * 3 // 4])
+    r = run(src, out, "--model", nearest_onnx, "--format", fmt)
+    assert r.exit_code == 0 and "1 written, 1 skipped" in r.output
+    assert images.is_intact(out / f"cut.{fmt}", images.FORMATS[fmt]) and Image.open(out / f"cut.{fmt}").size == (96, 96)
+
+
+def test_outputs_past_pillows_bomb_limit_and_wrong_formats(tmp_path, nearest_onnx, monkeypatch):
+    src, out = tmp_path / "in", tmp_path / "out"
+    for name in ("a.png", "b.jpg", "c.bmp", "d.tif"):
+        save(src / name, gradient(8, 8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200)  # inputs (64 px) pass, outputs (1024 px) do not
+    assert run(src, out, "--model", nearest_onnx).exit_code == 0
+    assert "0 written, 4 skipped" in run(src, out, "--model", nearest_onnx).output
+    save(out / "a.png", gradient(32, 32), format="JPEG")  # complete, but not what a.png must be
+    assert "1 written, 3 skipped" in run(src, out, "--model", nearest_onnx).output
+
+
+def test_sixteen_bit_outputs_count_as_complete(tmp_path, nearest_onnx):
+    src, out = tmp_path / "in", tmp_path / "out"
+    rng = np.random.default_rng(1)
+    src.mkdir()
+    png16(src / "rgb16.png", rng.integers(0, 65536, (5, 6, 3), dtype=np.uint16))
+    png16(src / "rgba16.png", rng.integers(0, 65536, (5, 6, 4), dtype=np.uint16))
+    for fmt in ("png", "tif"):
+        assert run(src, out, "--model", nearest_onnx, "--format", fmt).exit_code == 0
+        assert "0 written, 2 skipped" in run(src, out, "--model", nearest_onnx, "--format", fmt).output
+
+
+def test_writes_are_synced_before_and_after_the_rename(tmp_path, monkeypatch):
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        calls.append("fsync-folder" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync-file")
+        real_fsync(fd)
+
+    def replace(a, b):
+        calls.append("rename")
+        real_replace(a, b)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    atomic.write_bytes_atomic(tmp_path / "x.bin", b"data")
+    assert calls == ["fsync-file", "rename", "fsync-folder"]
+    assert (tmp_path / "x.bin").read_bytes() == b"data"
