@@ -3,8 +3,9 @@
 Why: decoding, tiling, stitching and encoding must not starve the model. "Raw" times only
 ``backend.run`` on exactly the batches the runtime makes for the folder (tiles prepared beforehand);
 "end to end" is ``Upscaler.upscale_folder`` (what the CLI runs: decode, tile, run, stitch, encode,
-atomic write). Both use one loaded backend; they are interleaved (raw, e2e, raw, e2e, ...) with a
-warm-up, so that the shared machine's load hits both alike, and the ratio of medians is reported.
+atomic write). Both use one loaded backend; they are timed by ``esrgan.bench.timing.interleaved``
+(one warm-up pass each, then raw and end to end in turn, the order rotating), so that the shared
+machine's load hits both alike, and the ratio of medians is reported.
 
 Run: ``python -m benchmarks.runtime_throughput`` (ONNX Runtime, a small model; a few minutes on 2 cores)
 or ``--backend auto --onnx MODEL.onnx`` (what ``esrgan-run`` picks on this CPU, e.g. OpenVINO BF16, on
@@ -19,13 +20,13 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from benchmarks.tile_pad_psnr import build_model, export
+from esrgan.bench.timing import interleaved
 from esrgan.runtime import tiling
 from esrgan.runtime.backends.registry import load_backend
 from esrgan.runtime.cpu_features import probe_cpu_features
@@ -36,10 +37,10 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochem
 
 
 def read_spec_json(onnx_path: Path) -> str:
-    import onnx as onnx_lib
+    from esrgan.export.onnx_metadata import read_metadata
+    from esrgan.metadata import SPEC
 
-    props = {p.key: p.value for p in onnx_lib.load(str(onnx_path), load_external_data=False).metadata_props}
-    return props["esrgan.spec"]
+    return read_metadata(onnx_path)[SPEC]
 
 
 def make_folder(folder: Path, size: int) -> list[np.ndarray]:
@@ -124,11 +125,6 @@ def main() -> None:
             model_line = f"{args.onnx.name} ({GeneratorSpec.from_json(read_spec_json(args.onnx)).describe()})"
         else:
             onnx = export(build_model(spec, "basicsr"), tmp_path / "small.onnx")
-            import onnx as onnx_lib
-
-            proto = onnx_lib.load(str(onnx))
-            onnx_lib.helper.set_model_props(proto, {"esrgan.scale": "4", "esrgan.spec": spec.to_json()})
-            onnx_lib.save(proto, str(onnx))
             model_line = f"{spec.describe()} (random weights: speed does not depend on them)"
         src = tmp_path / "in"
         src.mkdir()
@@ -140,25 +136,19 @@ def main() -> None:
         up = Upscaler(backend=backend, tile=args.tile, tile_pad=pad, batch=args.batch, say=None)
         batches = raw_batches(arrays, args.tile, pad, args.batch)
 
-        def raw() -> float:
-            t0 = time.perf_counter()
+        def raw() -> None:
             for b in batches:
                 backend.run(b)
-            return time.perf_counter() - t0
 
-        def e2e(rep: int) -> float:
-            t0 = time.perf_counter()
-            summary = up.upscale_folder(src, tmp_path / f"out{rep}", progress=False)
+        def e2e() -> None:
+            summary = up.upscale_folder(src, tmp_path / "out", overwrite=True, progress=False)
             assert summary.written == len(PHOTOS) and not summary.failed
-            return time.perf_counter() - t0
 
-        raw()  # warm-up: ORT builds its kernels for the window shapes
-        e2e(-1)
-        raws, e2es = [], []
-        for rep in range(args.reps):
-            raws.append(raw())
-            e2es.append(e2e(rep))
-            print(f"rep {rep}: raw {raws[-1]:.2f} s, end-to-end {e2es[-1]:.2f} s", flush=True)
+        # One warm-up pass each (ORT builds its kernels for the window shapes), then interleaved passes.
+        stats = interleaved([("raw", raw), ("e2e", e2e)], repeat=args.reps, warmup=1)
+        raws, e2es = list(stats["raw"].samples), list(stats["e2e"].samples)
+        for rep, (r, e) in enumerate(zip(raws, e2es, strict=True)):
+            print(f"rep {rep}: raw {r:.2f} s, end-to-end {e:.2f} s", flush=True)
     ratio = statistics.median(raws) / statistics.median(e2es)
     in_mp = sum(a.shape[0] * a.shape[1] for a in arrays) / 1e6
     report = {
