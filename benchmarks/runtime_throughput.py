@@ -3,9 +3,10 @@
 Why: decoding, tiling, stitching and encoding must not starve the model. "Raw" times only
 ``backend.run`` on exactly the batches the runtime makes for the folder (tiles prepared beforehand);
 "end to end" is ``Upscaler.upscale_folder`` (what the CLI runs: decode, tile, run, stitch, encode,
-atomic write). Both use one loaded backend; they are timed by ``esrgan.bench.timing.interleaved``
-(one warm-up pass each, then raw and end to end in turn, the order rotating), so that the shared
-machine's load hits both alike, and the ratio of medians is reported.
+atomic write). Both use one loaded backend and are timed by ``esrgan.bench.extras.pipeline_vs_raw``,
+the measurement esrgan-bench's end-to-end check makes (one warm-up pass each, then raw and end to end
+in turn, the order rotating), so that the shared machine's load hits both alike, and the ratio of
+medians is reported.
 
 Run: ``python -m benchmarks.runtime_throughput`` (ONNX Runtime, a small model; a few minutes on 2 cores)
 or ``--backend auto --onnx MODEL.onnx`` (what ``esrgan-run`` picks on this CPU, e.g. OpenVINO BF16, on
@@ -26,11 +27,10 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.tile_pad_psnr import build_model, export
-from esrgan.bench.timing import interleaved
+from esrgan.bench.extras import pipeline_vs_raw
 from esrgan.runtime import tiling
 from esrgan.runtime.backends.registry import load_backend
 from esrgan.runtime.cpu_features import probe_cpu_features
-from esrgan.runtime.upscaler import Upscaler
 
 OUT_DIR = Path(__file__).parent / "reports" / "runtime"
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry")
@@ -52,16 +52,6 @@ def make_folder(folder: Path, size: int) -> list[np.ndarray]:
         Image.fromarray(crop).save(folder / f"{i}_{name}.png" if i % 2 == 0 else folder / f"{i}_{name}.jpg")
         arrays.append(crop.astype(np.float32) / 255.0)
     return arrays
-
-
-def raw_batches(arrays: list[np.ndarray], tile: int, pad: int, batch: int) -> list[np.ndarray]:
-    """The batches the runtime makes for these images (windows of one image never wait for the next)."""
-    out = []
-    for img in arrays:
-        padded = tiling.pad_image(img, pad)
-        wins = [tiling.extract_window(padded, t) for t in tiling.tile_grid(*img.shape[:2], tile, pad)]
-        out += [np.stack(wins[i : i + batch]) for i in range(0, len(wins), batch)]
-    return out
 
 
 def report_lines(report: dict) -> list[str]:
@@ -133,20 +123,9 @@ def main() -> None:
         backend = load_backend(onnx, args.backend, threads=args.threads, say=said.append)
         backend_line = f"{backend.info.name} {backend.info.precision}" + (
             f" ({backend.info.extra['bf16_layers']})" if backend.info.extra.get("bf16_layers", "none") != "none" else "")
-        up = Upscaler(backend=backend, tile=args.tile, tile_pad=pad, batch=args.batch, say=None)
-        batches = raw_batches(arrays, args.tile, pad, args.batch)
-
-        def raw() -> None:
-            for b in batches:
-                backend.run(b)
-
-        def e2e() -> None:
-            summary = up.upscale_folder(src, tmp_path / "out", overwrite=True, progress=False)
-            assert summary.written == len(PHOTOS) and not summary.failed
-
         # One warm-up pass each (ORT builds its kernels for the window shapes), then interleaved passes.
-        stats = interleaved([("raw", raw), ("e2e", e2e)], repeat=args.reps, warmup=1)
-        raws, e2es = list(stats["raw"].samples), list(stats["e2e"].samples)
+        stats, n_windows = pipeline_vs_raw(backend, src, tmp_path / "out", arrays, args.tile, pad, args.batch, args.reps)
+        raws, e2es = list(stats["raw"].samples), list(stats["pipeline"].samples)
         for rep, (r, e) in enumerate(zip(raws, e2es, strict=True)):
             print(f"rep {rep}: raw {r:.2f} s, end-to-end {e:.2f} s", flush=True)
     ratio = statistics.median(raws) / statistics.median(e2es)
@@ -154,7 +133,7 @@ def main() -> None:
     report = {
         "cpu": probe_cpu_features().model, "cores": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "ort_threads": args.threads,
         "backend_line": backend_line, "auto_said": said, "model": model_line, "images": len(PHOTOS), "input_size": args.size, "tile": args.tile, "tile_pad": pad,
-        "batch": args.batch, "tiles": sum(len(b) for b in batches), "raw_seconds": raws, "e2e_seconds": e2es,
+        "batch": args.batch, "tiles": n_windows, "raw_seconds": raws, "e2e_seconds": e2es,
         "raw_input_mp_per_s": in_mp / statistics.median(raws), "e2e_input_mp_per_s": in_mp / statistics.median(e2es),
         "e2e_over_raw": ratio,
     }
