@@ -2,9 +2,10 @@
 
 This is the extension point. A row is a name plus a factory that turns the prepared model into
 a loaded ``Backend``; the runner knows nothing else about backends. Built-in rows cover the
-PyTorch references and what the runtime's ``load_backend`` offers; other modules add rows by
-calling ``register`` — put such a module in ``esrgan/bench/plugins/`` (imported automatically,
-e.g. the cpu helper's OpenVINO FP32/BF16/INT8 and the ncnn peer) or publish it under the entry
+PyTorch references (the runtime's ``TorchBackend``) and what the runtime's ``load_backend`` offers;
+``torch_row`` and ``runtime_row`` make such factories for other scripts' rows. Other modules add rows
+by calling ``register`` — put such a module in ``esrgan/bench/plugins/`` (imported automatically,
+e.g. the ncnn peer) or publish it under the entry
 point group ``esrgan.bench_rows``. A factory raises ``Unavailable`` with a reason to be skipped
 (missing package, no GPU, no INT8 file), and the report lists the reason.
 """
