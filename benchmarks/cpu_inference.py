@@ -17,21 +17,21 @@ and a small x4 RRDBNet. A default PyTorch init makes a 23-block RRDBNet's output
 which would flatter every reduced precision, so random weights are rescaled on a photograph,
 LSUV-style (each conv's output to unit variance in one forward pass, the last conv to an image-like
 spread), before export.
-Timing: the engines are interleaved within each repetition (the machine is shared and loaded), and the
-median over repetitions is reported.
+Every engine is a benchmark row (``esrgan.bench.rows``: the registered rows where they match, the
+runtime's backends with this script's options elsewhere, the ncnn peer plugin), loaded and timed by
+``esrgan.bench.runner`` as esrgan-bench does it: interleaved within each repetition with the starting
+engine rotating (the machine is shared and loaded), median over repetitions, parity from the timed runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
-import statistics
 import sys
 import time
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,11 @@ for _p in (ROOT, ROOT / "benchmarks"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from esrgan.bench.inputs import tile_batch, to_nchw  # noqa: E402
+from esrgan.bench.models import CACHE_ENV, PreparedModel  # noqa: E402
+from esrgan.bench.rows import Row, RowOptions, all_rows, runtime_row, torch_row  # noqa: E402
+from esrgan.bench.runner import BenchConfig, Loaded, load_rows, measure_case  # noqa: E402
+from esrgan.bench.timing import interleaved  # noqa: E402
 from esrgan.models.spec import GeneratorSpec, paper_spec  # noqa: E402
 from esrgan.parity import compare  # noqa: E402
 from esrgan.photographs import photograph as photo  # noqa: E402
@@ -56,14 +61,12 @@ PHOTOS_HELD_OUT = ("coffee", "chelsea", "retina")
 PHOTOS_PARITY = ("coffee", "chelsea", "astronaut", "rocket", "retina")
 
 
+REFERENCE = "PyTorch eager FP32"
 
 
-def tile_of(name: str, size: int, y: int = 0, x: int = 0) -> np.ndarray:
-    """A (1, 3, size, size) float32 crop of a photograph, from its centre offset by (y, x)."""
-    img = photo(name)
-    cy, cx = img.shape[0] // 2 - size // 2 + y, img.shape[1] // 2 - size // 2 + x
-    crop = img[cy : cy + size, cx : cx + size].astype(np.float32) / 255.0
-    return np.ascontiguousarray(crop.transpose(2, 0, 1)[None])
+def tile_of(name: str, size: int) -> np.ndarray:
+    """A (1, 3, size, size) float32 centre crop of a photograph."""
+    return tile_batch([photo(name)], size, 1)
 
 
 # ---- models -------------------------------------------------------------------------------------
@@ -95,47 +98,31 @@ def lsuv_rescale(model, x) -> None:  # noqa: ANN001 - torch objects
         h.remove()
 
 
-def build_models(workdir: Path, spec: GeneratorSpec, name: str, weights: Path | None = None) -> dict[str, Path]:
-    """The torch model state, FP32 ONNX (with esrgan metadata) and ncnn files for ``spec``.
+def build_model(workdir: Path, spec: GeneratorSpec, name: str, weights: Path | None = None) -> PreparedModel:
+    """The checkpoint and FP32 ONNX file (with esrgan metadata) for ``spec``, as a benchmark model.
 
-    ``weights``: a checkpoint to load; without one, seeded random weights rescaled LSUV-style."""
-    import onnx
-    import torch
+    ``weights``: a checkpoint to use; without one, seeded random weights rescaled LSUV-style. The ncnn
+    files are written by the ncnn row itself (``esrgan.bench.plugins.ncnn_peer``)."""
+    from esrgan.export.onnx_export import export_onnx
+    from esrgan.hashing import file_sha256
+    from esrgan.models.checkpoints import load_generator, save_generator
 
-    from esrgan.models.build import build_generator
+    checkpoint = weights or workdir / f"{name}.safetensors"
+    onnx_path = workdir / f"{name}.onnx"
+    if not (checkpoint.is_file() and onnx_path.is_file()):
+        if weights is not None:
+            model = load_generator(weights).eval()
+        else:
+            import torch
 
-    paths = {"state": workdir / f"{name}.pt", "onnx": workdir / f"{name}.onnx",
-             "ncnn_param": workdir / f"{name}.ncnn.param", "ncnn_bin": workdir / f"{name}.ncnn.bin"}
-    if all(p.is_file() for p in paths.values()):
-        return paths
-    if weights is not None:
-        from esrgan.models.checkpoints import load_generator
+            from esrgan.models.build import build_generator
 
-        model = load_generator(weights).eval()
-    else:
-        torch.manual_seed(0)
-        model = build_generator(spec).eval()
-        lsuv_rescale(model, torch.from_numpy(tile_of("astronaut", 64)))
-    torch.save(model.state_dict(), paths["state"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.rand(1, 3, 32, 32),), str(paths["onnx"]), input_names=["input"],
-                          output_names=["output"], opset_version=18, dynamo=False,
-                          dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "oh", 3: "ow"}})
-    proto = onnx.load(str(paths["onnx"]))
-    for k, v in {"esrgan.scale": str(spec.scale), "esrgan.precision": "fp32", "esrgan.spec": spec.to_json()}.items():
-        e = proto.metadata_props.add()
-        e.key, e.value = k, v
-    onnx.save(proto, str(paths["onnx"]))
-    export_ncnn(model, workdir, name)
-    return paths
-
-
-def export_ncnn(model, workdir: Path, name: str) -> None:  # noqa: ANN001
-    """name.ncnn.param/bin through our writer (pnnx runs out of memory on the paper-size model)."""
-    from esrgan.bench.ncnn_writer import write_ncnn
-
-    write_ncnn(model, workdir / f"{name}.ncnn.param", workdir / f"{name}.ncnn.bin")
+            torch.manual_seed(0)
+            model = build_generator(spec).eval()
+            lsuv_rescale(model, torch.from_numpy(tile_of("astronaut", 64)))
+            save_generator(model, checkpoint)
+        export_onnx(model, onnx_path, exporter="torchscript", opset=18)
+    return PreparedModel(name, spec, checkpoint, file_sha256(checkpoint), {"fp32": onnx_path})
 
 
 def make_int8(workdir: Path, onnx_path: Path, tag: str, method: str, keep: tuple[str, ...]) -> Path:
@@ -159,136 +146,97 @@ def make_int8(workdir: Path, onnx_path: Path, tag: str, method: str, keep: tuple
 
 
 # ---- engines ------------------------------------------------------------------------------------
-def torch_runner(state: Path, spec: GeneratorSpec, threads: int, bf16: bool) -> Callable[[np.ndarray], np.ndarray]:
-    import torch
+def engine_rows(cache: Path, has_int8: bool, only: tuple[str, ...] = ()) -> list[Row]:
+    """The speed table's engines as benchmark rows, keyed by their label in the report."""
+    registered = all_rows()
 
-    from esrgan.models.build import build_generator
+    def same_as(key: str, label: str) -> Row:
+        return dataclasses.replace(registered[key], key=label)
 
-    model = build_generator(spec).eval()
-    model.load_state_dict(torch.load(state, map_location="cpu"))
+    def ov(label: str, precision: str, layout: str = "head") -> Row:
+        # An INT8 file runs with the FP32 hint: it decides the layers the quantiser kept in FP32.
+        artifact, hint = ("int8", "fp32") if precision == "int8" else ("fp32", precision)
+        factory = runtime_row("openvino", artifact, precision=hint, cache_dir=cache, mode="latency", bf16_layout=layout)
+        return Row(label, precision, "cpu", factory, artifact)
 
-    def run(x: np.ndarray) -> np.ndarray:
-        torch.set_num_threads(threads)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            return model(torch.from_numpy(x)).float().numpy()
-
-    return run
-
-
-def ncnn_runner(param: Path, weights: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
-    import ncnn
-
-    net = ncnn.Net()
-    net.opt.num_threads = threads
-    net.opt.use_vulkan_compute = False
-    net.load_param(str(param))
-    net.load_model(str(weights))
-
-    def run(x: np.ndarray) -> np.ndarray:
-        ex = net.create_extractor()
-        ex.input("in0", ncnn.Mat(np.ascontiguousarray(x[0])).clone())
-        _, out = ex.extract("out0")
-        return np.array(out)[None].copy()
-
-    return run
+    rows = [
+        same_as("torch-fp32", REFERENCE),
+        Row("PyTorch BF16 autocast", "bf16", "cpu", torch_row("cpu", "bf16")),
+        same_as("ort-fp32", "ONNX Runtime FP32"),
+        ov("OpenVINO FP32", "fp32"),
+        ov("OpenVINO BF16, all layers", "bf16", layout="all"),
+        ov("OpenVINO BF16, first conv FP32 (default)", "bf16", layout="head"),
+        ov("OpenVINO BF16, first conv and tail FP32", "bf16", layout="ends"),
+    ]
+    if has_int8:
+        rows += [same_as("ort-int8", "ONNX Runtime INT8"), ov("OpenVINO INT8", "int8")]
+    rows.append(same_as("ncnn-fp32", "ncnn (CPU, default options)"))
+    return [r for r in rows if r.key == REFERENCE or not only or r.key in only]
 
 
-def engines_for(paths: dict[str, Path], spec: GeneratorSpec, threads: int, int8: Path | None,
-                cache: Path, only: tuple[str, ...] = ()) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
-    from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
-
-    def ov(path: Path, precision: str, layout: str = "head") -> Callable[[np.ndarray], np.ndarray]:
-        return OpenVinoBackend(path, precision=precision, threads=threads, cache_dir=cache, mode="latency",
-                               bf16_layout=layout).run
-
-    makers: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]] = {
-        "PyTorch eager FP32": lambda: torch_runner(paths["state"], spec, threads, False),
-        "PyTorch BF16 autocast": lambda: torch_runner(paths["state"], spec, threads, True),
-        "ONNX Runtime FP32": lambda: OnnxRuntimeBackend(paths["onnx"], threads=threads).run,
-        "OpenVINO FP32": lambda: ov(paths["onnx"], "fp32"),
-        "OpenVINO BF16, all layers": lambda: ov(paths["onnx"], "bf16", "all"),
-        "OpenVINO BF16, first conv FP32 (default)": lambda: ov(paths["onnx"], "bf16", "head"),
-        "OpenVINO BF16, first conv and tail FP32": lambda: ov(paths["onnx"], "bf16", "ends"),
-    }
-    if int8 is not None:
-        makers["ONNX Runtime INT8"] = lambda: OnnxRuntimeBackend(int8, threads=threads).run
-        makers["OpenVINO INT8"] = lambda: ov(int8, "fp32")
-    if paths["ncnn_param"].is_file():
-        makers["ncnn (CPU, default options)"] = lambda: ncnn_runner(paths["ncnn_param"], paths["ncnn_bin"], threads)
-    return {k: make() for k, make in makers.items() if k == "PyTorch eager FP32" or not only or k in only}
-
-
-def time_interleaved(engines: dict[str, Callable], x: np.ndarray, reps: int, desc: str) -> dict[str, list[float]]:
-    from tqdm import tqdm
-
-    times: dict[str, list[float]] = {k: [] for k in engines}
-    for run in engines.values():  # warm-up (first-run allocations, lazy compilation)
-        run(x)
-    for _ in tqdm(range(reps), desc=desc, leave=False):
-        for name, run in engines.items():
-            t = time.perf_counter()
-            run(x)
-            times[name].append(time.perf_counter() - t)
-    return times
-
-
-def photo_parity(engines: dict[str, Callable[[np.ndarray], np.ndarray]], tile: int = 64) -> dict[str, dict[str, float]]:
+def photo_parity(loaded: list[Loaded], tile: int = 64) -> dict[str, dict[str, float]]:
     """PSNR of each engine vs PyTorch FP32 on the centre tile of each photograph (INT8 engines: the
     held-out photographs only, since the others calibrated it)."""
-    out: dict[str, dict[str, float]] = {k: {} for k in engines if k != "PyTorch eager FP32"}
+    ref = next(item for item in loaded if item.row.reference)
+    out: dict[str, dict[str, float]] = {item.row.key: {} for item in loaded if item is not ref}
     for photo_name in dict.fromkeys(PHOTOS_PARITY + PHOTOS_HELD_OUT):
         x = tile_of(photo_name, tile)
-        ref = engines["PyTorch eager FP32"](x)
-        for name in out:
-            if photo_name in (PHOTOS_HELD_OUT if "INT8" in name else PHOTOS_PARITY):
-                out[name][photo_name] = round(compare(ref, engines[name](x)).psnr_db, 2)
+        want = ref.backend.run(x)
+        for item in loaded:
+            if item is not ref and photo_name in (PHOTOS_HELD_OUT if item.row.precision == "int8" else PHOTOS_PARITY):
+                out[item.row.key][photo_name] = round(compare(want, item.backend.run(x)).psnr_db, 2)
     return out
 
 
-def speed_rows(model_name: str, paths: dict[str, Path], spec: GeneratorSpec, int8: Path | None, cache: Path,
-               tile: int, reps: int, threads_list: tuple[int, ...], only: tuple[str, ...] = ()) -> list[dict]:
-    x = tile_of("coffee", tile)  # a held-out photograph, never used for calibration
+def speed_rows(model: PreparedModel, label: str, cache: Path, tile: int, reps: int, threads_list: tuple[int, ...],
+               only: tuple[str, ...] = ()) -> list[dict]:
+    """Every engine on one tile of a held-out photograph (never used for calibration), per thread count."""
+    from tqdm import tqdm
+
     rows = []
+    engines = engine_rows(cache, "int8" in model.files, only)
     for threads in threads_list:
-        engines = engines_for(paths, spec, threads, int8, cache, only)
-        outs = {k: run(x) for k, run in engines.items()}
-        ref = outs["PyTorch eager FP32"]
-        by_photo = photo_parity(engines) if threads == threads_list[0] else {}
-        times = time_interleaved(engines, x, reps, f"{model_name} tile {tile} {threads}t")
-        base = statistics.median(times["PyTorch eager FP32"])
-        for name, ts in times.items():
-            med = statistics.median(ts)
-            par = compare(ref, outs[name])
+        loaded, skipped = load_rows(engines, model, RowOptions(threads=threads))
+        for key, why in skipped.items():
+            print(f"{key}: skipped ({why})", file=sys.stderr)
+        by_photo = photo_parity(loaded, tile) if threads == threads_list[0] else {}
+        config = BenchConfig(tiles=(tile,), repeat=reps, warmup=1, threads=threads)
+        with tqdm(desc=f"{label} tile {tile} {threads}t", leave=False) as bar:
+            results, failed = measure_case(loaded, model, tile, 1, config, [photo("coffee")], None, bar.update)
+        for key, why in failed.items():
+            print(f"{key}: failed ({why})", file=sys.stderr)
+        for r in results:
             rows.append({
-                "model": model_name, "engine": name, "threads": threads, "tile": tile, "batch": 1,
-                "median_s": med, "min_s": min(ts), "max_s": max(ts), "reps": len(ts),
-                "speedup_vs_torch_fp32": base / med, "psnr_vs_torch_fp32_db": par.psnr_db,
-                "max_abs_err": par.max_abs_err, "nonfinite_fraction": par.nonfinite_fraction,
-                "in_mpix_s": tile * tile / med / 1e6,
+                "model": label, "engine": r.backend, "threads": threads, "tile": tile, "batch": 1,
+                "median_s": r.latency_ms / 1e3, "min_s": r.latency_min_ms / 1e3, "max_s": r.latency_max_ms / 1e3,
+                "reps": r.repeats, "speedup_vs_torch_fp32": r.speedup_vs_torch, "psnr_vs_torch_fp32_db": r.psnr_vs_torch_db,
+                "max_abs_err": r.max_abs_err, "nonfinite_fraction": r.nonfinite_fraction, "in_mpix_s": r.throughput_mpix_s,
             })
-            if name in by_photo:
-                rows[-1]["psnr_by_photo_db"] = by_photo[name]
-                rows[-1]["worst_psnr_db"] = min(by_photo[name].values())
-        del engines
+            if r.backend in by_photo:
+                rows[-1]["psnr_by_photo_db"] = by_photo[r.backend]
+                rows[-1]["worst_psnr_db"] = min(by_photo[r.backend].values())
+        for item in loaded:
+            item.backend.close()
     return rows
 
 
-def ov_modes(paths: dict[str, Path], cache: Path, tiles: int, tile: int, reps: int) -> list[dict]:
+def ov_modes(onnx_path: Path, cache: Path, tiles: int, tile: int, reps: int) -> list[dict]:
     """A batch of ``tiles`` tiles on 2 threads: one batched request, N async requests, N sequential."""
     from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
 
-    x = np.concatenate([tile_of("coffee", tile, 0, 40 * i) for i in range(tiles)])
-    lat = OpenVinoBackend(paths["onnx"], precision="auto", threads=2, cache_dir=cache, mode="latency")
-    thr = OpenVinoBackend(paths["onnx"], precision="auto", threads=2, cache_dir=cache, mode="throughput")
+    img = photo("coffee")
+    top, left = (img.shape[0] - tile) // 2, (img.shape[1] - tile) // 2
+    x = to_nchw([img[top : top + tile, left + 40 * i : left + 40 * i + tile] for i in range(tiles)])
+    lat = OpenVinoBackend(onnx_path, precision="auto", threads=2, cache_dir=cache, mode="latency")
+    thr = OpenVinoBackend(onnx_path, precision="auto", threads=2, cache_dir=cache, mode="throughput")
     modes = {
         "latency hint, one batched request": lat.run,
         "latency hint, tiles one by one": lambda b: np.concatenate([lat.run(b[i : i + 1]) for i in range(len(b))]),
         f"throughput hint, {thr.info.extra['streams']} streams, async request per tile": thr.run,
     }
-    times = time_interleaved(modes, x, reps, "openvino modes")
-    return [{"mode": k, "tiles": tiles, "tile": tile, "median_s": statistics.median(v),
-             "tiles_per_s": tiles / statistics.median(v), "precision": lat.info.precision} for k, v in times.items()]
+    stats = interleaved([(k, lambda run=run: run(x)) for k, run in modes.items()], repeat=reps, warmup=1)
+    return [{"mode": k, "tiles": tiles, "tile": tile, "median_s": v.median,
+             "tiles_per_s": tiles / v.median, "precision": lat.info.precision} for k, v in stats.items()]
 
 
 def ov_load_times(onnx_path: Path, workdir: Path) -> list[dict]:
@@ -336,11 +284,11 @@ def int8_sweep(workdir: Path, onnx_path: Path, cache: Path, reps: int) -> list[d
                      "held_out_max_abs_err": rep["max_abs_err"], "path": str(path)})
         engines[f"ORT {tag}"] = OnnxRuntimeBackend(path, threads=1).run
         engines[f"OV {tag}"] = OpenVinoBackend(path, precision="fp32", threads=1, cache_dir=cache, mode="latency").run
-    times = time_interleaved(engines, x, reps, "int8 sweep")
-    base = statistics.median(times["ONNX Runtime FP32"])
+    stats = interleaved([(k, lambda run=run: run(x)) for k, run in engines.items()], repeat=reps, warmup=1)
+    base = stats["ONNX Runtime FP32"].median
     for row in rows:
         for eng in ("ORT", "OV"):
-            row[f"{eng}_speedup_vs_ort_fp32"] = base / statistics.median(times[f"{eng} {row['config']}"])
+            row[f"{eng}_speedup_vs_ort_fp32"] = base / stats[f"{eng} {row['config']}"].median
     return rows
 
 
@@ -377,6 +325,7 @@ def main() -> None:
     ap.add_argument("--threads", nargs="*", type=int, default=[1, 2])
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault(CACHE_ENV, str(args.workdir / "bench-cache"))  # the ncnn row's files stay in the workdir
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.workdir / "ovcache"
@@ -400,23 +349,24 @@ def main() -> None:
         key = name.split()[0]
         if key in args.skip:
             continue
-        paths = build_models(args.workdir, spec, key, weights)
-        int8 = make_int8(args.workdir, paths["onnx"], "minmax-head-tail", "minmax", DEFAULT_KEEP_FP32)
+        model = build_model(args.workdir, spec, key, weights)
+        onnx_path = model.files["fp32"]
+        model.files["int8"] = make_int8(args.workdir, onnx_path, "minmax-head-tail", "minmax", DEFAULT_KEEP_FP32)
         if "speed" not in args.skip:
-            rows = speed_rows(name, paths, spec, int8, cache, 64, reps, tuple(args.threads), tuple(args.engines))
+            rows = speed_rows(model, name, cache, 64, reps, tuple(args.threads), tuple(args.engines))
             fresh = {(r["engine"], r["threads"]) for r in rows}
             results["speed"] = [r for r in results.get("speed", [])
                                 if r["model"] != name or (r["engine"], r["threads"]) not in fresh] + rows
             save()
         if key == "real" and "modes" not in args.skip:
-            results["openvino_modes"] = ov_modes(paths, cache, 4, 64, reps)
+            results["openvino_modes"] = ov_modes(onnx_path, cache, 4, 64, reps)
             results["detail_model"] = name
             save()
         if key == "real" and "load" not in args.skip:
-            results["openvino_load"] = ov_load_times(paths["onnx"], args.workdir)
+            results["openvino_load"] = ov_load_times(onnx_path, args.workdir)
             save()
         if key == "real" and "int8sweep" not in args.skip:
-            results["int8_sweep"] = int8_sweep(args.workdir, paths["onnx"], cache, reps)
+            results["int8_sweep"] = int8_sweep(args.workdir, onnx_path, cache, reps)
             results["int8_sweep_model"], results["int8_held_out"] = name, list(PHOTOS_HELD_OUT)
             save()
     print(f"wrote {results_path}")

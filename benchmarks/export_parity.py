@@ -34,24 +34,16 @@ REPORT_DIR = ROOT / "benchmarks" / "reports" / "export"
 
 
 def ort_latency(path: Path, x: np.ndarray, reps: int = 3) -> float:
-    """Median seconds of one ONNX Runtime CPU run (1 thread), after one warm-up run."""
-    import onnxruntime as ort
+    """Median seconds of one run on the runtime's ONNX Runtime CPU backend (1 thread), after one warm-up run."""
+    from esrgan.bench.timing import interleaved
+    from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    s = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    s.run(None, {"input": x})
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        s.run(None, {"input": x})
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+    with OnnxRuntimeBackend(path, threads=1) as backend:
+        return interleaved([(path.name, lambda: backend.run(x))], repeat=reps, warmup=1)[path.name].median
 
 
 def paper_case(work: Path) -> dict:
     import onnx
-    import onnxruntime as ort
     import torch
 
     from esrgan.export.fp16 import FP32_NODES_KEY, PROBE_MAX_KEY
@@ -63,6 +55,7 @@ def paper_case(work: Path) -> dict:
     from esrgan.models.spec import paper_spec
     from esrgan.parity import compare
     from esrgan.photographs import photo_crops
+    from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
 
     ckpts = []
     for seed, role in ((0, "psnr"), (1, "gan")):
@@ -97,10 +90,8 @@ def paper_case(work: Path) -> dict:
 
     # FP16 file on a larger crop of a real photograph: any non-finite value?
     big = photo_crops([(128, 128)])[0]
-    s32 = ort.InferenceSession(str(result.onnx_fp32), providers=["CPUExecutionProvider"])
-    s16 = ort.InferenceSession(str(result.onnx_fp16), providers=["CPUExecutionProvider"])
-    y32 = s32.run(None, {"input": big})[0]
-    y16 = s16.run(None, {"input": big})[0]
+    y32 = OnnxRuntimeBackend(result.onnx_fp32).run(big)
+    y16 = OnnxRuntimeBackend(result.onnx_fp16).run(big)
     p = compare(y32, y16)
     case["fp16_photo_128"] = {**p.to_dict(), "nonfinite_count": int((~np.isfinite(y16)).sum()),
                               "output_range": [float(y32.min()), float(y32.max())]}
@@ -113,16 +104,14 @@ def torch_fp16_check(model) -> dict:  # noqa: ANN001
     """PyTorch FP16 on the CPU (FP16 storage and compute, what ORT's CPU provider does not do) vs FP32."""
     import copy
 
-    import torch
-
     from esrgan.parity import compare
     from esrgan.photographs import photo_crops
+    from esrgan.runtime.backends.torch_backend import TorchBackend
 
-    x = torch.from_numpy(photo_crops([(48, 48)])[0])
-    with torch.no_grad():
-        ref = model(x).numpy()
-        t = time.perf_counter()
-        half = copy.deepcopy(model).half()(x.half()).float().numpy()
+    x = photo_crops([(48, 48)])[0]
+    ref = TorchBackend(model).run(x)
+    t = time.perf_counter()
+    half = TorchBackend(copy.deepcopy(model), precision="fp16").run(x)
     return {**compare(ref, half).to_dict(), "nonfinite_count": int((~np.isfinite(half)).sum()),
             "seconds": round(time.perf_counter() - t, 1)}
 

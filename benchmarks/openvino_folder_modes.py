@@ -5,8 +5,8 @@
 The raw benchmark (cpu_inference.py) found streams 7 % ahead of one batched request on an idle machine
 and 18 % behind on a loaded one, for 4 tiles of 64 px. What users get is the folder pipeline, so this
 times ``Upscaler.upscale_folder`` itself (decode, tile, run, stitch, encode, write) over six
-photographs with each (mode, batch) in turn, interleaved within each repetition, one loaded backend per
-mode, BF16 with the first conv in FP32 (the default CPU path). Writes
+photographs with each (mode, batch) in turn, timed by ``esrgan.bench.timing.interleaved`` (one warm-up
+pass each, then the configurations in turn, the order rotating), one loaded backend per mode, BF16 with the first conv in FP32 (the default CPU path). Writes
 ``benchmarks/reports/cpu/folder_modes.json`` and prints a table.
 """
 
@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks.runtime_throughput import PHOTOS, make_folder
+from esrgan.bench.timing import interleaved
 from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
 from esrgan.runtime.cpu_features import probe_cpu_features
 from esrgan.runtime.upscaler import Upscaler
@@ -38,24 +37,22 @@ def main() -> None:
     args = ap.parse_args()
     backends = {mode: OpenVinoBackend(args.onnx, precision="bf16", mode=mode) for mode in ("latency", "throughput")}
     configs = [("latency", 1), ("latency", 2), ("throughput", 2), ("throughput", 4)]
-    times: dict[str, list[float]] = {f"{m} batch {b}": [] for m, b in configs}
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in"
         src.mkdir()
         make_folder(src, args.size)
-        for rep in range(-1, args.reps):  # rep -1: warm-up
-            for mode, batch in configs:
-                up = Upscaler(backend=backends[mode], tile=args.tile, batch=batch, say=None)
-                t0 = time.perf_counter()
-                summary = up.upscale_folder(src, Path(tmp) / f"out_{mode}_{batch}_{rep}", progress=False)
-                elapsed = time.perf_counter() - t0
-                assert summary.written == len(PHOTOS) and not summary.failed
-                if rep >= 0:
-                    times[f"{mode} batch {batch}"].append(elapsed)
-                    print(f"rep {rep} {mode} batch {batch}: {elapsed:.2f} s", flush=True)
-    base = statistics.median(times["latency batch 1"])
-    rows = [{"config": k, "median_s": statistics.median(v), "seconds": v,
-             "speed_vs_latency_batch_1": base / statistics.median(v)} for k, v in times.items()]
+
+        upscalers = {(m, b): Upscaler(backend=backends[m], tile=args.tile, batch=b, say=None) for m, b in configs}
+
+        def folder_pass(mode: str, batch: int) -> None:
+            summary = upscalers[mode, batch].upscale_folder(src, Path(tmp) / f"out_{mode}_{batch}", overwrite=True, progress=False)
+            assert summary.written == len(PHOTOS) and not summary.failed
+
+        cases = [(f"{m} batch {b}", lambda m=m, b=b: folder_pass(m, b)) for m, b in configs]
+        stats = interleaved(cases, repeat=args.reps, warmup=1)
+    base = stats["latency batch 1"].median
+    rows = [{"config": k, "median_s": v.median, "seconds": list(v.samples),
+             "speed_vs_latency_batch_1": base / v.median} for k, v in stats.items()]
     report = {"cpu": probe_cpu_features().model, "cores": os.cpu_count(), "load_avg_at_end": os.getloadavg(),
               "model": args.onnx.name, "images": len(PHOTOS), "input_size": args.size, "tile": args.tile,
               "streams": backends["throughput"].info.extra["streams"], "rows": rows}

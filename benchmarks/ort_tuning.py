@@ -53,18 +53,10 @@ def ort_variant(path: str, level: str = "ENABLE_ALL", threads: int = 1, spinning
 
 
 def torch_variant(checkpoint: str, threads: int = 1) -> Callable[[np.ndarray], object]:
-    import torch
+    """The runtime's PyTorch backend (the reference), at its own thread count on every run."""
+    from esrgan.runtime.backends.torch_backend import TorchBackend
 
-    from esrgan.models.checkpoints import load_generator
-
-    model = load_generator(checkpoint)
-
-    def run(x: np.ndarray) -> object:
-        torch.set_num_threads(threads)
-        with torch.inference_mode():
-            return model(torch.from_numpy(x)).numpy()
-
-    return run
+    return TorchBackend(checkpoint, threads=threads).run
 
 
 def main() -> None:

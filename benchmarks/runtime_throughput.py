@@ -3,8 +3,10 @@
 Why: decoding, tiling, stitching and encoding must not starve the model. "Raw" times only
 ``backend.run`` on exactly the batches the runtime makes for the folder (tiles prepared beforehand);
 "end to end" is ``Upscaler.upscale_folder`` (what the CLI runs: decode, tile, run, stitch, encode,
-atomic write). Both use one loaded backend; they are interleaved (raw, e2e, raw, e2e, ...) with a
-warm-up, so that the shared machine's load hits both alike, and the ratio of medians is reported.
+atomic write). Both use one loaded backend and are timed by ``esrgan.bench.extras.pipeline_vs_raw``,
+the measurement esrgan-bench's end-to-end check makes (one warm-up pass each, then raw and end to end
+in turn, the order rotating), so that the shared machine's load hits both alike, and the ratio of
+medians is reported.
 
 Run: ``python -m benchmarks.runtime_throughput`` (ONNX Runtime, a small model; a few minutes on 2 cores)
 or ``--backend auto --onnx MODEL.onnx`` (what ``esrgan-run`` picks on this CPU, e.g. OpenVINO BF16, on
@@ -19,27 +21,26 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from benchmarks.tile_pad_psnr import build_model, export
+from esrgan.bench.extras import pipeline_vs_raw
 from esrgan.runtime import tiling
 from esrgan.runtime.backends.registry import load_backend
 from esrgan.runtime.cpu_features import probe_cpu_features
-from esrgan.runtime.upscaler import Upscaler
 
 OUT_DIR = Path(__file__).parent / "reports" / "runtime"
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry")
 
 
 def read_spec_json(onnx_path: Path) -> str:
-    import onnx as onnx_lib
+    from esrgan.export.onnx_metadata import read_metadata
+    from esrgan.metadata import SPEC
 
-    props = {p.key: p.value for p in onnx_lib.load(str(onnx_path), load_external_data=False).metadata_props}
-    return props["esrgan.spec"]
+    return read_metadata(onnx_path)[SPEC]
 
 
 def make_folder(folder: Path, size: int) -> list[np.ndarray]:
@@ -51,16 +52,6 @@ def make_folder(folder: Path, size: int) -> list[np.ndarray]:
         Image.fromarray(crop).save(folder / f"{i}_{name}.png" if i % 2 == 0 else folder / f"{i}_{name}.jpg")
         arrays.append(crop.astype(np.float32) / 255.0)
     return arrays
-
-
-def raw_batches(arrays: list[np.ndarray], tile: int, pad: int, batch: int) -> list[np.ndarray]:
-    """The batches the runtime makes for these images (windows of one image never wait for the next)."""
-    out = []
-    for img in arrays:
-        padded = tiling.pad_image(img, pad)
-        wins = [tiling.extract_window(padded, t) for t in tiling.tile_grid(*img.shape[:2], tile, pad)]
-        out += [np.stack(wins[i : i + batch]) for i in range(0, len(wins), batch)]
-    return out
 
 
 def report_lines(report: dict) -> list[str]:
@@ -124,11 +115,6 @@ def main() -> None:
             model_line = f"{args.onnx.name} ({GeneratorSpec.from_json(read_spec_json(args.onnx)).describe()})"
         else:
             onnx = export(build_model(spec, "basicsr"), tmp_path / "small.onnx")
-            import onnx as onnx_lib
-
-            proto = onnx_lib.load(str(onnx))
-            onnx_lib.helper.set_model_props(proto, {"esrgan.scale": "4", "esrgan.spec": spec.to_json()})
-            onnx_lib.save(proto, str(onnx))
             model_line = f"{spec.describe()} (random weights: speed does not depend on them)"
         src = tmp_path / "in"
         src.mkdir()
@@ -137,34 +123,17 @@ def main() -> None:
         backend = load_backend(onnx, args.backend, threads=args.threads, say=said.append)
         backend_line = f"{backend.info.name} {backend.info.precision}" + (
             f" ({backend.info.extra['bf16_layers']})" if backend.info.extra.get("bf16_layers", "none") != "none" else "")
-        up = Upscaler(backend=backend, tile=args.tile, tile_pad=pad, batch=args.batch, say=None)
-        batches = raw_batches(arrays, args.tile, pad, args.batch)
-
-        def raw() -> float:
-            t0 = time.perf_counter()
-            for b in batches:
-                backend.run(b)
-            return time.perf_counter() - t0
-
-        def e2e(rep: int) -> float:
-            t0 = time.perf_counter()
-            summary = up.upscale_folder(src, tmp_path / f"out{rep}", progress=False)
-            assert summary.written == len(PHOTOS) and not summary.failed
-            return time.perf_counter() - t0
-
-        raw()  # warm-up: ORT builds its kernels for the window shapes
-        e2e(-1)
-        raws, e2es = [], []
-        for rep in range(args.reps):
-            raws.append(raw())
-            e2es.append(e2e(rep))
-            print(f"rep {rep}: raw {raws[-1]:.2f} s, end-to-end {e2es[-1]:.2f} s", flush=True)
+        # One warm-up pass each (ORT builds its kernels for the window shapes), then interleaved passes.
+        stats, n_windows = pipeline_vs_raw(backend, src, tmp_path / "out", arrays, args.tile, pad, args.batch, args.reps)
+        raws, e2es = list(stats["raw"].samples), list(stats["pipeline"].samples)
+        for rep, (r, e) in enumerate(zip(raws, e2es, strict=True)):
+            print(f"rep {rep}: raw {r:.2f} s, end-to-end {e:.2f} s", flush=True)
     ratio = statistics.median(raws) / statistics.median(e2es)
     in_mp = sum(a.shape[0] * a.shape[1] for a in arrays) / 1e6
     report = {
         "cpu": probe_cpu_features().model, "cores": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "ort_threads": args.threads,
         "backend_line": backend_line, "auto_said": said, "model": model_line, "images": len(PHOTOS), "input_size": args.size, "tile": args.tile, "tile_pad": pad,
-        "batch": args.batch, "tiles": sum(len(b) for b in batches), "raw_seconds": raws, "e2e_seconds": e2es,
+        "batch": args.batch, "tiles": n_windows, "raw_seconds": raws, "e2e_seconds": e2es,
         "raw_input_mp_per_s": in_mp / statistics.median(raws), "e2e_input_mp_per_s": in_mp / statistics.median(e2es),
         "e2e_over_raw": ratio,
     }

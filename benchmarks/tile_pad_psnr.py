@@ -15,7 +15,9 @@ Method (exact for the pixels measured): the whole-image output of a 256 x 256 ph
 reference; for each (tile, pad) the runtime's own tiler (``esrgan.runtime.tiling``) pads the image
 and cuts the window of a full tile centred in it (an interior tile, the kind almost every tile of a
 large image is), which is run alone; its kept centre is compared with the same pixels of the reference. PSNR uses the
-reference output's range as peak (random nets do not output [0, 1]). Models run in ONNX Runtime CPU.
+reference output's range as peak (random nets do not output [0, 1]). Models are exported by
+``esrgan.export.onnx_export`` and run by the runtime's ONNX Runtime CPU backend; PSNR is
+``esrgan.parity``'s.
 
 Run: ``OMP_NUM_THREADS=2 python -m benchmarks.tile_pad_psnr`` (about an hour on 2 shared cores).
 """
@@ -30,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from esrgan.parity import compare
 from esrgan.runtime import tiling
+from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
 from esrgan.runtime.cpu_features import probe_cpu_features
 
 OUT_DIR = Path(__file__).parent / "reports" / "tiling"
@@ -61,23 +65,10 @@ def build_model(spec, init: str, seed: int = 0):
 
 
 def export(model, path: Path) -> Path:
-    import torch
+    """FP32 ONNX with the esrgan metadata the runtime reads (TorchScript exporter: seconds, not minutes)."""
+    from esrgan.export.onnx_export import export_onnx
 
-    axes = {0: "n", 2: "h", 3: "w"}
-    torch.onnx.export(
-        model, torch.rand(1, 3, 32, 32), str(path), input_names=["input"], output_names=["output"],
-        dynamic_axes={"input": axes, "output": axes}, opset_version=17, dynamo=False,
-    )
-    return path
-
-
-def session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return lambda x: sess.run(None, {"input": np.ascontiguousarray(x, dtype=np.float32)})[0]
+    return export_onnx(model, path, exporter="torchscript", opset=17)
 
 
 def centre_tile(size: int, tile: int, pad: int) -> tiling.Tile:
@@ -86,11 +77,6 @@ def centre_tile(size: int, tile: int, pad: int) -> tiling.Tile:
     span = tiling.Span(start, tile, start, start + tile)
     assert start >= pad and start + tile + pad <= size, "tile not interior"
     return tiling.Tile(span, span, pad)
-
-
-def psnr(ref: np.ndarray, out: np.ndarray, peak: float) -> float:
-    mse = float(np.mean((ref.astype(np.float64) - out) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(peak * peak / mse)
 
 
 def measure(run, image: np.ndarray, scale: int) -> list[dict]:
@@ -109,7 +95,7 @@ def measure(run, image: np.ndarray, scale: int) -> list[dict]:
             h, w = (t.y.keep_end - t.y.keep_start) * scale, (t.x.keep_end - t.x.keep_start) * scale
             centre = out[:, y0 : y0 + h, x0 : x0 + w]
             ry, rx = t.y.keep_start * scale, t.x.keep_start * scale
-            value = psnr(ref[:, ry : ry + h, rx : rx + w], centre, peak)
+            value = compare(ref[:, ry : ry + h, rx : rx + w], centre, data_range=peak).psnr_db
             rows.append({"tile": tile, "pad": pad, "psnr_db": round(value, 2)})
             print(f"  tile {tile:3d} pad {pad:2d}: {value:6.2f} dB", flush=True)
     return rows
@@ -186,14 +172,15 @@ def main() -> None:
             for init in args.inits.split(","):
                 print(f"{label}, init {init}", flush=True)
                 path = export(build_model(spec, init), Path(tmp) / "m.onnx")
-                rows = measure(session(path, args.threads), image, spec.scale)
+                rows = measure(OnnxRuntimeBackend(path, args.threads).run, image, spec.scale)
                 results.append({"model": label, "spec": spec.to_dict(), "init": init, "rows": rows})
         for ckpt in args.checkpoint:
             from esrgan.models.checkpoints import load_generator
 
             model = load_generator(ckpt)
             print(f"{ckpt.name} (trained)", flush=True)
-            rows = measure(session(export(model, Path(tmp) / "m.onnx"), args.threads), image, model.spec.scale)
+            rows = measure(OnnxRuntimeBackend(export(model, Path(tmp) / "m.onnx"), args.threads).run, image,
+                           model.spec.scale)
             results.append({"model": f"{ckpt.name} {model.spec.describe()}", "spec": model.spec.to_dict(),
                             "init": "trained", "rows": rows})
     report = {

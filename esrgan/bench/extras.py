@@ -17,7 +17,8 @@ import numpy as np
 
 from esrgan.bench.inputs import centre_crop, source_images
 from esrgan.bench.models import PreparedModel
-from esrgan.bench.timing import interleaved
+from esrgan.bench.timing import Stats, interleaved
+from esrgan.errors import BackendError
 from esrgan.parity import compare
 
 
@@ -76,8 +77,6 @@ def end_to_end(model: PreparedModel, config: Any, quick: bool = False) -> dict[s
     """
     from PIL import Image
 
-    from esrgan.runtime import tiling
-    from esrgan.runtime.upscaler import Upscaler
 
     tile, pad, side = _sizes(config, quick)
     batch = max(config.batches)
@@ -88,37 +87,66 @@ def end_to_end(model: PreparedModel, config: Any, quick: bool = False) -> dict[s
         src.mkdir()
         for i, p in enumerate(photos):
             Image.fromarray(p).save(src / f"{i:03d}.png")
-        # The raw model on exactly the windows the pipeline will run (built before the clock starts).
-        windows = []
-        for p in photos:
-            padded = tiling.pad_image(p.astype(np.float32) / 255.0, pad)
-            windows += [tiling.extract_window(padded, t) for t in tiling.tile_grid(side, side, tile, pad)]
-        batches = [np.stack(windows[i : i + batch]) for i in range(0, len(windows), batch)]
         backend = _runtime_backend(model, config.threads)
-        # The same loaded backend for both: only the pipeline around the model differs.
-        up = Upscaler(backend=backend, tile=tile, tile_pad=pad, batch=batch, say=None)
-
-        def raw() -> None:
-            for b in batches:
-                backend.run(b)
-
-        def pipeline() -> None:
-            up.upscale_folder(src, dst, overwrite=True, progress=False)
-
-        backend.run(batches[0])  # the window shape's first call is not timed
-        stats = interleaved([("raw", raw), ("pipeline", pipeline)], repeat=repeat, warmup=0)
-        backend.close()
+        try:
+            stats, n_windows = pipeline_vs_raw(
+                backend, src, dst, [p.astype(np.float32) / 255.0 for p in photos], tile, pad, batch, repeat, warmup=0
+            )
+        finally:
+            backend.close()
     raw_s, e2e_s = stats["raw"], stats["pipeline"]
     mpix = len(photos) * side * side / 1e6
     ratio = raw_s.median / e2e_s.median
     return {
         "tile": tile, "pad": pad, "batch": batch, "images": len(photos), "image_side": side,
-        "windows": len(windows), "raw": raw_s.as_dict(), "pipeline": e2e_s.as_dict(),
+        "windows": n_windows, "raw": raw_s.as_dict(), "pipeline": e2e_s.as_dict(),
         "raw_mpix_s": mpix / raw_s.median, "pipeline_mpix_s": mpix / e2e_s.median, "pipeline_share_of_raw": ratio,
         "markdown": (
             f"{len(photos)} PNG photograph(s) of {side}×{side} px, tile {tile}, pad {pad}, batch {batch} "
-            f"({len(windows)} windows), ORT FP32, median of {repeat} interleaved runs (order rotating): `Upscaler.upscale_folder` "
+            f"({n_windows} windows), ORT FP32, median of {repeat} interleaved runs (order rotating): `Upscaler.upscale_folder` "
             f"{mpix / e2e_s.median:.3g} MP/s vs the raw model on the same windows {mpix / raw_s.median:.3g} MP/s: "
             f"**{ratio:.0%} of raw** (target ≥ 85 %)."
         ),
     }
+
+
+def runtime_batches(images: list[np.ndarray], tile: int, pad: int, batch: int) -> list[np.ndarray]:
+    """The batches the runtime makes for these [0, 1] HWC images (windows of one image never wait for the next)."""
+    from esrgan.runtime import tiling
+
+    out = []
+    for img in images:
+        padded = tiling.pad_image(img, pad)
+        wins = [tiling.extract_window(padded, t) for t in tiling.tile_grid(*img.shape[:2], tile, pad)]
+        out += [np.stack(wins[i : i + batch]) for i in range(0, len(wins), batch)]
+    return out
+
+
+def pipeline_vs_raw(
+    backend: Any, src: Path, dst: Path, images: list[np.ndarray], tile: int, pad: int, batch: int, repeat: int,
+    warmup: int = 1,
+) -> tuple[dict[str, Stats], int]:
+    """Interleaved timing of ``Upscaler.upscale_folder(src -> dst)`` ("pipeline") and of the raw backend
+    on exactly the windows it runs ("raw"); returns the stats and the number of windows.
+
+    ``images`` are the folder's images as [0, 1] HWC arrays; the raw batches are built before the clock
+    starts, and one loaded backend serves both, so only the pipeline around the model differs. The
+    window shape's first call is never timed; ``warmup`` more untimed passes of each follow.
+    """
+    from esrgan.runtime.upscaler import Upscaler
+
+    batches = runtime_batches(images, tile, pad, batch)
+    up = Upscaler(backend=backend, tile=tile, tile_pad=pad, batch=batch, say=None)
+
+    def raw() -> None:
+        for b in batches:
+            backend.run(b)
+
+    def pipeline() -> None:
+        summary = up.upscale_folder(src, dst, overwrite=True, progress=False)
+        if summary.failed:
+            raise BackendError(f"the pipeline failed on {summary.failed} image(s) of {src}")
+
+    backend.run(batches[0])
+    stats = interleaved([("raw", raw), ("pipeline", pipeline)], repeat=repeat, warmup=warmup)
+    return stats, sum(len(b) for b in batches)

@@ -2,9 +2,10 @@
 
 This is the extension point. A row is a name plus a factory that turns the prepared model into
 a loaded ``Backend``; the runner knows nothing else about backends. Built-in rows cover the
-PyTorch references and what the runtime's ``load_backend`` offers; other modules add rows by
-calling ``register`` — put such a module in ``esrgan/bench/plugins/`` (imported automatically,
-e.g. the ncnn peer row) or publish it under the entry
+PyTorch references (the runtime's ``TorchBackend``) and what the runtime's ``load_backend`` offers;
+``torch_row`` and ``runtime_row`` make such factories for other scripts' rows. Other modules add rows
+by calling ``register`` — put such a module in ``esrgan/bench/plugins/`` (imported automatically,
+e.g. the ncnn peer) or publish it under the entry
 point group ``esrgan.bench_rows``. A factory raises ``Unavailable`` with a reason to be skipped
 (missing package, no GPU, no INT8 file), and the report lists the reason.
 """
@@ -96,16 +97,20 @@ def _discover() -> None:
 # ---- built-in rows ------------------------------------------------------------------------------
 
 
-def _torch(device: str, precision: str, channels_last: bool = False, compile: bool = False) -> Factory:
-    def factory(model: PreparedModel, opts: RowOptions) -> Backend:
-        from esrgan.bench.torch_ref import TorchBackend, cuda_available
+def torch_row(device: str, precision: str, channels_last: bool = False, compile: bool = False) -> Factory:
+    """A factory that runs the prepared model's checkpoint in the runtime's ``TorchBackend``."""
 
-        if device == "cuda" and not cuda_available():
-            raise Unavailable("no CUDA GPU here (GPU rows are reported only from a real GPU run)")
-        return TorchBackend(
-            model.torch_model(), device=device, precision=precision, channels_last=channels_last,
-            compile=compile, threads=opts.threads,
-        )
+    def factory(model: PreparedModel, opts: RowOptions) -> Backend:
+        from esrgan.runtime.backends.torch_backend import TorchBackend, import_torch
+
+        try:
+            import_torch(device)  # before loading the checkpoint: a row without a GPU is skipped at once
+            return TorchBackend(
+                model.torch_model(), device=device, threads=opts.threads, precision=precision,
+                channels_last=channels_last, compile=compile,
+            )
+        except DependencyError as exc:  # no PyTorch, or no CUDA GPU here
+            raise Unavailable(str(exc)) from None
 
     return factory
 
@@ -140,7 +145,7 @@ def needed_artifacts(rows: list[Row]) -> set[str]:
     return {r.artifact for r in rows if r.artifact}
 
 
-register(Row("torch-fp32", "fp32", "cpu", _torch("cpu", "fp32"), reference=True,
+register(Row("torch-fp32", "fp32", "cpu", torch_row("cpu", "fp32"), reference=True,
              description="PyTorch eager FP32 (the reference)"))
 register(Row("ort-fp32", "fp32", "cpu", runtime_row("onnxruntime-cpu", "fp32"), "fp32",
              description="ONNX Runtime CPU, FP32 model"))
@@ -155,11 +160,11 @@ register(Row("openvino-bf16", "bf16", "cpu", runtime_row("openvino", "fp32", pre
 register(Row("openvino-int8", "int8", "cpu", runtime_row("openvino", "int8"), "int8",
              description="OpenVINO CPU, INT8 model"))
 # GPU rows: measured only where a CUDA GPU is present (skipped with the reason elsewhere).
-register(Row("torch-cuda-fp32", "fp32", "cuda", _torch("cuda", "fp32"), reference=True,
+register(Row("torch-cuda-fp32", "fp32", "cuda", torch_row("cuda", "fp32"), reference=True,
              description="PyTorch eager FP32 on the GPU (the GPU reference)"))
-register(Row("torch-cuda-fp16", "fp16", "cuda", _torch("cuda", "fp16", channels_last=True),
+register(Row("torch-cuda-fp16", "fp16", "cuda", torch_row("cuda", "fp16", channels_last=True),
              description="PyTorch FP16 channels_last on the GPU"))
-register(Row("torch-cuda-compile", "fp16", "cuda", _torch("cuda", "fp16", channels_last=True, compile=True),
+register(Row("torch-cuda-compile", "fp16", "cuda", torch_row("cuda", "fp16", channels_last=True, compile=True),
              description="torch.compile FP16 channels_last on the GPU"))
 register(Row("ort-cuda-fp32", "fp32", "cuda", runtime_row("onnxruntime-cuda", "fp32"), "fp32",
              description="ONNX Runtime CUDA provider, FP32 model"))

@@ -1,8 +1,9 @@
 """Prove an exported artefact against the PyTorch model it came from.
 
-Every ONNX file is run with ONNX Runtime on the CPU (and on CUDA when the installed ONNX Runtime
-has a working CUDA provider) on crops of real photographs at two or more sizes, one of them odd
-and non-square, and compared with the FP32 PyTorch output using ``esrgan.parity``.
+Every ONNX file is run by the runtime's ONNX Runtime backend on the CPU (and on CUDA when the
+installed ONNX Runtime has a working CUDA provider) on crops of real photographs at two or more
+sizes, one of them odd and non-square, and compared with the FP32 output of the runtime's PyTorch
+backend using ``esrgan.parity``: the artefact is checked the way the runtime will run it.
 
 What a CPU check of an FP16 file proves: ONNX Runtime's CPU provider has no FP16 Conv kernels on
 x86, so it inserts casts and runs every node in FP32 with the FP16-rounded weights (measured with
@@ -20,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from esrgan.errors import ModelError
@@ -107,11 +107,11 @@ def verify_onnx(
 
 
 def torch_reference(model: nn.Module, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """FP32 PyTorch outputs on the CPU: the reference every artefact is judged against."""
-    model = model.eval().float()
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        return [model(torch.from_numpy(x).to(device)).float().cpu().numpy() for x in inputs]
+    """FP32 PyTorch outputs (on the model's device): the reference every artefact is judged against."""
+    from esrgan.runtime.backends.torch_backend import TorchBackend
+
+    reference = TorchBackend(model, device=str(next(model.parameters()).device))
+    return [reference.run(x) for x in inputs]
 
 
 def check_outputs(
@@ -140,6 +140,8 @@ def available_devices() -> list[str]:
 
 
 def _cuda_device_count() -> int:
+    import torch
+
     try:
         return torch.cuda.device_count()
     except Exception:  # a broken driver must not break a CPU export
@@ -147,14 +149,12 @@ def _cuda_device_count() -> int:
 
 
 def _ort_runner(path: str | os.PathLike[str], device: str) -> Runner:
-    import onnxruntime as ort
+    """The runtime's ONNX Runtime backend on ``device``; a silent fall-back to the CPU is an error here."""
+    from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
 
-    providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
-    try:
-        session = ort.InferenceSession(str(path), providers=providers)
-    except Exception as exc:
-        raise ModelError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
-    if session.get_providers()[0] != providers[0]:
-        raise ModelError(f"{path}: ONNX Runtime fell back from {providers[0]} to {session.get_providers()[0]}")
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})[0]
+    backend = OnnxRuntimeBackend(path, kind="onnxruntime-cuda" if device == "cuda" else "onnxruntime-cpu", warn=False)
+    if backend.fallback_message:
+        running = backend.info.providers[0]
+        backend.close()
+        raise ModelError(f"{path}: ONNX Runtime fell back from CUDAExecutionProvider to {running}")
+    return backend.run

@@ -18,17 +18,31 @@ from esrgan.runtime.backends.base import Backend, BackendInfo
 
 
 class NcnnBackend(Backend):
-    """An ncnn Net on the CPU behind the runtime's Backend interface (one tile per extractor run)."""
+    """An ncnn Net on the CPU behind the runtime's Backend interface (one tile per extractor run).
 
-    def __init__(self, param: Path, weights: Path, scale: int, threads: int = 1) -> None:
+    ``blobs``: the input and output blob names (our writer's, or those of another converter's files).
+    ``fp32_only``: turn off ncnn's FP16/BF16 storage and arithmetic, so that its output is an FP32
+    computation that can be held to the FP32 parity threshold (default: ncnn's own defaults, what a
+    user of ncnn gets). ``threads`` None keeps ncnn's default thread count.
+    """
+
+    def __init__(
+        self, param: Path, weights: Path, scale: int, threads: int | None = 1, *,
+        blobs: tuple[str, str] = ("in0", "out0"), fp32_only: bool = False,
+    ) -> None:
         import ncnn
 
         self._ncnn = ncnn
         self.net = ncnn.Net()
         self.net.opt.use_vulkan_compute = False
-        self.net.opt.num_threads = threads
+        if threads:
+            self.net.opt.num_threads = threads
+        if fp32_only:
+            opt = self.net.opt
+            opt.use_fp16_storage = opt.use_fp16_arithmetic = opt.use_fp16_packed = opt.use_bf16_storage = False
         self.net.load_param(str(param))
         self.net.load_model(str(weights))
+        self.blobs = blobs
         self.scale, self.in_channels = scale, 3
         self.info = BackendInfo(name="ncnn-cpu", precision="fp32", device="cpu",
                                 providers=(f"ncnn {getattr(ncnn, '__version__', '?')}",))
@@ -37,8 +51,8 @@ class NcnnBackend(Backend):
         outs = []
         for tile in np.ascontiguousarray(batch, dtype=np.float32):
             ex = self.net.create_extractor()
-            ex.input("in0", self._ncnn.Mat(tile).clone())
-            _, out = ex.extract("out0")
+            ex.input(self.blobs[0], self._ncnn.Mat(tile).clone())
+            _, out = ex.extract(self.blobs[1])
             outs.append(np.array(out))
         return np.stack(outs)
 
