@@ -134,7 +134,10 @@ def _read_torch(src: Path) -> tuple[StateDict, dict[str, str]]:
 def _unwrap(obj: object, src: Path) -> tuple[StateDict, dict[str, str]]:
     meta: dict[str, str] = {}
     if isinstance(obj, dict) and isinstance(obj.get("spec"), dict) and isinstance(obj.get("state_dict"), dict):
-        meta = {SPEC_KEY: GeneratorSpec.from_dict(obj["spec"]).to_json()}
+        try:
+            meta = {SPEC_KEY: GeneratorSpec.from_dict(obj["spec"]).to_json()}
+        except CheckpointError as exc:
+            raise CheckpointError(f"{src}: 'spec' entry: {exc}") from None
         obj = obj["state_dict"]
     elif isinstance(obj, dict):
         nested = [k for k in WRAPPERS if isinstance(obj.get(k), dict)]

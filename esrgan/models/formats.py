@@ -69,7 +69,14 @@ def convert_state_dict(state: StateDict, meta: dict[str, str], src: str) -> tupl
     Raises ``CheckpointError`` with one line naming the expected and the found key or shape.
     """
     if SPEC_KEY in meta:
-        return OWN, GeneratorSpec.from_json(meta[SPEC_KEY]), _as_float32(state)
+        try:
+            spec = GeneratorSpec.from_json(meta[SPEC_KEY])
+        except CheckpointError as exc:
+            raise CheckpointError(f"{src}: metadata {SPEC_KEY}: {exc}") from None
+        # The spec is a claim of the file: the tensors must match it before anything is built at
+        # its size (a small file claiming nf 4096 would otherwise allocate gigabytes first).
+        check_against_spec(state, spec, src)
+        return OWN, spec, _as_float32(state)
     _refuse_unsupported(state, src)
     for detect in (_detect_basicsr, _detect_official, _detect_old_arch, _detect_pytorch_gan):
         layout = detect(state, src)
