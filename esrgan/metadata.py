@@ -40,6 +40,11 @@ class ModelMetadata:
     spec: GeneratorSpec | None
     raw: dict[str, str]
 
+    @property
+    def size_multiple(self) -> int:
+        """What tile starts and sizes must be multiples of (the spec's pixel-unshuffle factor)."""
+        return self.spec.size_multiple if self.spec is not None else 1
+
 
 def parse_metadata(props: dict[str, str], source: str, *, require_scale: bool = True) -> ModelMetadata:
     """Read scale/precision/spec from a file's key-value metadata, each checked, errors in one line."""

@@ -66,8 +66,25 @@ class Layout:
 def convert_state_dict(state: StateDict, meta: dict[str, str], src: str) -> tuple[str, GeneratorSpec, StateDict]:
     """Return (format name, spec, state dict with our key names, as FP32).
 
-    Raises ``CheckpointError`` with one line naming the expected and the found key or shape.
+    Raises ``CheckpointError`` with one line naming the expected and the found key or shape, or the
+    first tensor holding NaN/inf (such weights make every output NaN: black images, never an error).
     """
+    fmt, spec, converted = _convert(state, meta, src)
+    check_finite(converted, src)
+    return fmt, spec, converted
+
+
+def check_finite(state: StateDict, src: str) -> None:
+    """Refuse weights with NaN or infinite values, naming the first such tensor."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f"{src}: tensor {bad[0]!r} holds NaN or infinite values ({len(bad)} such tensor(s) in all); "
+            "the weights are unusable"
+        )
+
+
+def _convert(state: StateDict, meta: dict[str, str], src: str) -> tuple[str, GeneratorSpec, StateDict]:
     if SPEC_KEY in meta:
         try:
             spec = GeneratorSpec.from_json(meta[SPEC_KEY])

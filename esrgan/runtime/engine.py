@@ -114,6 +114,20 @@ def pad_for_min_input(info: BackendInfo, size: tuple[int, int], pad: int) -> int
     return max(pad, -(-(min_h - size[0]) // 2), -(-(min_w - size[1]) // 2))
 
 
+def output_fault(window: np.ndarray, result: np.ndarray) -> str | None:
+    """Why a tile's model output cannot be right, or None.
+
+    Every backend's output passes here. NaN/inf would be clipped to black and written as a valid
+    image (which a rerun then skips as complete); a constant output for a non-constant input is
+    what broken weights (zeroed, or NaN folded into a constant) give. Either fails the image.
+    """
+    if not np.isfinite(result).all():
+        return "the model produced NaN or infinite values (broken weights?); nothing written"
+    if result.size and result.min() == result.max() and window.min() != window.max():
+        return "the model produced a constant image for a non-constant input (broken weights?); nothing written"
+    return None
+
+
 @dataclass
 class ImageWork:
     """One image in flight: its model planes, their output buffers and how many tiles are still out."""
@@ -122,6 +136,7 @@ class ImageWork:
     decoded: Decoded
     scale: int
     pad: int
+    multiple: int = 1  # the model's size multiple: tiles are aligned to it
     tile: int = 0
     outputs: list[np.ndarray] = field(default_factory=list)
     remaining: int = 0
@@ -132,11 +147,11 @@ class ImageWork:
         h, w = self.decoded.size
         planes = self.decoded.planes()
         if not self._padded:
-            self._padded = [tiling.pad_image(p, self.pad) for p in planes]
+            self._padded = [tiling.pad_image(p, self.pad, self.multiple) for p in planes]
             # One integer buffer per plane for the whole run: no float copy of the upscaled image.
             self.outputs = [np.empty((h * self.scale, w * self.scale, 3), self.decoded.dtype) for _ in planes]
         self.tile = tile
-        grid = tiling.tile_grid(h, w, tile, self.pad)
+        grid = tiling.tile_grid(h, w, tile, self.pad, self.multiple)
         jobs = [
             tiling.TileJob((self.key, i), t, tiling.extract_window(padded, t))
             for i, padded in enumerate(self._padded) for t in grid
@@ -197,7 +212,8 @@ class TileEngine:
     # ---- feeding ----------------------------------------------------------------------------
     def submit(self, key: Hashable, decoded: Decoded, more_coming: bool = False) -> None:
         """Queue an image. With ``more_coming`` a partial batch may wait for the next image's tiles."""
-        work = ImageWork(key, decoded, self.scale, pad_for_min_input(self.backend.info, decoded.size, self.pad))
+        work = ImageWork(key, decoded, self.scale, pad_for_min_input(self.backend.info, decoded.size, self.pad),
+                         getattr(self.backend, "size_multiple", 1))
         self.in_flight[key] = work
         self._guarded(lambda: self._feed(work, self.tile))
         if not more_coming or len(self.in_flight) >= self.max_in_flight:
@@ -237,6 +253,10 @@ class TileEngine:
             work = self.in_flight.get(key)
             if work is None:
                 continue  # failed meanwhile
+            broken = output_fault(job.window, res)
+            if broken:
+                self._fail_keys({key}, broken)
+                continue
             tiling.stitch(work.outputs[plane], res, job.tile, self.scale)
             work.remaining -= 1
             if work.done:

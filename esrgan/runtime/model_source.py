@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from esrgan.atomic import write_atomic
 from esrgan.errors import DependencyError, ModelError
 from esrgan.hashing import file_sha256
 
@@ -50,9 +51,10 @@ def checkpoint_to_onnx(path: str | os.PathLike[str]) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
         result = export_artifacts(src, Path(tmp), fp16=False, verify=True)
         onnx = _fp32_onnx(result, Path(tmp))
-        staged = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(onnx, staged)
-        os.replace(staged, target)
+        # A uniquely named temp file, then one rename: concurrent first runs on the same checkpoint
+        # (a Slurm array) each stage their own copy, and the last rename wins with identical bytes.
+        with write_atomic(target) as staged:
+            shutil.copyfile(onnx, staged)
     return target
 
 

@@ -7,6 +7,7 @@ end-to-end rate is measured against the raw model rate in benchmarks/reports/run
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import deque
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from esrgan.errors import ImageError
+from esrgan.errors import ImageError, UsageError
 from esrgan.runtime import images
 from esrgan.runtime.backends.base import Backend
 from esrgan.runtime.engine import ImageWork, TileEngine
@@ -58,6 +59,22 @@ class RunOptions:
     max_pixels: int = images.DEFAULT_MAX_PIXELS
     overwrite: bool = False
     workers: int = 2  # decode and encode threads each
+
+    def __post_init__(self) -> None:
+        self.outscale = check_outscale(self.outscale)
+
+
+def check_outscale(value: float | None) -> float | None:
+    """``--outscale`` must be a finite number > 0 (or None): checked before any model runs."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"--outscale {value!r}: expected a number > 0") from None
+    if not math.isfinite(number) or number <= 0:
+        raise UsageError(f"--outscale {value}: expected a finite number > 0")
+    return number
 
 
 def finish_image(work: ImageWork, outscale: float | None, scale: int) -> np.ndarray:

@@ -37,12 +37,14 @@ class BackendInfo:
 class Backend(ABC):
     """A loaded model that upscales NCHW float32 batches.
 
-    Subclasses set ``scale``, ``in_channels`` and ``info`` when they load.
+    Subclasses set ``scale``, ``in_channels`` and ``info`` when they load, and ``size_multiple``
+    when the model groups pixels (pixel-unshuffle): the tiler aligns tiles to it.
     """
 
     scale: int
     in_channels: int
     info: BackendInfo
+    size_multiple: int = 1
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:

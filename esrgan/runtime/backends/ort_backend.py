@@ -129,6 +129,7 @@ class OnnxRuntimeBackend(Backend):
             print(self.fallback_message, file=sys.stderr)
         meta = parse_metadata(dict(self.session.get_modelmeta().custom_metadata_map), str(src), require_scale=False)
         self.metadata = meta
+        self.size_multiple = meta.size_multiple
         inputs = self.session.get_inputs()
         check_io(str(src), inputs, self.session.get_outputs())
         inp = inputs[0]

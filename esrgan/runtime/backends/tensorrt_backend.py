@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from esrgan.metadata import parse_metadata
 from esrgan.runtime.backends.base import Backend, BackendInfo
 
 
@@ -23,6 +24,8 @@ class TensorRTBackend(Backend):
         runner = self._runner
         self.scale = runner.scale
         self.in_channels = runner.in_channels
+        sidecar_meta = dict(runner.sidecar.get("esrgan_metadata") or {})
+        self.size_multiple = parse_metadata(sidecar_meta, str(engine_path), require_scale=False).size_multiple
         extra = {
             "tensorrt_version": runner.trt_version,
             "gpu": f"{runner.gpu.name} (compute capability {runner.gpu.compute_capability})",

@@ -37,6 +37,7 @@ class TorchBackend(Backend):
         spec = getattr(self.model, "spec")  # noqa: B009 (set by every generator class; mypy sees Module)
         self.scale = spec.scale
         self.in_channels = spec.num_in_ch
+        self.size_multiple = spec.size_multiple
         self.device = device
         self.info = BackendInfo(name="torch", precision="fp32", device=device, providers=(f"torch {torch.__version__}",))
 
