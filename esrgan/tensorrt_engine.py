@@ -341,13 +341,13 @@ def read_sidecar(engine_path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ModelError(
             f"{engine_path}: its sidecar {path.name} is missing; rebuild the engine with "
-            "esrgan-export build-engine so that its TensorRT version, GPU and scale are recorded"
+            "esrgan-export --build-engine MODEL_FP16.onnx so that its TensorRT version, GPU and scale are recorded"
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: not a readable engine sidecar ({exc})") from None
-    missing = [k for k in ("tensorrt_version", "compute_capability", "profile") if k not in data]
+    missing = [k for k in ("tensorrt_version", "compute_capability", "profile") if k not in data] if isinstance(data, dict) else []
     if not isinstance(data, dict) or missing:
         raise ModelError(f"{path}: engine sidecar lacks {', '.join(missing) or 'a JSON object'}")
     return data
@@ -364,7 +364,7 @@ def check_portability(sidecar: dict[str, Any], *, trt_version: str, gpu: GpuInfo
     if built_with != trt_version:
         raise ModelError(
             f"{engine}: engine built with TensorRT {built_with}, this machine has {trt_version}; engines are not "
-            "portable across TensorRT versions: rebuild it here (esrgan-export build-engine MODEL_FP16.onnx)"
+            "portable across TensorRT versions: rebuild it here (esrgan-export --build-engine MODEL_FP16.onnx)"
         )
     cc = str(sidecar.get("compute_capability"))
     if cc != gpu.compute_capability:
