@@ -169,3 +169,34 @@ def test_checkpoint_export_stages_under_a_unique_name(tmp_path, monkeypatch):
     (target.parent / f".{target.name}.tmp").mkdir(parents=True)  # what a fixed staging name would hit
     assert model_source.checkpoint_to_onnx(ckpt) == target and target.is_file()
     assert sorted(p.name for p in target.parent.iterdir() if p.is_file()) == [target.name]
+
+
+class _FlatBackend:
+    """Nearest x2, except that the first ``flat_calls`` batches come out as one grey value."""
+
+    def __init__(self, flat_calls: int) -> None:
+        from esrgan.runtime.backends.base import BackendInfo
+
+        self.scale, self.in_channels, self.size_multiple = 2, 3, 1
+        self.info = BackendInfo("fake", "fp32", "cpu")
+        self.flat_calls = flat_calls
+
+    def run(self, batch):
+        out = batch.repeat(2, axis=2).repeat(2, axis=3)
+        if self.flat_calls > 0:
+            self.flat_calls -= 1
+            out = np.full_like(out, 0.5)
+        return out
+
+
+@pytest.mark.parametrize("flat_calls,fails", [(100, True), (1, False)])
+def test_constant_output_fails_an_image_only_when_every_tile_is_constant(flat_calls, fails):
+    from esrgan.runtime.engine import TileEngine
+    from esrgan.runtime.images import from_array
+
+    done, failed = [], []
+    engine = TileEngine(_FlatBackend(flat_calls), 16, 4, 1, on_done=done.append,
+                        on_fail=lambda work, msg: failed.append(msg))
+    engine.submit("a", from_array(gradient(40, 40)))
+    assert (len(failed), len(done)) == ((1, 0) if fails else (0, 1))
+    assert not failed or "constant" in failed[0]
