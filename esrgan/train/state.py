@@ -70,7 +70,9 @@ def load_state(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"{src}: no training state to resume from") from None
     except Exception as exc:
-        raise CheckpointError(f"{src}: unreadable training state ({str(exc).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{src}: unreadable training state ({(str(exc).strip().splitlines() or [type(exc).__name__])[0]})"
+        ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{src}: not a training state (a {type(state).__name__}, expected a dict)")
     return state
