@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from esrgan.errors import ModelError
+from esrgan.errors import EsrganError, ModelError
 from esrgan.models.spec import GeneratorSpec
 
 PREFIX = "esrgan."
 SPEC = PREFIX + "spec"  # GeneratorSpec as JSON
 SCALE = PREFIX + "scale"  # int
-PRECISION = PREFIX + "precision"  # fp32 | fp16 | int8
+PRECISION = PREFIX + "precision"  # one of PRECISIONS
+PRECISIONS = ("fp32", "fp16", "int8")
 ALPHA = PREFIX + "alpha"  # network interpolation weight, float as text ("" when not interpolated)
 IN_CHANNELS = PREFIX + "in_channels"
 SOURCE_SHA256 = PREFIX + "source_sha256"  # JSON object {role: sha256}
@@ -28,27 +29,44 @@ OUTPUT_NAME = "output"
 
 @dataclass(frozen=True)
 class ModelMetadata:
-    """The parts of a model file's metadata that the runtime needs."""
+    """The parts of a model file's metadata that the runtime needs.
 
-    scale: int
+    ``scale`` is None only when the file says nothing about it and the caller allowed that
+    (``require_scale=False``): a third-party ONNX model, whose scale the backend then measures.
+    """
+
+    scale: int | None
     precision: str
     spec: GeneratorSpec | None
     raw: dict[str, str]
 
+    @property
+    def size_multiple(self) -> int:
+        """What tile starts and sizes must be multiples of (the spec's pixel-unshuffle factor)."""
+        return self.spec.size_multiple if self.spec is not None else 1
 
-def parse_metadata(props: dict[str, str], source: str) -> ModelMetadata:
-    """Read scale/precision/spec from a file's key-value metadata; the scale is required."""
-    spec = GeneratorSpec.from_json(props[SPEC]) if SPEC in props else None
+
+def parse_metadata(props: dict[str, str], source: str, *, require_scale: bool = True) -> ModelMetadata:
+    """Read scale/precision/spec from a file's key-value metadata, each checked, errors in one line."""
+    spec = None
+    if SPEC in props:
+        try:
+            spec = GeneratorSpec.from_json(props[SPEC])
+        except EsrganError as exc:
+            raise ModelError(f"{source}: metadata {SPEC}: {exc}") from None
+    scale: int | None = spec.scale if spec is not None else None
     if SCALE in props:
         try:
             scale = int(props[SCALE])
         except ValueError:
             raise ModelError(f"{source}: metadata {SCALE}={props[SCALE]!r} is not an integer") from None
-    elif spec is not None:
-        scale = spec.scale
-    else:
-        raise ModelError(
-            f"{source}: no '{SCALE}' in the model's metadata; export it with esrgan-export "
-            "or pass the scale explicitly"
-        )
-    return ModelMetadata(scale=scale, precision=props.get(PRECISION, "fp32"), spec=spec, raw=dict(props))
+        if scale < 1:
+            raise ModelError(f"{source}: metadata {SCALE}={props[SCALE]!r} is not a positive integer")
+        if spec is not None and spec.scale != scale:
+            raise ModelError(f"{source}: metadata {SCALE}={scale} contradicts {SPEC} (x{spec.scale})")
+    if scale is None and require_scale:
+        raise ModelError(f"{source}: no '{SCALE}' in the model's metadata; export it with esrgan-export")
+    precision = props.get(PRECISION, "fp32")
+    if precision not in PRECISIONS:
+        raise ModelError(f"{source}: metadata {PRECISION}={precision!r}; expected one of {', '.join(PRECISIONS)}")
+    return ModelMetadata(scale=scale, precision=precision, spec=spec, raw=dict(props))

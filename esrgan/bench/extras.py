@@ -54,8 +54,9 @@ def tiling_check(model: PreparedModel, config: Any, quick: bool = False) -> dict
     img = centre_crop(source_images(config.images, count=1)[0], side).astype(np.float32) / 255.0
     backend = _runtime_backend(model, config.threads)
     try:
-        whole = run_tiled(backend.run, img, backend.scale, 0, pad, dtype=np.uint16)
-        tiled = run_tiled(backend.run, img, backend.scale, tile, pad, dtype=np.uint16)
+        multiple = getattr(backend, "size_multiple", 1)
+        whole = run_tiled(backend.run, img, backend.scale, 0, pad, dtype=np.uint16, multiple=multiple)
+        tiled = run_tiled(backend.run, img, backend.scale, tile, pad, dtype=np.uint16, multiple=multiple)
     finally:
         backend.close()
     parity = compare(whole / 65535.0, tiled / 65535.0)

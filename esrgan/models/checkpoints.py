@@ -117,24 +117,45 @@ def _read_torch(src: Path) -> tuple[StateDict, dict[str, str]]:
     try:
         obj = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as exc:
-        text = str(exc)
-        if "Weights only load failed" in text or "Unsupported global" in text:
-            culprit = re.search(r"GLOBAL ([\w.]+)", text)
-            raise CheckpointError(
-                f"{src}: refused: the file contains pickled code or objects, not just tensors "
-                f"(loaded with weights_only=True for safety{'; blocked: ' + culprit[1] if culprit else ''})"
-            ) from None
-        hint = " (truncated?)" if isinstance(exc, EOFError) or "central directory" in text else ""
-        raise CheckpointError(
-            f"{src}: not a readable PyTorch checkpoint{hint}: {type(exc).__name__}: {first_line(exc)}"
-        ) from None
+        raise CheckpointError(f"{src}: {_torch_load_problem(src, exc)}") from None
     return _unwrap(obj, src)
+
+
+def _torch_load_problem(src: Path, exc: BaseException) -> str:
+    """What a failed ``torch.load(weights_only=True)`` means, for a user, in one line.
+
+    Only a blocked GLOBAL is pickled code; any other unpickling failure is a file that is not a
+    checkpoint (random bytes) or is damaged, and a zip archive that cannot be read is truncated.
+    """
+    text = str(exc)
+    culprit = re.search(r"GLOBAL ([\w.]+)", text)
+    if culprit or "Unsupported global" in text:
+        return (
+            "refused: the file contains pickled code or objects, not just tensors "
+            f"(loaded with weights_only=True for safety{'; blocked: ' + culprit[1] if culprit else ''})"
+        )
+    if "Weights only load failed" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else ""
+        reason = next((line.strip() for line in detail.splitlines() if line.strip()), type(exc).__name__)
+        return f"not a PyTorch checkpoint, or a damaged one (unpickling failed: {reason})"
+    with open(src, "rb") as f:
+        zipped = f.read(len(ZIP_MAGIC)) == ZIP_MAGIC
+    truncated = (
+        isinstance(exc, EOFError) or "central directory" in text or "unexpected EOF" in text
+        or (zipped and isinstance(exc, OSError))
+    )
+    if truncated:
+        return f"truncated or damaged PyTorch checkpoint ({type(exc).__name__}: {first_line(exc)})"
+    return f"not a readable PyTorch checkpoint: {type(exc).__name__}: {first_line(exc)}"
 
 
 def _unwrap(obj: object, src: Path) -> tuple[StateDict, dict[str, str]]:
     meta: dict[str, str] = {}
     if isinstance(obj, dict) and isinstance(obj.get("spec"), dict) and isinstance(obj.get("state_dict"), dict):
-        meta = {SPEC: GeneratorSpec.from_dict(obj["spec"]).to_json()}
+        try:
+            meta = {SPEC: GeneratorSpec.from_dict(obj["spec"]).to_json()}
+        except CheckpointError as exc:
+            raise CheckpointError(f"{src}: 'spec' entry: {exc}") from None
         obj = obj["state_dict"]
     elif isinstance(obj, dict):
         nested = [k for k in WRAPPERS if isinstance(obj.get(k), dict)]

@@ -66,10 +66,34 @@ class Layout:
 def convert_state_dict(state: StateDict, meta: dict[str, str], src: str) -> tuple[str, GeneratorSpec, StateDict]:
     """Return (format name, spec, state dict with our key names, as FP32).
 
-    Raises ``CheckpointError`` with one line naming the expected and the found key or shape.
+    Raises ``CheckpointError`` with one line naming the expected and the found key or shape, or the
+    first tensor holding NaN/inf (such weights make every output NaN: black images, never an error).
     """
+    fmt, spec, converted = _convert(state, meta, src)
+    check_finite(converted, src)
+    return fmt, spec, converted
+
+
+def check_finite(state: StateDict, src: str) -> None:
+    """Refuse weights with NaN or infinite values, naming the first such tensor."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f"{src}: tensor {bad[0]!r} holds NaN or infinite values ({len(bad)} such tensor(s) in all); "
+            "the weights are unusable"
+        )
+
+
+def _convert(state: StateDict, meta: dict[str, str], src: str) -> tuple[str, GeneratorSpec, StateDict]:
     if SPEC in meta:
-        return OWN, GeneratorSpec.from_json(meta[SPEC]), _as_float32(state)
+        try:
+            spec = GeneratorSpec.from_json(meta[SPEC])
+        except CheckpointError as exc:
+            raise CheckpointError(f"{src}: metadata {SPEC}: {exc}") from None
+        # The spec is a claim of the file: the tensors must match it before anything is built at
+        # its size (a small file claiming nf 4096 would otherwise allocate gigabytes first).
+        check_against_spec(state, spec, src)
+        return OWN, spec, _as_float32(state)
     _refuse_unsupported(state, src)
     for detect in (_detect_basicsr, _detect_official, _detect_old_arch, _detect_pytorch_gan):
         layout = detect(state, src)

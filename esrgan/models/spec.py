@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -15,6 +16,7 @@ from esrgan.errors import CheckpointError
 
 ARCHS = ("rrdbnet", "pytorch-gan")
 SCALES = (1, 2, 4, 8)
+_SIZE_FIELDS = ("num_feat", "num_block", "num_grow_ch", "num_in_ch", "num_out_ch")
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,22 @@ class GeneratorSpec:
     pixel_unshuffle: bool = False
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise CheckpointError(f"unknown generator arch {self.arch!r}; expected one of {', '.join(ARCHS)}")
+        # Every field is type-checked here, the one place a spec is made: specs come from untrusted
+        # JSON (checkpoint and ONNX metadata), where null, 8.0, true, [8] or "8" must be refused in
+        # one line rather than break model building somewhere later.
+        if not isinstance(self.arch, str) or self.arch not in ARCHS:
+            raise CheckpointError(f"unknown generator arch {_show(self.arch)}; expected one of {', '.join(ARCHS)}")
+        for name in ("scale", *_SIZE_FIELDS):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise CheckpointError(f"spec field {name} must be an integer, got {_show(value)}")
+            object.__setattr__(self, name, int(value))  # numpy/torch integers become plain ints (JSON)
+        if not isinstance(self.pixel_unshuffle, bool):
+            raise CheckpointError(f"spec field pixel_unshuffle must be true or false, got {_show(self.pixel_unshuffle)}")
         if self.scale not in SCALES:
             raise CheckpointError(f"unsupported scale {self.scale}; expected one of {SCALES}")
-        for name in ("num_feat", "num_block", "num_grow_ch", "num_in_ch", "num_out_ch"):
-            if int(getattr(self, name)) <= 0:
+        for name in _SIZE_FIELDS:
+            if getattr(self, name) <= 0:
                 raise CheckpointError(f"spec field {name} must be positive, got {getattr(self, name)}")
         if self.pixel_unshuffle and (self.arch != "rrdbnet" or self.scale not in (1, 2)):
             raise CheckpointError("pixel_unshuffle applies only to rrdbnet at scale 1 or 2")
@@ -106,10 +118,12 @@ class GeneratorSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorSpec:
+        if not isinstance(data, dict):
+            raise CheckpointError(f"spec is not a mapping of field names to values, got {_show(data)}")
         known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        unknown = sorted(str(k) for k in set(data) - known)
         if unknown:
-            raise CheckpointError(f"unknown spec fields {sorted(unknown)}; known: {sorted(known)}")
+            raise CheckpointError(f"unknown spec fields {unknown}; known: {sorted(known)}")
         return cls(**data)
 
     @classmethod
@@ -131,6 +145,14 @@ class GeneratorSpec:
             f"{self.arch} x{self.scale} nf{self.num_feat} nb{self.num_block} gc{self.num_grow_ch} "
             f"in{self.num_in_ch} out{self.num_out_ch}{extra}"
         )
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    """A field value for a one-line message: its repr (shortened) and its JSON-ish type."""
+    text = repr(value)
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    kind = "null" if value is None else type(value).__name__
+    return f"{text} ({kind})"
 
 
 def paper_spec(scale: int = 4) -> GeneratorSpec:

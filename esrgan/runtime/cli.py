@@ -14,7 +14,7 @@ import click
 from esrgan.cli_support import debug_option, handle_errors
 from esrgan.errors import UsageError
 from esrgan.runtime.backends.registry import CHOICES
-from esrgan.runtime.options import RunOptions
+from esrgan.runtime.options import RunOptions, check_outscale
 
 
 def parse_tile(value: str) -> int | str:
@@ -27,6 +27,14 @@ def parse_tile(value: str) -> int | str:
     if tile < 0 or 0 < tile < 16:
         raise UsageError(f"--tile {tile}: use 0 (whole image) or at least 16 px")
     return tile
+
+
+def _outscale(value: float | None) -> float | None:
+    """Refuse inf, nan and <= 0 while parsing, as click refuses its own range errors (exit 2)."""
+    try:
+        return check_outscale(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc).removeprefix(f"--outscale {value}: ")) from None
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -52,7 +60,7 @@ def _terminate(signum: int, frame: object) -> None:
               default=RunOptions.format, show_default=True, help="Output format; same = the input's.")
 @click.option("--quality", type=click.IntRange(1, 100), default=RunOptions.quality, show_default=True,
               help="JPEG/WebP quality.")
-@click.option("--outscale", type=click.FloatRange(min=0, min_open=True), default=RunOptions.outscale,
+@click.option("--outscale", type=float, default=RunOptions.outscale, callback=lambda ctx, param, value: _outscale(value),
               help="Final scale factor (e.g. 3.5 with a x4 model), Lanczos-resized.")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
 @click.option("--shard", default=RunOptions.shard, help="I/N: process a stable 1/N share (0 <= I < N) of the inputs.")

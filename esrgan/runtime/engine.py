@@ -115,6 +115,10 @@ def pad_for_min_input(info: BackendInfo, size: tuple[int, int], pad: int) -> int
     return max(pad, -(-(min_h - size[0]) // 2), -(-(min_w - size[1]) // 2))
 
 
+NON_FINITE = "the model produced NaN or infinite values (broken weights?); nothing written"
+CONSTANT = "the model produced a constant image for a non-constant input (broken weights?); nothing written"
+
+
 @dataclass
 class ImageWork:
     """One image in flight: its model planes, their output buffers and how many tiles are still out."""
@@ -123,9 +127,13 @@ class ImageWork:
     decoded: Decoded
     scale: int
     pad: int
+    multiple: int = 1  # the model's size multiple: tiles are aligned to it
     tile: int = 0
     outputs: list[np.ndarray] = field(default_factory=list)
     remaining: int = 0
+    # Whether any tile's input / output so far holds more than one value (see TileEngine._check).
+    input_varies: bool = False
+    output_varies: bool = False
     _padded: list[np.ndarray] = field(default_factory=list)
 
     def start(self, tile: int) -> list[tiling.TileJob]:
@@ -133,11 +141,12 @@ class ImageWork:
         h, w = self.decoded.size
         planes = self.decoded.planes()
         if not self._padded:
-            self._padded = [tiling.pad_image(p, self.pad) for p in planes]
+            self._padded = [tiling.pad_image(p, self.pad, self.multiple) for p in planes]
             # One integer buffer per plane for the whole run: no float copy of the upscaled image.
             self.outputs = [np.empty((h * self.scale, w * self.scale, 3), self.decoded.dtype) for _ in planes]
         self.tile = tile
-        grid = tiling.tile_grid(h, w, tile, self.pad)
+        self.input_varies = self.output_varies = False
+        grid = tiling.tile_grid(h, w, tile, self.pad, self.multiple)
         jobs = [
             tiling.TileJob((self.key, i), t, tiling.extract_window(padded, t))
             for i, padded in enumerate(self._padded) for t in grid
@@ -199,7 +208,8 @@ class TileEngine:
     # ---- feeding ----------------------------------------------------------------------------
     def submit(self, key: Hashable, decoded: Decoded, more_coming: bool = False) -> None:
         """Queue an image. With ``more_coming`` a partial batch may wait for the next image's tiles."""
-        work = ImageWork(key, decoded, self.scale, pad_for_min_input(self.backend.info, decoded.size, self.pad))
+        work = ImageWork(key, decoded, self.scale, pad_for_min_input(self.backend.info, decoded.size, self.pad),
+                         getattr(self.backend, "size_multiple", 1))
         self.in_flight[key] = work
         self._guarded(lambda: self._feed(work, self.tile))
         if not more_coming or len(self.in_flight) >= self.max_in_flight:
@@ -221,6 +231,14 @@ class TileEngine:
 
     # ---- running ----------------------------------------------------------------------------
     def _run(self, group: list[tiling.TileJob]) -> None:
+        """Run one batch and stitch each tile; every backend's output is checked here.
+
+        NaN/inf would be clipped to black and written as a valid image (which a rerun then skips as
+        complete), so such a tile fails its image. An image whose every tile came out constant although
+        its input was not is what broken weights give (zeroed, or NaN folded into a constant); it fails
+        too. The second check is per image, not per tile: a nearly flat tile may legitimately come
+        out flat at reduced precision.
+        """
         batch = np.stack([job.window for job in group])
         try:
             out = self.backend.run(batch)
@@ -239,12 +257,21 @@ class TileEngine:
             work = self.in_flight.get(key)
             if work is None:
                 continue  # failed meanwhile
+            if not np.isfinite(res).all():
+                self._fail_keys({key}, NON_FINITE)
+                continue
             tiling.stitch(work.outputs[plane], res, job.tile, self.scale)
+            if not work.output_varies:
+                work.output_varies = bool(res.min() != res.max())
+                work.input_varies = work.input_varies or bool(job.window.min() != job.window.max())
             work.remaining -= 1
             if work.done:
                 del self.in_flight[key]
                 work.release_inputs()
-                self.on_done(work)
+                if work.input_varies and not work.output_varies:
+                    self.on_fail(work, CONSTANT)
+                else:
+                    self.on_done(work)
 
     def _fail_keys(self, keys: set[Hashable], message: str) -> None:
         for key in keys:

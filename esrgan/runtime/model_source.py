@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from esrgan.atomic import write_atomic
 from esrgan.cache import cache_dir
 from esrgan.errors import DependencyError, ModelError
 from esrgan.hashing import file_sha256
@@ -41,8 +42,9 @@ def checkpoint_to_onnx(path: str | os.PathLike[str]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
         result = export_artifacts(src, Path(tmp), fp16=False, verify=True)
-        staged = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(result.onnx_fp32, staged)
-        os.replace(staged, target)
+        # A uniquely named temp file, then one rename: concurrent first runs on the same checkpoint
+        # (a Slurm array) each stage their own copy, and the last rename wins with identical bytes.
+        with write_atomic(target) as staged:
+            shutil.copyfile(result.onnx_fp32, staged)
     return target
 

@@ -10,8 +10,10 @@ in ``images``; they are referenced here, not copied.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from esrgan.errors import UsageError
 from esrgan.runtime.images import DEFAULT_MAX_PIXELS
 from esrgan.runtime.tiling import DEFAULT_TILE_PAD
 
@@ -33,3 +35,19 @@ class RunOptions:
     device_id: int = 0  # GPU index
     threads: int | None = None  # CPU threads for the backend; None = the backend's choice
     workers: int = 2  # decode and encode threads each (no CLI flag)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outscale", check_outscale(self.outscale))
+
+
+def check_outscale(value: float | None) -> float | None:
+    """``--outscale`` must be a finite number > 0 (or None): checked before any model runs."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"--outscale {value!r}: expected a number > 0") from None
+    if not math.isfinite(number) or number <= 0:
+        raise UsageError(f"--outscale {value}: expected a finite number > 0")
+    return number

@@ -52,17 +52,27 @@ class Tile:
         return self.y.size + 2 * self.pad, self.x.size + 2 * self.pad
 
 
-def axis_spans(length: int, tile: int) -> list[Span]:
+def axis_spans(length: int, tile: int, multiple: int = 1) -> list[Span]:
     """Split ``length`` pixels into cores of ``tile`` px; the last is shifted inward, not shrunk.
 
-    ``tile <= 0`` or ``tile >= length`` gives one core covering everything.
+    ``tile <= 0`` or ``tile >= length`` gives one core covering everything. ``multiple`` is the
+    model's size multiple (its pixel-unshuffle factor): every core starts at a multiple of it and
+    ``tile`` is rounded down to one, so that each window groups pixels into the same 2x2/4x4 blocks
+    as the whole-image pass; a core may then run up to ``multiple - 1`` px past the end, into the
+    extra padding ``pad_image`` adds for it.
     """
     if length <= 0:
         raise ValueError(f"cannot tile an axis of length {length}")
+    if multiple < 1:
+        raise ValueError(f"size multiple must be >= 1, got {multiple}")
+    aligned = length + (-length) % multiple
+    if tile > 0:
+        tile = max(multiple, tile // multiple * multiple)
     if tile <= 0 or tile >= length:
-        return [Span(0, length, 0, length)]
+        return [Span(0, aligned, 0, length)]
     count = -(-length // tile)
-    starts = [i * tile for i in range(count - 1)] + [length - tile]
+    last = -(-(length - tile) // multiple) * multiple
+    starts = [i * tile for i in range(count - 1)] + [last]
     spans = []
     for i, start in enumerate(starts):
         # Tile i writes from where tile i-1 stopped: the shifted last tile keeps only its new part,
@@ -73,18 +83,24 @@ def axis_spans(length: int, tile: int) -> list[Span]:
     return spans
 
 
-def tile_grid(height: int, width: int, tile: int, pad: int) -> list[Tile]:
+def tile_grid(height: int, width: int, tile: int, pad: int, multiple: int = 1) -> list[Tile]:
     """All tiles of an image, row-major. ``tile=0`` is the whole image in one window."""
     if pad < 0:
         raise ValueError(f"tile pad must be >= 0, got {pad}")
-    return [Tile(ys, xs, pad) for ys in axis_spans(height, tile) for xs in axis_spans(width, tile)]
+    return [
+        Tile(ys, xs, pad)
+        for ys in axis_spans(height, tile, multiple) for xs in axis_spans(width, tile, multiple)
+    ]
 
 
-def pad_image(image: np.ndarray, pad: int) -> np.ndarray:
-    """Reflect-pad an HWC (or HW) image by ``pad`` on every side (repeated reflection if it is tiny)."""
-    if pad == 0:
+def pad_image(image: np.ndarray, pad: int, multiple: int = 1) -> np.ndarray:
+    """Reflect-pad an HWC (or HW) image by ``pad`` on every side (repeated reflection if it is tiny),
+    plus what rounds the bottom and right up to a multiple of ``multiple`` (see ``axis_spans``)."""
+    h, w = image.shape[:2]
+    extra_h, extra_w = (-h) % multiple, (-w) % multiple
+    if pad == 0 and extra_h == 0 and extra_w == 0:
         return image
-    widths = [(pad, pad), (pad, pad)] + [(0, 0)] * (image.ndim - 2)
+    widths = [(pad, pad + extra_h), (pad, pad + extra_w)] + [(0, 0)] * (image.ndim - 2)
     return np.pad(image, widths, mode="reflect")
 
 
@@ -115,16 +131,17 @@ def stitch(out: np.ndarray, tile_output: np.ndarray, tile: Tile, scale: int) -> 
 
 
 def run_tiled(
-    run: Any, image: np.ndarray, scale: int, tile: int, pad: int, batch: int = 1, dtype: type = np.uint8
+    run: Any, image: np.ndarray, scale: int, tile: int, pad: int, batch: int = 1, dtype: type = np.uint8,
+    multiple: int = 1,
 ) -> np.ndarray:
     """Upscale one HWC float32 [0, 1] image with ``run`` (NCHW -> NCHW): the simple, synchronous path.
 
     The pipeline does the same with tiles of several images in flight; benchmarks call this one.
     """
     h, w, c = image.shape
-    padded = pad_image(image, pad)
+    padded = pad_image(image, pad, multiple)
     out = np.empty((h * scale, w * scale, c), dtype=dtype)
-    tiles = tile_grid(h, w, tile, pad)
+    tiles = tile_grid(h, w, tile, pad, multiple)
     for start in range(0, len(tiles), max(1, batch)):
         group = tiles[start : start + max(1, batch)]
         result = run(np.stack([extract_window(padded, t) for t in group]))

@@ -19,7 +19,7 @@ from esrgan.runtime import images, paths
 from esrgan.runtime.backends.base import Backend
 from esrgan.runtime.backends.registry import load_backend
 from esrgan.runtime.engine import ImageWork, TileEngine
-from esrgan.runtime.options import RunOptions
+from esrgan.runtime.options import RunOptions, check_outscale
 from esrgan.runtime.pipeline import FolderRun, Summary, finish_image
 
 
@@ -72,6 +72,7 @@ class Upscaler:
 
     def upscale(self, image: Any, outscale: float | None = None) -> Any:
         """Upscale one image; the result has the input's type, channels and dtype (float stays float)."""
+        outscale = check_outscale(outscale)
         if isinstance(image, Image.Image):
             decoded = images.from_pil(image)
             return images.to_pil(self._run_one(decoded, outscale), decoded)

@@ -39,6 +39,11 @@ def find_images(root: str | os.PathLike[str]) -> list[Path]:
     )
 
 
+#: What reading a training image may raise for a bad file: skipped with a warning, never a crash.
+#: Pillow refuses images over twice its pixel limit (decompression bombs) with its own error class.
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
 def load_rgb(path: Path) -> np.ndarray:
     """An H x W x 3 uint8 array (grey and RGBA images converted), or OSError/ValueError."""
     with Image.open(path) as img:
@@ -66,7 +71,7 @@ def scan_images(root: str | os.PathLike[str], min_size: int) -> list[Path]:
     for path in files:
         try:
             w, h = image_size(path)
-        except (OSError, ValueError, SyntaxError) as exc:
+        except UNREADABLE as exc:
             log.warning("skipping unreadable image %s (%s)", path, first_line(exc))
             continue
         if min(w, h) < min_size:
@@ -139,7 +144,7 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             i = (index + k) % n
             try:
                 img = self.image(i)
-            except (OSError, ValueError) as exc:
+            except UNREADABLE as exc:
                 log.warning("skipping unreadable image %s (%s)", self.paths[i], exc)
                 continue
             if min(img.shape[:2]) >= self.patch_size:

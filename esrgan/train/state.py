@@ -66,8 +66,12 @@ def load_state(path: str | Path) -> dict[str, Any]:
     try:
         # MultiStepLR keeps its milestones in a Counter: the one non-tensor class a state holds.
         with torch.serialization.safe_globals([collections.Counter]):
-            return torch.load(src, map_location="cpu", weights_only=True)
+            state = torch.load(src, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{src}: no training state to resume from") from None
     except Exception as exc:
         raise CheckpointError(f"{src}: unreadable training state ({first_line(exc)})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{src}: not a training state (a {type(state).__name__}, expected a dict)")
+    return state
+

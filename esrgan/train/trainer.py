@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from esrgan.atomic import write_text_atomic
-from esrgan.errors import ConfigError, TrainingError, UsageError
+from esrgan.errors import CheckpointError, ConfigError, TrainingError, UsageError
 from esrgan.models.build import build_generator, spec_of
 from esrgan.models.checkpoints import load_generator, save_generator
 from esrgan.train import losses
@@ -149,6 +149,20 @@ class StageRun:
 
     def resume(self) -> None:
         state = load_state(self.state_file)
+        try:
+            self._restore(state)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+            # A state file that loads but lacks an entry or holds the wrong shapes (hand-edited,
+            # another version, another model): one line naming the file, not a traceback.
+            what = f"missing entry {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:200]
+            raise CheckpointError(
+                f"{self.state_file}: not a usable {self.stage}-stage training state ({what or type(exc).__name__})"
+            ) from None
+        if self.info.is_main:
+            truncate_log(self.out / LOG_FILE, self.stage, self.start_iter)
+            log.info("resuming the %s stage at iteration %d", self.stage, self.start_iter)
+
+    def _restore(self, state: dict[str, Any]) -> None:
         saved_spec = state.get("spec")
         if saved_spec is not None and saved_spec != self.config.spec.to_dict():
             raise ConfigError(f"{self.state_file} was trained with a different generator ({saved_spec})")
@@ -163,9 +177,6 @@ class StageRun:
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.start_iter = int(state["iter"])
-        if self.info.is_main:
-            truncate_log(self.out / LOG_FILE, self.stage, self.start_iter)
-            log.info("resuming the %s stage at iteration %d", self.stage, self.start_iter)
 
     def state(self, iteration: int) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -337,12 +348,14 @@ def _prepare_output(config: TrainConfig, info: DistInfo) -> Path:
     out = Path(config.output or ".")
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        if not config.resume:
-            existing = [state_path(out, s) for s in config.stages if state_path(out, s).exists()]
-            if existing:
-                raise UsageError(
-                    f"{existing[0]} exists: pass --resume to continue that run, or choose another --output"
-                )
+        existing = [state_path(out, s) for s in config.stages if state_path(out, s).exists()]
+        if not config.resume and existing:
+            raise UsageError(
+                f"{existing[0]} exists: pass --resume to continue that run, or choose another --output"
+            )
+        if config.resume and not existing:
+            names = " or ".join(state_path(out, s).name for s in config.stages)
+            raise UsageError(f"--resume: nothing to resume in {out} (no {names}); run without --resume to start")
         write_text_atomic(out / CONFIG_FILE, config.to_yaml())
     barrier(info)
     return out
@@ -370,6 +383,8 @@ def train(config: TrainConfig) -> TrainResult:
             run = StageRun(config, stage, device, info, dataset, val_images)
             if config.resume and run.state_file.exists():
                 run.resume()
+            elif config.resume:
+                log.info("no saved state for the %s stage: it starts from iteration 0", stage)
             result.checkpoints[stage] = run.run()
             result.iterations[stage] = run.iters
             if run.last_val is not None:

@@ -58,7 +58,14 @@ def test_truncated_file(tmp_path, suffix):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     msg = _error(path)
-    assert "not a readable" in msg
+    assert ("not a readable safetensors" if suffix == ".safetensors" else "truncated or damaged") in msg
+
+
+def test_random_bytes_are_not_called_pickled_code(tmp_path):
+    path = tmp_path / "noise.pth"
+    path.write_bytes(bytes(range(256)) * 20)  # opcode 0x80 then garbage: no GLOBAL anywhere
+    msg = _error(path)
+    assert "pickled code" not in msg and "not a PyTorch checkpoint" in msg
 
 
 def test_truncated_legacy_pth(tmp_path):

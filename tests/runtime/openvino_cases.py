@@ -193,3 +193,70 @@ def test_bf16_layouts_keeping_layers_in_fp32_are_at_least_as_close_as_all_bf16(t
     assert _ov(tiny_onnx, tmp_path, precision="bf16", mode="latency").info.extra["bf16_layout"] == "head"
     with pytest.raises(UsageError):
         _ov(tiny_onnx, tmp_path, precision="bf16", bf16_layout="tail")
+
+
+# ---- foreign and broken models (the same cases on ONNX Runtime are in test_model_faults.py) ----------
+
+
+def _run_cli(tmp_path, model, *extra):
+    from click.testing import CliRunner
+
+    from esrgan.runtime.cli import main
+    from tests.runtime.conftest import gradient, save
+
+    img = gradient(10, 13)
+    save(tmp_path / "in" / "a.png", img)
+    args = [tmp_path / "in", tmp_path / "out", "--model", model, "--backend", "openvino", "--threads", "1", *extra]
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result, img, [line for line in result.output.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.parametrize("build", ["resize_model", "depth_to_space_model"])
+def test_a_model_without_metadata_runs_with_its_scale_measured(tmp_path, monkeypatch, build):
+    from PIL import Image
+
+    from tests.runtime import onnx_graphs
+
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    model = getattr(onnx_graphs, build)(tmp_path / "foreign.onnx")
+    result, img, errors = _run_cli(tmp_path, model, "--tile", "0")
+    assert result.exit_code == 0 and not errors, result.output
+    out = np.asarray(Image.open(tmp_path / "out" / "a.png")).astype(int)
+    assert out.shape == (20, 26, 3) and np.abs(out - img.repeat(2, 0).repeat(2, 1)).max() <= 1
+
+
+@pytest.mark.parametrize("kind", ["nan", "constant"])
+def test_nan_or_constant_output_fails_the_image_and_writes_nothing(tmp_path, monkeypatch, kind):
+    from tests.runtime.onnx_graphs import broken_model
+
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    result, _, errors = _run_cli(tmp_path, broken_model(tmp_path / f"{kind}.onnx", kind))
+    assert result.exit_code == 1 and len(errors) == 1, result.output
+    assert ("NaN" if kind == "nan" else "constant") in errors[0]
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_malformed_spec_and_empty_graph_are_one_line(tmp_path, monkeypatch):
+    from tests.runtime.onnx_graphs import empty_model, resize_model
+
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    bad_spec = resize_model(tmp_path / "spec.onnx", props={"esrgan.spec": '{"num_feat": [8]}'})
+    for model in (bad_spec, empty_model(tmp_path / "empty.onnx")):
+        result, _, errors = _run_cli(tmp_path, model)
+        assert result.exit_code == 2 and len(errors) == 1 and str(model) in errors[0], result.output
+
+
+def test_openvino_errors_keep_their_reason_not_the_location_line(tmp_path):
+    from onnx import helper
+
+    from esrgan.runtime.backends.openvino_backend import openvino_reason
+    from tests.runtime.onnx_graphs import _save
+
+    model = _save([helper.make_node("NoSuchOp", ["input"], ["output"])], tmp_path / "unknown_op.onnx")
+    with pytest.raises(ModelError) as err:
+        _ov(model, tmp_path)
+    msg = str(err.value)
+    assert "\n" not in msg and "NoSuchOp" in msg and "Exception from" not in msg
+    text = "Exception from src/inference/src/cpp/core.cpp:84:\nCheck 'x' failed at src/a.cpp:9:\nthe reason\n"
+    assert openvino_reason(RuntimeError(text)) == "the reason"
+    assert openvino_reason(RuntimeError("")) == "RuntimeError"

@@ -8,9 +8,16 @@ TensorRT and PyTorch be swapped without the rest of the runtime knowing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from esrgan.errors import EsrganError, ModelError
+
+#: Input size of the one run that measures the scale of a model whose file does not state it:
+#: a multiple of 8 (pixel-unshuffle models need one) and not square (both axes are checked).
+PROBE_SIZE = (32, 48)
 
 
 @dataclass(frozen=True)
@@ -30,12 +37,14 @@ class BackendInfo:
 class Backend(ABC):
     """A loaded model that upscales NCHW float32 batches.
 
-    Subclasses set ``scale``, ``in_channels`` and ``info`` when they load.
+    Subclasses set ``scale``, ``in_channels`` and ``info`` when they load, and ``size_multiple``
+    when the model groups pixels (pixel-unshuffle): the tiler aligns tiles to it.
     """
 
     scale: int
     in_channels: int
     info: BackendInfo
+    size_multiple: int = 1
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -54,3 +63,33 @@ class Backend(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_io(source: str, inputs: list, outputs: list) -> None:
+    """One image in, one image out: anything else is refused in one line at load."""
+    if len(inputs) != 1 or len(outputs) < 1:
+        raise ModelError(
+            f"{source}: the model has {len(inputs)} input(s) and {len(outputs)} output(s); "
+            "expected one NCHW image input and an image output"
+        )
+
+
+def probe_scale(
+    run: Callable[[np.ndarray], np.ndarray], in_channels: int, source: str,
+    size: tuple[int, int] | None = None,
+) -> int:
+    """The scale of a model whose file does not state it (most third-party ONNX exports), measured by
+    one run on a small input: output height and width must both be the same integer multiple."""
+    h, w = size or PROBE_SIZE
+    probe = np.random.default_rng(0).random((1, in_channels, h, w), dtype=np.float32)
+    try:
+        out = run(probe)
+    except EsrganError as exc:
+        raise ModelError(f"{source}: no esrgan.scale in its metadata, and a {h}x{w} probe run failed: {exc}") from None
+    shape = tuple(getattr(out, "shape", ()))
+    if len(shape) != 4 or shape[2] < h or shape[2] % h or shape[3] % w or shape[2] // h != shape[3] // w:
+        raise ModelError(
+            f"{source}: no esrgan.scale in its metadata, and its output {shape} for a 1x{in_channels}x{h}x{w} "
+            "input is not an integer upscale of it"
+        )
+    return shape[2] // h

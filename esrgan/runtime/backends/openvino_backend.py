@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from esrgan.cache import cache_dir
-from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError, first_line
+from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
 from esrgan.metadata import PRECISION, parse_metadata
-from esrgan.runtime.backends.base import Backend, BackendInfo
+from esrgan.runtime.backends.base import Backend, BackendInfo, check_io, probe_scale
 from esrgan.runtime.backends.openvino_split import BF16_LAYOUTS, LAYOUT_NOTES, split_for_bf16
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -59,6 +60,8 @@ def openvino_metadata(model: object) -> dict[str, str]:
     try:
         framework = model.get_rt_info()["framework"]  # type: ignore[attr-defined]
     except (KeyError, RuntimeError, TypeError):
+        return {}
+    if not isinstance(framework, dict):  # an ONNX file without metadata_props: an empty OVAny
         return {}
     return {str(k): v.astype(str) for k, v in framework.items()}
 
@@ -119,7 +122,11 @@ class OpenVinoBackend(Backend):
         self.cache_dir = cache
         self._src = src
         model = self._read()
-        meta = parse_metadata(openvino_metadata(model), str(src))
+        meta = parse_metadata(openvino_metadata(model), str(src), require_scale=False)
+        check_io(str(src), list(model.inputs), list(model.outputs))
+        shape = model.inputs[0].get_partial_shape()
+        if shape.rank.is_static and shape.rank.get_length() != 4:
+            raise ModelError(f"{src}: the model's input has shape {shape}; expected an NCHW image batch")
         if cpu_features is None:
             from esrgan.runtime.cpu_features import probe_cpu_features
 
@@ -127,9 +134,10 @@ class OpenVinoBackend(Backend):
         file_precision = meta.raw.get(PRECISION, "fp32")
         self.precision = resolve_precision(precision, bool(getattr(cpu_features, "bf16_native", False)),
                                            file_precision)
-        self.scale = meta.scale
-        shape = model.inputs[0].get_partial_shape()
-        self.in_channels = shape[1].get_length() if shape[1].is_static else 3
+        self.metadata = meta
+        self.size_multiple = meta.size_multiple
+        self.scale = meta.scale or 0  # measured below, once compiled, when the file does not state it
+        self.in_channels = shape[1].get_length() if shape.rank.is_static and shape[1].is_static else 3
         self.mode = mode
         # (model, precision) stages run in order; one stage unless BF16 keeps some layers in FP32.
         if bf16_layout not in BF16_LAYOUTS:
@@ -170,12 +178,16 @@ class OpenVinoBackend(Backend):
                 "loaded_from_cache": str(all(_loaded_from_cache(c) for c in compiled)).lower(),
             },
         )
+        if meta.scale is None:
+            fixed = shape.rank.is_static and shape[2].is_static and shape[3].is_static
+            static = (shape[2].get_length(), shape[3].get_length()) if fixed else None
+            self.scale = probe_scale(self.run, self.in_channels, str(src), static)
 
     def _read(self):  # -> ov.Model
         try:
             return self.core.read_model(str(self._src))
         except Exception as exc:
-            raise ModelError(f"{self._src}: OpenVINO cannot read it ({first_line(exc)})") from None
+            raise ModelError(f"{self._src}: OpenVINO cannot read it ({openvino_reason(exc)})") from None
 
     def _compile(self, model: object, precision: str, hint: str, streams: int | None = None):
         config: dict[str, object] = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[precision], "PERFORMANCE_HINT": hint}
@@ -186,7 +198,7 @@ class OpenVinoBackend(Backend):
         try:
             return self.core.compile_model(model, "CPU", config)
         except Exception as exc:
-            raise ModelError(f"{self._src}: OpenVINO cannot compile it for the CPU ({first_line(exc)})") from None
+            raise ModelError(f"{self._src}: OpenVINO cannot compile it for the CPU ({openvino_reason(exc)})") from None
 
     def _compile_latency(self) -> list:
         """The stages compiled for one request on all threads (for 1-tile batches); made on first use."""
@@ -208,7 +220,7 @@ class OpenVinoBackend(Backend):
         except MemoryError:
             raise OutOfMemoryError(f"OpenVINO ran out of memory on a {x.shape} batch") from None
         except Exception as exc:
-            raise BackendError(f"OpenVINO failed on a {x.shape} batch: {first_line(exc)}") from None
+            raise BackendError(f"OpenVINO failed on a {x.shape} batch: {openvino_reason(exc)}") from None
 
     def _run_in_flight(self, x: np.ndarray) -> np.ndarray:
         """One tile per free request chain, as many in flight as there are CPU streams; input order kept."""
@@ -260,3 +272,19 @@ def _loaded_from_cache(compiled: object) -> bool:
         return bool(compiled.get_property("LOADED_FROM_CACHE"))  # type: ignore[attr-defined]
     except Exception:  # older OpenVINO without the property
         return False
+
+
+# OpenVINO prefixes its messages with one "where" line per C++ frame it passed through
+# ("Exception from src/inference/src/cpp/core.cpp:84:", "Check 'false' failed at src/...:151:");
+# the reason follows on the next lines.
+_OV_LOCATION = re.compile(r"^(Exception from |Check .* failed at )\S+:\d+:?$")
+
+
+def openvino_reason(exc: BaseException, limit: int = 300) -> str:
+    """The reason of an OpenVINO exception in one line: its location lines dropped, the rest joined."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    reason = " ".join(line for line in lines if line and not _OV_LOCATION.match(line))
+    reason = re.sub(r"\s+", " ", reason).strip()
+    if not reason:
+        return type(exc).__name__
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."

@@ -17,7 +17,7 @@ import numpy as np
 
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, first_line
 from esrgan.metadata import parse_metadata
-from esrgan.runtime.backends.base import Backend, BackendInfo
+from esrgan.runtime.backends.base import Backend, BackendInfo, check_io, probe_scale
 
 # Registry name -> the ONNX Runtime provider it asks for first.
 PROVIDERS = {
@@ -127,10 +127,14 @@ class OnnxRuntimeBackend(Backend):
         self.fallback_message = fallback_warning(kind, running)
         if warn and self.fallback_message:
             print(self.fallback_message, file=sys.stderr)
-        meta = parse_metadata(dict(self.session.get_modelmeta().custom_metadata_map), str(src))
-        self.scale = meta.scale
+        meta = parse_metadata(dict(self.session.get_modelmeta().custom_metadata_map), str(src), require_scale=False)
         self.metadata = meta
-        inp = self.session.get_inputs()[0]
+        self.size_multiple = meta.size_multiple
+        inputs = self.session.get_inputs()
+        check_io(str(src), inputs, self.session.get_outputs())
+        inp = inputs[0]
+        if len(inp.shape) != 4:
+            raise ModelError(f"{src}: the model's input has shape {inp.shape}; expected an NCHW image batch")
         self.input_name = inp.name
         self.input_type = inp.type  # "tensor(float)" or "tensor(float16)"
         self.in_channels = int(inp.shape[1]) if isinstance(inp.shape[1], int) else 3
@@ -138,6 +142,8 @@ class OnnxRuntimeBackend(Backend):
         self.info = BackendInfo(
             name=kind, precision=meta.precision, device=device, providers=tuple(running),
         )
+        static = tuple(inp.shape[2:]) if all(isinstance(d, int) for d in inp.shape[2:]) else None
+        self.scale = meta.scale if meta.scale is not None else probe_scale(self.run, self.in_channels, str(src), static)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         dtype = np.float16 if self.input_type == "tensor(float16)" else np.float32

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError
+from esrgan.metadata import parse_metadata
 from esrgan.runtime.backends.base import Backend, BackendInfo
 from esrgan.runtime.tensorrt_profile import Profile
 
@@ -131,13 +132,13 @@ def read_sidecar(engine_path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise ModelError(
             f"{engine_path}: its sidecar {path.name} is missing; rebuild the engine with "
-            "esrgan-export build-engine so that its TensorRT version, GPU and scale are recorded"
+            "esrgan-export --build-engine MODEL_FP16.onnx so that its TensorRT version, GPU and scale are recorded"
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: not a readable engine sidecar ({exc})") from None
-    missing = [k for k in ("tensorrt_version", "compute_capability", "profile") if k not in data]
+    missing = [k for k in ("tensorrt_version", "compute_capability", "profile") if k not in data] if isinstance(data, dict) else []
     if not isinstance(data, dict) or missing:
         raise ModelError(f"{path}: engine sidecar lacks {', '.join(missing) or 'a JSON object'}")
     return data
@@ -154,7 +155,7 @@ def check_portability(sidecar: dict[str, Any], *, trt_version: str, gpu: GpuInfo
     if built_with != trt_version:
         raise ModelError(
             f"{engine}: engine built with TensorRT {built_with}, this machine has {trt_version}; engines are not "
-            "portable across TensorRT versions: rebuild it here (esrgan-export build-engine MODEL_FP16.onnx)"
+            "portable across TensorRT versions: rebuild it here (esrgan-export --build-engine MODEL_FP16.onnx)"
         )
     cc = str(sidecar.get("compute_capability"))
     if cc != gpu.compute_capability:
@@ -214,6 +215,8 @@ class TensorRTBackend(Backend):
         self.in_channels = self.profile.max[1]
         self.scale = self._scale_from_shapes(path)
         self.precision = str(self.sidecar.get("precision", "fp16"))
+        sidecar_meta = dict(self.sidecar.get("esrgan_metadata") or {})
+        self.size_multiple = parse_metadata(sidecar_meta, str(path), require_scale=False).size_multiple
         self._stream = cuda_check(self._cudart, self._cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
         self.info = self._describe(device_id)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
+from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError, first_line
 from esrgan.runtime.backends.base import Backend, BackendInfo
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -68,6 +68,7 @@ class TorchBackend(Backend):
         spec = getattr(model, "spec")  # noqa: B009 (set by every generator class; mypy sees Module)
         self.scale = spec.scale
         self.in_channels = spec.num_in_ch
+        self.size_multiple = spec.size_multiple
         self.info = BackendInfo(
             name="torch-compile" if compile else "torch", precision=precision, device=str(self.device),
             providers=(f"torch {torch.__version__}",), extra={"channels_last": "True"} if channels_last else {},
@@ -85,7 +86,7 @@ class TorchBackend(Backend):
         except torch.cuda.OutOfMemoryError:
             raise OutOfMemoryError(f"torch ran out of memory on a {batch.shape} batch") from None
         except RuntimeError as exc:
-            raise BackendError(f"torch failed on a {batch.shape} batch: {str(exc).splitlines()[0]}") from None
+            raise BackendError(f"torch failed on a {batch.shape} batch: {first_line(exc)}") from None
 
     def sync(self) -> None:
         """Wait for queued GPU work (a timer calls this before it stops the clock)."""

@@ -1,0 +1,202 @@
+"""Models that are broken or foreign: nothing wrong is written, errors are one line, foreign models run.
+
+ONNX Runtime and torch here; the same cases on OpenVINO are in openvino_cases.py (own process).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from esrgan.errors import ModelError, UsageError
+from esrgan.runtime.cli import main
+from tests.runtime.conftest import gradient, save
+from tests.runtime.onnx_graphs import broken_model, depth_to_space_model, empty_model, resize_model
+
+ORT = ["--backend", "onnxruntime-cpu", "--threads", "1"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def errors(result) -> list[str]:
+    return [line for line in result.output.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.parametrize("build", [resize_model, depth_to_space_model])
+def test_a_model_without_metadata_runs_with_its_scale_measured(tmp_path, build):
+    model = build(tmp_path / "foreign.onnx")
+    img = gradient(10, 13)
+    save(tmp_path / "in" / "a.png", img)
+    r = run(tmp_path / "in", tmp_path / "out", "--model", model, *ORT, "--tile", "0")
+    assert r.exit_code == 0, r.output
+    assert "x2" in r.output
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")),
+                                  img.repeat(2, 0).repeat(2, 1))
+
+
+@pytest.mark.parametrize("kind", ["nan", "constant"])
+def test_nan_or_constant_output_fails_the_image_and_writes_nothing(tmp_path, kind):
+    model = broken_model(tmp_path / f"{kind}.onnx", kind)
+    save(tmp_path / "in" / "a.png", gradient(12, 12))
+    save(tmp_path / "in" / "b.png", gradient(40, 40))  # several tiles
+    for _ in range(2):  # a rerun fails again: nothing was written that it could skip as complete
+        r = run(tmp_path / "in", tmp_path / "out", "--model", model, *ORT, "--tile", "16", "--tile-pad", "4")
+        assert r.exit_code == 1, r.output
+        assert len(errors(r)) == 2 and all(("NaN" if kind == "nan" else "constant") in e for e in errors(r))
+        assert "0 written, 0 skipped, 2 failed" in r.output
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_constant_input_may_give_constant_output(tmp_path):
+    from esrgan.runtime.upscaler import Upscaler
+
+    with Upscaler(resize_model(tmp_path / "m.onnx"), "onnxruntime-cpu", tile=0, say=None) as up:
+        flat = up.upscale(np.full((8, 8, 3), 77, np.uint8))
+    assert (flat == 77).all()
+
+
+def test_overflowing_weights_on_the_torch_backend_fail_the_image(tmp_path):
+    import torch
+
+    from esrgan.models.build import build_generator
+    from esrgan.models.checkpoints import save_generator
+    from esrgan.models.spec import GeneratorSpec
+
+    model = build_generator(GeneratorSpec(scale=4, num_feat=8, num_block=1, num_grow_ch=4))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(1e30)  # finite weights, infinite activations
+    ckpt = save_generator(model, tmp_path / "huge.safetensors")
+    save(tmp_path / "in" / "a.png", gradient(8, 8))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", ckpt, "--backend", "torch")
+    assert r.exit_code == 1 and "NaN or infinite" in errors(r)[0], r.output
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime-cpu"])
+def test_nan_checkpoint_is_refused_at_load_naming_the_file(tmp_path, backend, monkeypatch):
+    import torch
+
+    from esrgan.models.build import build_generator
+    from esrgan.models.checkpoints import save_generator
+    from esrgan.models.spec import GeneratorSpec
+
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    model = build_generator(GeneratorSpec(scale=4, num_feat=8, num_block=1, num_grow_ch=4))
+    with torch.no_grad():
+        model.conv_first.weight[0, 0, 0, 0] = float("nan")
+    ckpt = save_generator(model, tmp_path / "nan.safetensors")
+    save(tmp_path / "in" / "a.png", gradient(8, 8))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", ckpt, "--backend", backend)
+    assert r.exit_code == 2 and len(errors(r)) == 1, r.output
+    assert str(ckpt) in errors(r)[0] and "conv_first.weight" in errors(r)[0] and ".export-" not in r.output
+
+
+@pytest.mark.parametrize("props", [
+    {"esrgan.spec": '{"num_feat": null}'}, {"esrgan.spec": "[1]"}, {"esrgan.spec": "{oops"},
+    {"esrgan.scale": "four"}, {"esrgan.scale": "0"}, {"esrgan.scale": "2", "esrgan.spec": json.dumps({"scale": 4})},
+    {"esrgan.scale": "2", "esrgan.precision": "fp64"},
+])
+def test_malformed_metadata_is_one_line_exit_2(tmp_path, props):
+    model = resize_model(tmp_path / "m.onnx", props=props)
+    save(tmp_path / "in" / "a.png", gradient(8, 8))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", model, *ORT)
+    assert r.exit_code == 2 and len(errors(r)) == 1 and str(model) in errors(r)[0], r.output
+
+
+def test_empty_graph_and_non_upscaling_graph_are_one_line(tmp_path):
+    from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
+
+    with pytest.raises(ModelError) as err:
+        OnnxRuntimeBackend(empty_model(tmp_path / "empty.onnx"))
+    assert "\n" not in str(err.value)
+    from onnx import helper
+
+    identity = tmp_path / "identity.onnx"
+    from tests.runtime.onnx_graphs import _save
+
+    _save([helper.make_node("Identity", ["input"], ["output"])], identity)
+    assert OnnxRuntimeBackend(identity).scale == 1  # x1 models (denoisers) are fine
+    shrink = tmp_path / "shrink.onnx"
+    _save([helper.make_node("AveragePool", ["input"], ["output"], kernel_shape=[2, 2], strides=[2, 2])], shrink)
+    with pytest.raises(ModelError, match="not an integer upscale"):
+        OnnxRuntimeBackend(shrink)
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "0", "-2", "1e999"])
+def test_outscale_is_refused_when_parsing(tmp_path, value):
+    r = run(tmp_path / "missing-input", tmp_path / "out", "--model", tmp_path / "missing.onnx", "--outscale", value)
+    assert r.exit_code == 2 and "--outscale" in r.output and "missing" not in r.output
+
+
+def test_outscale_is_checked_by_the_python_api_too(tmp_path):
+    from esrgan.runtime.pipeline import RunOptions
+    from esrgan.runtime.upscaler import Upscaler
+
+    with pytest.raises(UsageError):
+        RunOptions(outscale=float("inf"))
+    with Upscaler(resize_model(tmp_path / "m.onnx"), "onnxruntime-cpu", say=None) as up:
+        with pytest.raises(UsageError):
+            up.upscale(gradient(8, 8), outscale=float("nan"))
+        assert up.upscale(gradient(8, 8), outscale=3).shape == (24, 24, 3)
+
+
+def test_checkpoint_export_stages_under_a_unique_name(tmp_path, monkeypatch):
+    """Concurrent first runs must not share a staging file: the old fixed name is blocked here."""
+    import esrgan.export.pipeline as export_pipeline
+    from esrgan.hashing import file_sha256
+    from esrgan.runtime import model_source
+
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    ckpt = tmp_path / "m.safetensors"
+    ckpt.write_bytes(b"stand-in checkpoint")
+
+    class Result:
+        def __init__(self, onnx):
+            self.onnx_fp32 = onnx
+
+    def fake_export(src, folder, **kw):
+        return Result(resize_model(folder / "model.onnx"))
+
+    monkeypatch.setattr(export_pipeline, "export_artifacts", fake_export)
+    target = tmp_path / "cache" / "onnx" / f"{file_sha256(ckpt)}.onnx"
+    (target.parent / f".{target.name}.tmp").mkdir(parents=True)  # what a fixed staging name would hit
+    assert model_source.checkpoint_to_onnx(ckpt) == target and target.is_file()
+    assert sorted(p.name for p in target.parent.iterdir() if p.is_file()) == [target.name]
+
+
+class _FlatBackend:
+    """Nearest x2, except that the first ``flat_calls`` batches come out as one grey value."""
+
+    def __init__(self, flat_calls: int) -> None:
+        from esrgan.runtime.backends.base import BackendInfo
+
+        self.scale, self.in_channels, self.size_multiple = 2, 3, 1
+        self.info = BackendInfo("fake", "fp32", "cpu")
+        self.flat_calls = flat_calls
+
+    def run(self, batch):
+        out = batch.repeat(2, axis=2).repeat(2, axis=3)
+        if self.flat_calls > 0:
+            self.flat_calls -= 1
+            out = np.full_like(out, 0.5)
+        return out
+
+
+@pytest.mark.parametrize("flat_calls,fails", [(100, True), (1, False)])
+def test_constant_output_fails_an_image_only_when_every_tile_is_constant(flat_calls, fails):
+    from esrgan.runtime.engine import TileEngine
+    from esrgan.runtime.images import from_array
+
+    done, failed = [], []
+    engine = TileEngine(_FlatBackend(flat_calls), 16, 4, 1, on_done=done.append,
+                        on_fail=lambda work, msg: failed.append(msg))
+    engine.submit("a", from_array(gradient(40, 40)))
+    assert (len(failed), len(done)) == ((1, 0) if fails else (0, 1))
+    assert not failed or "constant" in failed[0]
