@@ -26,7 +26,7 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--model", "checkpoint", type=click.Path(dir_okay=False), help="Generator checkpoint to benchmark.")
+@click.option("--model", "checkpoint", type=click.Path(dir_okay=False), help="Generator checkpoint to benchmark, or a published model's name (esrgan-run --list-models).")
 @click.option("--preset", type=click.Choice(["paper", "tiny", "default"]),
               help="paper: random-weight paper-size x4; tiny: a very small x4 (smoke tests); "
                    "default: the shipped default model. Default: paper.")
@@ -87,6 +87,9 @@ def main(
     if preset is None and checkpoint is None:
         preset = "paper"
     rows = rowmod.select(keys)  # type: ignore[arg-type]
+    from esrgan.download import resolve_model_argument
+
+    checkpoint = resolve_model_argument(checkpoint)  # a published model's name -> its downloaded checkpoint
     click.echo("preparing the model (exported once, then cached)...", err=True)
     needed = rowmod.needed_artifacts(rows)
     model = prepare_model(checkpoint, preset, fp16="fp16" in needed, exporter=exporter, int8="int8" in needed)
