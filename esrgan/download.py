@@ -110,17 +110,17 @@ def fetch(entry: Entry, *, progress: bool = True) -> Path:
         os.rename(parked, part)  # adopt an earlier run's partial download (only one process wins)
     try:
         _download(url, part, entry, progress)
+        digest = file_sha256(part)
+        if digest != entry.sha256:
+            part.unlink()
+            raise ModelError(
+                f"{entry.name}: the download from {url} has sha256 {digest}, not the catalogue's {entry.sha256}; "
+                "nothing was kept"
+            )
     except BaseException:
         if part.exists():
             os.replace(part, parked)  # kept for the next run to resume
         raise
-    digest = file_sha256(part)
-    if digest != entry.sha256:
-        part.unlink()
-        raise ModelError(
-            f"{entry.name}: the download from {url} has sha256 {digest}, not the catalogue's {entry.sha256}; "
-            "nothing was kept"
-        )
     os.replace(part, target)
     return target
 
@@ -131,6 +131,7 @@ def _download(url: str, part: Path, entry: Entry, progress: bool) -> None:
     done = part.stat().st_size if part.exists() else 0
     bar = tqdm(total=entry.size, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
                desc=entry.name, file=sys.stderr, dynamic_ncols=True, disable=not progress)
+    reason = ""
     with bar:
         for _ in range(MAX_RETRIES + 1):
             try:

@@ -297,3 +297,19 @@ def test_catalogue_and_download_do_not_import_torch():
             "esrgan.models.catalogue.entries()\nassert 'torch' not in sys.modules, 'torch was imported'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_export_inspect_takes_a_published_name(server, published, tiny_spec, tmp_path):
+    pytest.importorskip("torch")
+    from esrgan.export.cli import main as export_main
+    from esrgan.models import build_generator, save_generator
+
+    local = save_generator(build_generator(tiny_spec), tmp_path / "tiny.pth")
+    body = local.read_bytes()
+    entry = make_entry(body, name="Tiny_x4")
+    published(entry)
+    server.files[path_of(entry)] = body
+    r = CliRunner().invoke(export_main, ["--inspect", "TINY_X4.pth", "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "rrdbnet" in r.output and "nf8" in r.output.replace(" ", "")
+    assert (tmp_path / "cache" / "models" / "Tiny_x4.pth").read_bytes() == body
