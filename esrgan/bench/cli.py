@@ -46,7 +46,7 @@ def _keys(text: str | None) -> tuple[str, ...] | None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--model", "checkpoint", type=click.Path(dir_okay=False), help="Generator checkpoint to benchmark.")
+@click.option("--model", "checkpoint", type=click.Path(dir_okay=False), help="Generator checkpoint to benchmark, or a published model's name (esrgan-run --list-models).")
 @click.option("--preset", type=click.Choice(PRESETS),
               help="paper: random-weight paper-size x4; tiny: a very small x4 (smoke tests); "
                    f"default: the shipped default model. Default: {DEFAULT_PRESET}.")
@@ -104,6 +104,9 @@ def main(
     if preset is None and checkpoint is None:
         preset = DEFAULT_PRESET
     rows = rowmod.select(list(config.backends) if config.backends else None)
+    from esrgan.download import resolve_model_argument
+
+    checkpoint = resolve_model_argument(checkpoint)  # a published model's name -> its downloaded checkpoint
     click.echo("preparing the model (exported once, then cached)...", err=True)
     needed = rowmod.needed_artifacts(rows)
     model = prepare_model(checkpoint, preset, fp16="fp16" in needed, exporter=config.exporter, int8="int8" in needed)

@@ -23,7 +23,7 @@ from esrgan.runtime.tensorrt_profile import parse_shape
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--gan", "gan", type=click.Path(dir_okay=False), help="GAN-stage (or only) checkpoint to export.")
+@click.option("--gan", "gan", type=click.Path(dir_okay=False), help="GAN-stage (or only) checkpoint, or a published model's name (esrgan-run --list-models).")
 @click.option("--psnr", "psnr", type=click.Path(dir_okay=False),
               help="PSNR-stage checkpoint: enables network interpolation with --alpha.")
 @click.option("--alpha", type=float, default=ExportOptions.alpha,
@@ -62,6 +62,9 @@ def main(
     quiet: bool,
 ) -> None:
     """Export ESRGAN checkpoints to verified ONNX FP32/FP16 (+ INT8, TensorRT) files."""
+    from esrgan.download import resolve_model_argument  # published model names -> downloaded checkpoints
+
+    gan, psnr, inspect_ckpt = (resolve_model_argument(p, progress=not quiet) for p in (gan, psnr, inspect_ckpt))
     engine = EngineOptions(
         min_shape=parse_shape(min_shape) if min_shape else None,
         opt_shape=parse_shape(opt_shape) if opt_shape else None,

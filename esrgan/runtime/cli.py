@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from esrgan.cli_support import debug_option, handle_errors
+from esrgan.cli_support import EXIT_OK, debug_option, handle_errors
 from esrgan.errors import UsageError
 from esrgan.runtime.backends.registry import CHOICES
 from esrgan.runtime.options import RunOptions, check_outscale
@@ -37,6 +37,14 @@ def _outscale(value: float | None) -> float | None:
         raise click.BadParameter(str(exc).removeprefix(f"--outscale {value}: ")) from None
 
 
+def _list_models(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        from esrgan.models.catalogue import listing
+
+        click.echo("\n".join(listing()))
+        ctx.exit(EXIT_OK)
+
+
 def _terminate(signum: int, frame: object) -> None:
     # SIGTERM (Slurm/Kubernetes preemption) unwinds like Ctrl-C, so temp files are removed.
     raise KeyboardInterrupt
@@ -46,8 +54,10 @@ def _terminate(signum: int, frame: object) -> None:
 @click.argument("input", metavar="INPUT")
 @click.argument("output", metavar="OUTPUT", type=click.Path(file_okay=False))
 @click.option("--model", "model", type=click.Path(dir_okay=False), default=None,
-              help=".onnx, TensorRT .engine, or .pth/.safetensors checkpoint (exported on the fly). "
-                   "Default: the built-in x4 model.")
+              help=".onnx, TensorRT .engine, .pth/.safetensors checkpoint (exported on the fly), or a published "
+                   "model's name (downloaded once, see --list-models). Default: the built-in x4 model.")
+@click.option("--list-models", is_flag=True, expose_value=False, is_eager=True, callback=_list_models,
+              help="List the published models --model takes by name, then exit.")
 @click.option("--backend", type=click.Choice(CHOICES), default=RunOptions.backend, show_default=True,
               help="auto: TensorRT engine, ORT TensorRT, ORT CUDA, then the best CPU path.")
 @click.option("--tile", "tile_text", default=str(RunOptions.tile), show_default=True,
@@ -76,6 +86,7 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
          fmt: str, quality: int, outscale: float | None, overwrite: bool, shard: str | None, max_pixels: int,
          device_id: int, threads: int | None, quiet: bool) -> None:
     """Upscale every image under INPUT (folder, file or glob) into the folder OUTPUT."""
+    from esrgan.download import resolve_model_argument
     from esrgan.runtime import paths
     from esrgan.runtime.upscaler import Upscaler
 
@@ -84,6 +95,7 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
     shard_t = paths.parse_shard(shard)
     # Bad paths fail in one line before any model is loaded (loading can take seconds).
     paths.plan_run(input, Path(output), fmt, shard_t)
+    model = resolve_model_argument(model, progress=not quiet)
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     with Upscaler(model, backend, tile, tile_pad, batch, device_id=device_id, threads=threads, say=say) as up:
         if not quiet:
