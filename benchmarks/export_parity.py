@@ -7,7 +7,7 @@ Cases:
    and PyTorch's own FP16 on the CPU as a stand-in for FP16 compute (ONNX Runtime's CPU provider
    upcasts FP16 graphs to FP32, see esrgan/export/verify.py).
 2. a small trained pair written by esrgan-train (PSNR then GAN stage, few iterations on the
-   scikit-image photographs), exported with the issue's command line:
+   scikit-image photographs), exported with the README's command line:
    esrgan-export --psnr psnr.safetensors --gan gan.safetensors --alpha 0.8 -o OUT.
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/export_parity.py [--skip-train] [--work DIR]
@@ -220,7 +220,7 @@ def write_report(results: dict) -> None:
         lines += [f"| {arch} | " + " | ".join(row[c] for c in cols) + " |" for arch, row in results["opset"].items()]
         lines += [""]
     if trained:
-        lines += ["## Small trained pair (esrgan-train) through the issue's command", "", f"{trained['model']}.", "",
+        lines += ["## Small trained pair (esrgan-train) through the README's export command", "", f"{trained['model']}.", "",
                   f"`{trained['export_command']}` exit code {trained['export_exit_code']}, {trained['export_s']} s "
                   f"(training took {trained['train_s']} s).", "", "| artefact | check |", "|---|---|"]
         lines += [f"| {c.split(' ', 1)[0]} | {c.split(' ', 1)[1]} |" for c in trained["checks"]]

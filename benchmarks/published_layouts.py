@@ -9,6 +9,7 @@ way a user would call it: ``python -c "import esrgan; print(esrgan.describe_chec
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,10 @@ def write_paper_size_files(folder: Path) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    folder = Path(argv[0] if argv else "/tmp/esrgan_layouts")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", default="/tmp/esrgan_layouts",
+                        help="where the paper-size files are written (about 400 MB)")
+    folder = Path(parser.parse_args(argv).folder)
     for path in write_paper_size_files(folder):
         code = f"import esrgan; print(esrgan.describe_checkpoint({str(path)!r}))"
         print(f"$ python -c {code!r}", flush=True)
