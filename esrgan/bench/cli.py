@@ -13,7 +13,7 @@ import click
 
 from esrgan.bench.config import DEFAULT_PRESET, QUICK, BenchConfig, resolve_config
 from esrgan.bench.models import PRESETS
-from esrgan.cli_support import debug_option, handle_errors
+from esrgan.cli_support import debug_option, handle_errors, version_option
 from esrgan.errors import UsageError
 from esrgan.export.options import EXPORTERS
 
@@ -67,8 +67,9 @@ def _keys(text: str | None) -> tuple[str, ...] | None:
 @click.option("--list", "list_rows", is_flag=True, help="List the known rows and exit.")
 @click.option("--notes", type=click.Path(dir_okay=False, exists=True), help="Markdown file placed at the top of report.md.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output folder for the report.")
+@version_option
 @debug_option
-@handle_errors
+@handle_errors(extra="export")
 def main(
     checkpoint: str | None, preset: str | None, backends: str | None, tiles: str | None, batches: str | None,
     images: str | None, repeat: int | None, warmup: int | None, exporter: str | None, threads: int | None,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from esrgan.cli_support import EXIT_OK, debug_option, handle_errors
+from esrgan.cli_support import EXIT_OK, debug_option, handle_errors, version_option
 from esrgan.errors import UsageError
 from esrgan.export.engine import EngineOptions, parse_shape
 from esrgan.export.options import DEFAULT_ALPHA, EXPORTERS, ExportOptions
@@ -51,8 +51,9 @@ from esrgan.export.options import DEFAULT_ALPHA, EXPORTERS, ExportOptions
 @click.option("--inspect", "inspect_ckpt", type=click.Path(dir_okay=False),
               help="Print what the checkpoint contains (format, spec, size) and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@version_option
 @debug_option
-@handle_errors
+@handle_errors(extra="export")
 def main(
     gan: str | None, psnr: str | None, alpha: float | None, out_dir: str | None, opset: int, exporter: str,
     fp16: bool, int8: bool, calib: str | None, trt: bool, build_engine_from: str | None,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from esrgan.cli_support import EXIT_OK, EXIT_SOME_FAILED, debug_option, handle_errors
+from esrgan.cli_support import EXIT_OK, EXIT_SOME_FAILED, debug_option, handle_errors, version_option
 from esrgan.errors import UsageError
 from esrgan.runtime.backends.registry import CHOICES
 from esrgan.runtime.options import RunOptions
@@ -62,6 +62,7 @@ def _terminate(signum: int, frame: object) -> None:
               help="GPU index.")
 @click.option("--threads", type=click.IntRange(min=1), default=RunOptions.threads, help="CPU threads for the backend.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notices; errors and the summary only.")
+@version_option
 @debug_option
 @handle_errors
 def main(input: str, output: str, model: str | None, backend: str, tile_text: str, tile_pad: int, batch: int,

@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -348,8 +349,13 @@ def _prepare_output(config: TrainConfig, info: DistInfo) -> Path:
     return out
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Run the configured stage(s); returns where the EMA checkpoints were written."""
+def train(config: TrainConfig, on_ready: Callable[[TrainConfig], None] | None = None) -> TrainResult:
+    """Run the configured stage(s); returns where the EMA checkpoints were written.
+
+    The data, validation images, device and output folder are checked first, so a mistake ends in
+    one line before anything is written; ``on_ready(config)`` is then called once (on the main
+    process) before training starts: the CLI prints the resolved config there, not above an error.
+    """
     config.validate()
     device = resolve_device(config.device)
     if config.amp and device.type != "cuda":
@@ -361,10 +367,12 @@ def train(config: TrainConfig) -> TrainResult:
             torch.cuda.set_device(device)
         if not info.is_main:
             log.setLevel(logging.ERROR)  # warnings once, from rank 0
-        out = _prepare_output(config, info)
         paths = scan_images(config.data or "", config.patch_size)
-        dataset = PatchDataset(paths, config.patch_size, config.scale, config.seed, cache=config.cache_images)
         val_images = prepare_validation(config.val_data, config.scale) if config.val_data and info.is_main else []
+        out = _prepare_output(config, info)
+        if on_ready is not None and info.is_main:
+            on_ready(config)
+        dataset = PatchDataset(paths, config.patch_size, config.scale, config.seed, cache=config.cache_images)
         result = TrainResult(output=out)
         for stage in config.stages:
             run = StageRun(config, stage, device, info, dataset, val_images)
