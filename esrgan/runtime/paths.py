@@ -91,6 +91,17 @@ def output_suffix(src: Path, requested: str) -> str:
     return _SAME.get(src.suffix.lower(), ".png")
 
 
+def output_stem(stem: str, suffix: str) -> str:
+    """An output's name without extension: ``NAME_SUFFIX`` as Real-ESRGAN's --suffix, or ``NAME``."""
+    return f"{stem}_{suffix}" if suffix else stem
+
+
+def check_name_suffix(suffix: str) -> None:
+    """A --suffix is part of a file name: no folder separators, nothing that is not a name."""
+    if any(sep in suffix for sep in ("/", "\\", os.sep)) or suffix.strip() != suffix or suffix in (".", ".."):
+        raise UsageError(f"--suffix {suffix!r}: use letters, digits, - or _ (it is appended to each output's name)")
+
+
 def check_folders(root: Path, out_dir: Path, recursive_input: bool) -> None:
     """Refuse layouts where outputs would overwrite or be re-read as inputs."""
     r, o = root.resolve(), out_dir.resolve()
@@ -104,12 +115,14 @@ def check_folders(root: Path, out_dir: Path, recursive_input: bool) -> None:
 
 
 def plan_jobs(
-    root: Path, files: list[Path], out_dir: Path, fmt: str, shard: tuple[int, int] | None
+    root: Path, files: list[Path], out_dir: Path, fmt: str, shard: tuple[int, int] | None, *, suffix: str,
 ) -> tuple[list[Job], list[str]]:
     """Jobs (mirrored tree, format) for this shard, and one note per disambiguated name collision.
 
-    ``fmt`` and ``shard`` have no defaults here: esrgan-run's are ``RunOptions.format`` and ``.shard``.
+    ``fmt``, ``shard`` and ``suffix`` have no defaults here: esrgan-run's are ``RunOptions.format``,
+    ``.shard`` and ``.suffix``.
     """
+    check_name_suffix(suffix)
     jobs: list[Job] = []
     notes: list[str] = []
     taken: dict[Path, Path] = {}
@@ -121,16 +134,17 @@ def plan_jobs(
     ordered = sorted(files, key=lambda f: (rel_of(f).with_suffix("").as_posix(), f.suffix.lower() != output_suffix(f, fmt)))
     for src in ordered:
         rel = rel_of(src)
-        suffix = output_suffix(src, fmt)
-        dst = out_dir / rel.with_suffix(suffix)
+        ext = output_suffix(src, fmt)
+        first = out_dir / rel.with_name(output_stem(rel.stem, suffix) + ext)
+        dst = first
         if dst in taken:
             # a.png and a.jpg both becoming a.png: keep the source suffix in the second name.
-            dst = out_dir / rel.with_name(f"{rel.stem}{src.suffix.lower().replace('.', '_')}{suffix}")
-            notes.append(f"{src} and {taken[out_dir / rel.with_suffix(suffix)]} both map to "
-                         f"{out_dir / rel.with_suffix(suffix)}: writing {src.name} as {dst.name}")
+            stem = output_stem(f"{rel.stem}{src.suffix.lower().replace('.', '_')}", suffix)
+            dst = out_dir / rel.with_name(stem + ext)
+            notes.append(f"{src} and {taken[first]} both map to {first}: writing {src.name} as {dst.name}")
         taken[dst] = src
         if in_shard(rel.as_posix(), shard):
-            jobs.append(Job(src, dst, FORMATS[suffix.lstrip(".")]))
+            jobs.append(Job(src, dst, FORMATS[ext.lstrip(".")]))
     return jobs, notes
 
 

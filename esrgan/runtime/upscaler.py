@@ -105,6 +105,7 @@ class Upscaler:
         output: str | os.PathLike[str],
         *,
         format: str = RunOptions.format,
+        suffix: str = RunOptions.suffix,
         quality: int = RunOptions.quality,
         outscale: float | None = RunOptions.outscale,
         overwrite: bool = RunOptions.overwrite,
@@ -121,11 +122,11 @@ class Upscaler:
         out_dir = Path(output)
         paths.check_folders(root, out_dir, recursive_input=Path(input).is_dir())
         shard_t = paths.parse_shard(shard) if isinstance(shard, str) else shard
-        jobs, notes = paths.plan_jobs(root, files, out_dir, format, shard_t)
+        jobs, notes = paths.plan_jobs(root, files, out_dir, format, shard_t, suffix=suffix)
         for note in notes:
             self.say(f"note: {note}")
         options = RunOptions(
-            tile=self.tile, tile_pad=self.tile_pad, batch=self.batch, format=format, quality=quality,
+            tile=self.tile, tile_pad=self.tile_pad, batch=self.batch, format=format, suffix=suffix, quality=quality,
             outscale=outscale, overwrite=overwrite, shard=shard_t, max_pixels=max_pixels, workers=workers,
         )
         return FolderRun(self.backend, options, say=self.say, progress=progress).run(jobs)
