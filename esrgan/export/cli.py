@@ -10,12 +10,12 @@ Defaults come from ``ExportOptions`` and ``EngineOptions`` (the library resolves
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import click
 
 from esrgan.cli_support import EXIT_OK, debug_option, handle_errors, version_option
+from esrgan.elapsed import timed
 from esrgan.errors import UsageError
 from esrgan.export.engine import EngineOptions, parse_shape
 from esrgan.export.options import DEFAULT_ALPHA, EXPORTERS, ExportOptions
@@ -122,13 +122,9 @@ def _build_engine_only(onnx_path: str, options: EngineOptions, gan: str | None, 
 
 
 def _progress(quiet: bool):  # noqa: ANN202
-    start = time.perf_counter()
-
-    def say(message: str) -> None:
-        if not quiet:
-            click.echo(f"[{time.perf_counter() - start:6.1f}s] {message}", err=True)
-
-    return say
+    if quiet:
+        return lambda message: None
+    return timed(lambda message: click.echo(message, err=True))
 
 
 if __name__ == "__main__":

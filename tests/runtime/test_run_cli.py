@@ -278,6 +278,13 @@ def test_checkpoint_is_exported_on_the_fly_and_cached(tmp_path, tiny_model_files
     assert r.exit_code == 0, r.output
     cached = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
     assert len(cached) == 1 and Image.open(tmp_path / "o" / "a.png").size == (48, 48)
+    # the one-time export says what it does, stamps its steps, and where the cached file went
+    lines = r.output.splitlines()
+    assert any("exporting it to ONNX" in line for line in lines), r.output
+    assert any(line.lstrip().startswith("[") and "verifying model.onnx" in line for line in lines), r.output
+    assert any(f"cached as {cached[0]}" in line for line in lines), r.output
+    quiet = run(tmp_path / "in", tmp_path / "oq", "--model", tiny_model_files[0], "--quiet")
+    assert quiet.exit_code == 0 and "exporting" not in quiet.output  # cached: nothing to announce
     same_as_onnx = run(tmp_path / "in", tmp_path / "o2", "--model", tiny_model_files[1])
     assert same_as_onnx.exit_code == 0
     a = np.asarray(Image.open(tmp_path / "o" / "a.png")).astype(int)
