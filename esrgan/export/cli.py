@@ -16,7 +16,7 @@ import click
 
 from esrgan.cli_support import EXIT_OK, debug_option, handle_errors, version_option
 from esrgan.elapsed import timed
-from esrgan.errors import UsageError
+from esrgan.errors import DependencyError, UsageError
 from esrgan.export.engine import EngineOptions, parse_shape
 from esrgan.export.options import DEFAULT_ALPHA, EXPORTERS, ExportOptions
 
@@ -95,7 +95,7 @@ def main(
 
 
 def _build_engine_only(onnx_path: str, options: EngineOptions, gan: str | None, verify: bool, say) -> None:  # noqa: ANN001
-    from esrgan.export.engine import build_engine
+    from esrgan.export.engine import build_command, build_engine, tensorrt_unavailable
     from esrgan.export.onnx_metadata import read_metadata
     from esrgan.metadata import parse_metadata
 
@@ -104,6 +104,10 @@ def _build_engine_only(onnx_path: str, options: EngineOptions, gan: str | None, 
         raise UsageError(f"{onnx_path}: --build-engine needs the FP16 ONNX file (this one is {info.precision})")
     if info.spec is not None:
         options = options.resolved(info.spec)
+    reason = tensorrt_unavailable()
+    if reason:  # before announcing minutes of building
+        raise DependencyError(f"{reason}; build the engine on a machine with TensorRT and a CUDA GPU: "
+                              f"{build_command(onnx_path, options)}")
     say("building the TensorRT engine (minutes)...")
     path = build_engine(onnx_path, options)
     click.echo(str(path))
