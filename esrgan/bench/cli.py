@@ -14,6 +14,7 @@ import click
 from esrgan.bench.config import DEFAULT_PRESET, QUICK, BenchConfig, resolve_config
 from esrgan.bench.models import PRESETS
 from esrgan.cli_support import debug_option, handle_errors, version_option
+from esrgan.elapsed import timed
 from esrgan.errors import UsageError
 from esrgan.export.options import EXPORTERS
 
@@ -105,19 +106,24 @@ def main(
     if preset is None and checkpoint is None:
         preset = DEFAULT_PRESET
     rows = rowmod.select(list(config.backends) if config.backends else None)
-    click.echo("preparing the model (exported once, then cached)...", err=True)
+    say = timed(lambda line: click.echo(line, err=True))
+    say("preparing the model (exported once, then cached)")
     needed = rowmod.needed_artifacts(rows)
-    model = prepare_model(checkpoint, preset, fp16="fp16" in needed, exporter=config.exporter, int8="int8" in needed)
+    model = prepare_model(checkpoint, preset, fp16="fp16" in needed, exporter=config.exporter, int8="int8" in needed,
+                          progress=say)
+    say("model ready; measuring")
     total = steps_per_case(len(rows), config) * len(config.tiles) * len(config.batches)
     with tqdm(total=total, desc="esrgan-bench", unit="run", dynamic_ncols=True) as bar:
         data = run_benchmark(model, rows, config, progress=bar)
     if not no_tiling_check:
         from esrgan.bench.extras import tiling_check
 
+        say("checking tiled against whole-image output")
         data["tiling"] = tiling_check(model, config, quick=quick)
     if not no_end_to_end:
         from esrgan.bench.extras import end_to_end
 
+        say("measuring the esrgan-run folder pipeline against the raw model")
         data["end_to_end"] = end_to_end(model, config, quick=quick)
     title = f"esrgan-bench: {model.name} ({model.spec.describe()})"
     doc = write_report(data, out_dir, title, Path(notes).read_text() if notes else "")
