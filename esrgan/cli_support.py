@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import click
 
-from esrgan.errors import EsrganError
+from esrgan.errors import PACKAGE, EsrganError, install_hint
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -30,7 +30,6 @@ EXIT_USAGE = 2
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-PACKAGE = "esrgan"
 #: Import names whose distribution (the name pyproject.toml's extras list) differs.
 DISTRIBUTIONS = {
     "yaml": "pyyaml", "skimage": "scikit-image", "cuda": "cuda-python",
@@ -46,11 +45,6 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     """Print one line to stderr and exit: the single way a CLI reports a user-caused error."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
-
-
-def install_hint(extra: str) -> str:
-    """The command that installs ``extra`` (double quotes: they work in POSIX shells and on Windows)."""
-    return f'pip install "{PACKAGE}[{extra}]"'
 
 
 def _normalise(name: str) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from esrgan.cli_support import install_hint, missing_module_message
+from esrgan.cli_support import missing_module_message
+from esrgan.errors import install_hint
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torchvision", "onnx", "onnxscript", "yaml", "safetensors", "skimage", "matplotlib")

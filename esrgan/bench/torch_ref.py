@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from esrgan.errors import DependencyError
+from esrgan.errors import DependencyError, install_hint
 from esrgan.runtime.backends.base import Backend, BackendInfo
 
 
@@ -61,5 +61,5 @@ def cuda_available() -> bool:
     try:
         import torch
     except ImportError:
-        raise DependencyError("PyTorch is needed for the reference rows: pip install 'esrgan[export]'") from None
+        raise DependencyError(f"PyTorch is needed for the reference rows: {install_hint('export')}") from None
     return bool(torch.cuda.is_available())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from esrgan.cache import cache_dir
 from esrgan.elapsed import stamp, timed
-from esrgan.errors import DependencyError, ModelError
+from esrgan.errors import DependencyError, ModelError, install_hint
 from esrgan.hashing import file_sha256
 
 
@@ -47,7 +47,7 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
     except ImportError:
         raise DependencyError(
             f"{src.name} is a checkpoint: running it needs an ONNX export, and exporting needs PyTorch "
-            f"(pip install 'esrgan[export]'); or export it once elsewhere: {export_command(src)}"
+            f"({install_hint('export')}); or export it once elsewhere: {export_command(src)}"
         ) from None
     from esrgan.export.pipeline import export_artifacts
 
