@@ -99,6 +99,9 @@ def main(
 
     from tqdm import tqdm
 
+    # Every model is exported and compared with PyTorch: without the export extra this import ends
+    # the run in one line, before any preparation is announced.
+    import esrgan.export.pipeline  # noqa: F401
     from esrgan.bench.models import prepare_model
     from esrgan.bench.report import write_report
     from esrgan.bench.runner import run_benchmark, steps_per_case
