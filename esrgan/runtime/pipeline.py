@@ -132,6 +132,7 @@ class FolderRun:
 
             def write(work: ImageWork) -> None:
                 job = by_key[work.key]
+                status.show(image="")  # its tiles are done: the next image's batch names itself
                 encodes.append((job, enc_pool.submit(self._encode, job, work, scale)))
 
             def failed(work: ImageWork, message: str) -> None:
