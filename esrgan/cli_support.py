@@ -76,8 +76,8 @@ def missing_module_message(exc: ModuleNotFoundError, extra: str | None = None) -
     ``train`` and ``export``), otherwise the first extra that does.
     """
     top = (exc.name or "").split(".")[0]
-    if not top:
-        return None
+    if not top or top == PACKAGE:
+        return None  # a module of this package missing is a bug, not a missing extra
     distribution = DISTRIBUTIONS.get(top, top)
     extras = extras_providing(distribution)
     if extras is None and extra is not None:

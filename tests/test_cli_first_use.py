@@ -85,3 +85,4 @@ def test_a_missing_base_dependency_keeps_its_traceback():
     # not an optional package: a broken install (or a bug), where the traceback is what helps
     assert missing_module_message(ModuleNotFoundError("x", name="numpy"), "export") is None
     assert missing_module_message(ModuleNotFoundError("x", name="no_such_module_here"), "train") is None
+    assert missing_module_message(ModuleNotFoundError("x", name="esrgan.no_such_module"), "export") is None
