@@ -134,12 +134,7 @@ class StageRun:
 
     # ---- setup ---------------------------------------------------------------------------------
     def _init_from_psnr(self) -> None:
-        src = Path(self.config.init) if self.config.init else weights_path(self.out, "psnr")
-        if not src.is_file():
-            raise TrainingError(
-                f"the GAN stage starts from the PSNR stage's weights, but {src} does not exist: "
-                "run --stage psnr first (same --output) or pass --init PSNR.safetensors"
-            )
+        src = gan_start(self.config, self.out)
         model = load_generator(src)
         if spec_of(model) != self.config.spec:
             raise ConfigError(
@@ -334,8 +329,23 @@ class StageRun:
         return self.write_weights()
 
 
+def gan_start(config: TrainConfig, out: Path) -> Path:
+    """The PSNR weights the GAN stage starts from (--init, else OUTPUT/psnr.safetensors); they must exist."""
+    src = Path(config.init) if config.init else weights_path(out, "psnr")
+    if not src.is_file():
+        raise TrainingError(
+            f"the GAN stage starts from the PSNR stage's weights, but {src} does not exist: "
+            "run --stage psnr first (same --output) or pass --init PSNR.safetensors"
+        )
+    return src
+
+
+def _output(config: TrainConfig) -> Path:
+    return Path(config.output or ".")
+
+
 def _prepare_output(config: TrainConfig, info: DistInfo) -> Path:
-    out = Path(config.output or ".")
+    out = _output(config)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         if not config.resume:
@@ -367,6 +377,8 @@ def train(config: TrainConfig, on_ready: Callable[[TrainConfig], None] | None = 
             torch.cuda.set_device(device)
         if not info.is_main:
             log.setLevel(logging.ERROR)  # warnings once, from rank 0
+        if "psnr" not in config.stages:
+            gan_start(config, _output(config))  # a GAN-only run needs its start before anything else
         paths = scan_images(config.data or "", config.patch_size)
         val_images = prepare_validation(config.val_data, config.scale) if config.val_data and info.is_main else []
         out = _prepare_output(config, info)
