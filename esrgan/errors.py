@@ -6,6 +6,13 @@ Library code raises these; the CLIs turn them into one line on stderr and an exi
 
 from __future__ import annotations
 
+PACKAGE = "esrgan"  # the distribution name: what pip installs and importlib.metadata reads
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs an extra (double quotes work in POSIX shells and on Windows alike)."""
+    return f'pip install "{PACKAGE}[{extra}]"'
+
 
 class EsrganError(Exception):
     """Base class: a problem the user can fix (bad path, bad file, missing dependency...)."""

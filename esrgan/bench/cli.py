@@ -13,7 +13,8 @@ import click
 
 from esrgan.bench.config import DEFAULT_PRESET, QUICK, BenchConfig, resolve_config
 from esrgan.bench.models import PRESETS
-from esrgan.cli_support import debug_option, handle_errors
+from esrgan.cli_support import debug_option, handle_errors, version_option
+from esrgan.elapsed import timed
 from esrgan.errors import UsageError
 from esrgan.export.options import EXPORTERS
 
@@ -67,8 +68,9 @@ def _keys(text: str | None) -> tuple[str, ...] | None:
 @click.option("--list", "list_rows", is_flag=True, help="List the known rows and exit.")
 @click.option("--notes", type=click.Path(dir_okay=False, exists=True), help="Markdown file placed at the top of report.md.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output folder for the report.")
+@version_option
 @debug_option
-@handle_errors
+@handle_errors(extra="export")
 def main(
     checkpoint: str | None, preset: str | None, backends: str | None, tiles: str | None, batches: str | None,
     images: str | None, repeat: int | None, warmup: int | None, exporter: str | None, threads: int | None,
@@ -97,6 +99,9 @@ def main(
 
     from tqdm import tqdm
 
+    # Every model is exported and compared with PyTorch: without the export extra this import ends
+    # the run in one line, before any preparation is announced.
+    import esrgan.export.pipeline  # noqa: F401
     from esrgan.bench.models import prepare_model
     from esrgan.bench.report import write_report
     from esrgan.bench.runner import run_benchmark, steps_per_case
@@ -107,19 +112,24 @@ def main(
     from esrgan.download import resolve_model_argument
 
     checkpoint = resolve_model_argument(checkpoint)  # a published model's name -> its downloaded checkpoint
-    click.echo("preparing the model (exported once, then cached)...", err=True)
+    say = timed(lambda line: click.echo(line, err=True))
+    say("preparing the model (exported once, then cached)")
     needed = rowmod.needed_artifacts(rows)
-    model = prepare_model(checkpoint, preset, fp16="fp16" in needed, exporter=config.exporter, int8="int8" in needed)
+    model = prepare_model(checkpoint, preset, fp16="fp16" in needed, exporter=config.exporter, int8="int8" in needed,
+                          progress=say)
+    say("model ready; measuring")
     total = steps_per_case(len(rows), config) * len(config.tiles) * len(config.batches)
     with tqdm(total=total, desc="esrgan-bench", unit="run", dynamic_ncols=True) as bar:
         data = run_benchmark(model, rows, config, progress=bar)
     if not no_tiling_check:
         from esrgan.bench.extras import tiling_check
 
+        say("checking tiled against whole-image output")
         data["tiling"] = tiling_check(model, config, quick=quick)
     if not no_end_to_end:
         from esrgan.bench.extras import end_to_end
 
+        say("measuring the esrgan-run folder pipeline against the raw model")
         data["end_to_end"] = end_to_end(model, config, quick=quick)
     title = f"esrgan-bench: {model.name} ({model.spec.describe()})"
     doc = write_report(data, out_dir, title, Path(notes).read_text() if notes else "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,11 @@ from esrgan.models.spec import GeneratorSpec, paper_spec
 PRESETS = ("paper", "tiny", "default")
 CACHE_ENV = "ESRGAN_BENCH_CACHE"
 _DONE = "bench-export.json"
+Say = Callable[[str], None]
+
+
+def _silent(line: str) -> None:
+    pass
 
 
 @dataclass
@@ -83,26 +89,32 @@ def preset_checkpoint(name: str, root: Path) -> Path:
     return dest
 
 
-def _export(checkpoint: Path, out_dir: Path, fp16: bool, exporter: str) -> dict[str, Path]:
+def _export(checkpoint: Path, out_dir: Path, fp16: bool, exporter: str, say: Say = _silent) -> dict[str, Path]:
     """The export pipeline's FP32 + FP16 ONNX; bench measures parity itself, so no verify."""
     from esrgan.export.pipeline import export_artifacts
 
-    result = export_artifacts(checkpoint, out_dir, fp16=fp16, verify=False, exporter=exporter)
+    result = export_artifacts(checkpoint, out_dir, fp16=fp16, verify=False, exporter=exporter, progress=say)
     found = {"fp32": result.onnx_fp32, "fp16": result.onnx_fp16, "int8": result.onnx_int8, "engine": result.engine}
     return {k: Path(v) for k, v in found.items() if v is not None}
 
 
 def prepare_model(
     checkpoint: str | Path | None = None, preset: str | None = None, fp16: bool = True, cache: Path | None = None,
-    exporter: str = DEFAULT_EXPORTER, int8: bool = False,
+    exporter: str = DEFAULT_EXPORTER, int8: bool = False, progress: Say | None = None,
 ) -> PreparedModel:
-    """Resolve ``--model``/``--preset`` into a checkpoint plus cached ONNX exports."""
+    """Resolve ``--model``/``--preset`` into a checkpoint plus cached ONNX exports.
+
+    ``progress`` gets a line per preparation step: the first run exports (minutes for the
+    paper-size model), later ones say that they found the cache.
+    """
+    say = progress or _silent
     root = cache or cache_root()
     if (checkpoint is None) == (preset is None):
         raise UsageError("give exactly one of --model CKPT or --preset")
     if preset == "default":
-        return default_model(root, fp16, exporter, int8)
+        return default_model(root, fp16, exporter, int8, progress=say)
     if preset is not None:
+        say(f"{preset} preset: random-weight checkpoint (seeded, made once) in {root / 'presets'}")
         ckpt, name = preset_checkpoint(preset, root), f"{preset}_x4"
     else:
         ckpt = Path(checkpoint)  # type: ignore[arg-type]
@@ -122,10 +134,14 @@ def prepare_model(
         files = {k: Path(v) for k, v in record.get("files", {}).items()}
         had_fp16 = bool(record.get("fp16"))
     if not files or not all(p.is_file() for p in files.values()) or (fp16 and not had_fp16):
+        say(f"exporting {name} ({spec.describe()}) to ONNX once, cached in {out_dir}")
         out_dir.mkdir(parents=True, exist_ok=True)
-        files = _export(ckpt, out_dir, fp16, exporter)
+        files = _export(ckpt, out_dir, fp16, exporter, lambda line: say(f"  {line}"))
         had_fp16 = fp16
+    else:
+        say(f"using the cached ONNX export of {name} in {out_dir}")
     if int8 and "int8" not in files:
+        say("quantising to INT8 once (calibrating on photographs the parity check never uses)")
         files["int8"] = quantize(files["fp32"], out_dir / "model_int8.onnx", root)
     record = {"files": {k: str(v) for k, v in files.items()}, "fp16": had_fp16}
     write_text_atomic(done, json.dumps(record, indent=1))
@@ -185,7 +201,8 @@ def checkpoint_from_onnx(onnx_path: Path, dest: Path) -> Path:
     return save_generator(model.eval(), dest)
 
 
-def default_model(root: Path, fp16: bool = True, exporter: str = DEFAULT_EXPORTER, int8: bool = False) -> PreparedModel:
+def default_model(root: Path, fp16: bool = True, exporter: str = DEFAULT_EXPORTER, int8: bool = False,
+                  progress: Say = _silent) -> PreparedModel:
     """The model the runtime ships, with a PyTorch reference rebuilt from its weights."""
     from esrgan.runtime.default_model import MODEL_DIR, MODEL_NAME
 
@@ -195,8 +212,9 @@ def default_model(root: Path, fp16: bool = True, exporter: str = DEFAULT_EXPORTE
     digest = file_sha256(onnx_path)
     ckpt = root / "default" / f"{onnx_path.stem}-{digest[:16]}.safetensors"
     if not ckpt.is_file():
+        progress(f"rebuilding a PyTorch checkpoint (the reference) from the shipped {onnx_path.name}")
         checkpoint_from_onnx(onnx_path, ckpt)
-    model = prepare_model(ckpt, fp16=fp16, cache=root, exporter=exporter, int8=int8)
+    model = prepare_model(ckpt, fp16=fp16, cache=root, exporter=exporter, int8=int8, progress=progress)
     model.name = "default"
     model.files["fp32"] = onnx_path  # benchmark the shipped file itself, not a re-export
     return model

@@ -54,11 +54,17 @@ class Loaded:
 
 
 def load_rows(
-    rows: list[Row], model: PreparedModel, opts: RowOptions
+    rows: list[Row], model: PreparedModel, opts: RowOptions, progress: Any = None
 ) -> tuple[list[Loaded], dict[str, str]]:
-    """Load each row once; rows that cannot run here are returned as {key: reason}."""
+    """Load each row once; rows that cannot run here are returned as {key: reason}.
+
+    Loading can take a while (OpenVINO compiles, TensorRT deserialises): ``progress`` (the bar)
+    names the row being loaded.
+    """
     loaded, skipped = [], {}
     for row in rows:
+        if progress is not None:
+            progress.set_postfix_str(f"loading {row.key}")
         try:
             loaded.append(Loaded(row, row.factory(model, opts)))
         except (Unavailable, EsrganError) as exc:  # e.g. no GPU, or an engine that has no kernel for a model
@@ -146,7 +152,7 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """The whole measurement; returns the report's data (``report.write_report`` renders it)."""
     images = source_images(config.images, count=config.repeat)
-    loaded, skipped = load_rows(rows, model, RowOptions(threads=config.threads))
+    loaded, skipped = load_rows(rows, model, RowOptions(threads=config.threads), progress)
     peak = peak_gflops(probe_cpu_features(), config.threads)
     results: list[Result] = []
     step = progress.update if progress is not None else None

@@ -10,13 +10,13 @@ Defaults come from ``ExportOptions`` and ``EngineOptions`` (the library resolves
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import click
 
-from esrgan.cli_support import EXIT_OK, debug_option, handle_errors
-from esrgan.errors import UsageError
+from esrgan.cli_support import EXIT_OK, debug_option, handle_errors, version_option
+from esrgan.elapsed import timed
+from esrgan.errors import DependencyError, UsageError
 from esrgan.export.engine import EngineOptions
 from esrgan.export.options import DEFAULT_ALPHA, EXPORTERS, ExportOptions
 from esrgan.runtime.tensorrt_profile import parse_shape
@@ -52,8 +52,9 @@ from esrgan.runtime.tensorrt_profile import parse_shape
 @click.option("--inspect", "inspect_ckpt", type=click.Path(dir_okay=False),
               help="Print what the checkpoint contains (format, spec, size) and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@version_option
 @debug_option
-@handle_errors
+@handle_errors(extra="export")
 def main(
     gan: str | None, psnr: str | None, alpha: float | None, out_dir: str | None, opset: int, exporter: str,
     fp16: bool, int8: bool, calib: str | None, trt: bool, build_engine_from: str | None,
@@ -98,7 +99,7 @@ def main(
 
 
 def _build_engine_only(onnx_path: str, options: EngineOptions, gan: str | None, verify: bool, say) -> None:  # noqa: ANN001
-    from esrgan.export.engine import build_engine
+    from esrgan.export.engine import build_command, build_engine, tensorrt_unavailable
     from esrgan.export.onnx_metadata import read_metadata
     from esrgan.metadata import parse_metadata
 
@@ -107,6 +108,10 @@ def _build_engine_only(onnx_path: str, options: EngineOptions, gan: str | None, 
         raise UsageError(f"{onnx_path}: --build-engine needs the FP16 ONNX file (this one is {info.precision})")
     if info.spec is not None:
         options = options.resolved(info.spec)
+    reason = tensorrt_unavailable()
+    if reason:  # before announcing minutes of building
+        raise DependencyError(f"{reason}; build the engine on a machine with TensorRT and a CUDA GPU: "
+                              f"{build_command(onnx_path, options)}")
     say("building the TensorRT engine (minutes)...")
     path = build_engine(onnx_path, options)
     click.echo(str(path))
@@ -125,13 +130,9 @@ def _build_engine_only(onnx_path: str, options: EngineOptions, gan: str | None, 
 
 
 def _progress(quiet: bool):  # noqa: ANN202
-    start = time.perf_counter()
-
-    def say(message: str) -> None:
-        if not quiet:
-            click.echo(f"[{time.perf_counter() - start:6.1f}s] {message}", err=True)
-
-    return say
+    if quiet:
+        return lambda message: None
+    return timed(lambda message: click.echo(message, err=True))
 
 
 if __name__ == "__main__":

@@ -99,6 +99,11 @@ def export_artifacts(
     alpha = resolve_alpha(alpha, psnr_ckpt is not None)
     if engine is not None and not fp16:
         raise UsageError("--trt builds the engine from the FP16 ONNX file: drop --no-fp16")
+    if engine is not None and (reason := tensorrt_unavailable()):
+        # Said before minutes of export, not after: what will be written, and how this run ends.
+        state = "written and verified" if verify else "written"
+        say(f"{reason}: the ONNX files will be {state}, then the engine step stops (exit 2) with the "
+            "command that builds it on a machine with TensorRT and a CUDA GPU")
     timings: dict[str, float] = {}
 
     with _step("load", timings, say, "loading checkpoints"):

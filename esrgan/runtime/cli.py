@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from esrgan.cli_support import EXIT_OK, debug_option, handle_errors
+from esrgan.cli_support import EXIT_OK, debug_option, handle_errors, version_option
 from esrgan.errors import UsageError
 from esrgan.runtime.backends.registry import CHOICES
 from esrgan.runtime.options import RunOptions, check_outscale
@@ -53,37 +53,40 @@ def _terminate(signum: int, frame: object) -> None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("input", metavar="INPUT")
 @click.argument("output", metavar="OUTPUT", type=click.Path(file_okay=False))
-@click.option("--model", "model", type=click.Path(dir_okay=False), default=None,
+@click.option("-n", "--model", "model", type=click.Path(dir_okay=False), default=None,
               help=".onnx, TensorRT .engine, .pth/.safetensors checkpoint (exported on the fly), or a published "
                    "model's name (downloaded once, see --list-models). Default: the built-in x4 model.")
 @click.option("--list-models", is_flag=True, expose_value=False, is_eager=True, callback=_list_models,
               help="List the published models --model takes by name, then exit.")
 @click.option("--backend", type=click.Choice(CHOICES), default=RunOptions.backend, show_default=True,
               help="auto: TensorRT engine, ORT TensorRT, ORT CUDA, then the best CPU path.")
-@click.option("--tile", "tile_text", default=str(RunOptions.tile), show_default=True,
+@click.option("-t", "--tile", "tile_text", default=str(RunOptions.tile), show_default=True,
               help="Tile side in input px; auto = largest that fits; 0 = whole image in one pass.")
 @click.option("--tile-pad", type=click.IntRange(min=0), default=RunOptions.tile_pad, show_default=True,
               help="Context px around each tile (the default keeps tiled output >= 50 dB from untiled).")
 @click.option("--batch", type=click.IntRange(min=1), default=RunOptions.batch, show_default=True,
               help="Tiles per model call.")
-@click.option("--format", "fmt", type=click.Choice(["same", "png", "jpg", "webp", "tif", "bmp"]),
+@click.option("-f", "--format", "fmt", type=click.Choice(["same", "png", "jpg", "webp", "tif", "bmp"]),
               default=RunOptions.format, show_default=True, help="Output format; same = the input's.")
+@click.option("--suffix", default=RunOptions.suffix,
+              help="Write NAME_SUFFIX.ext instead of NAME.ext (as Real-ESRGAN's --suffix). Default: none.")
 @click.option("--quality", type=click.IntRange(1, 100), default=RunOptions.quality, show_default=True,
               help="JPEG/WebP quality.")
-@click.option("--outscale", type=float, default=RunOptions.outscale, callback=lambda ctx, param, value: _outscale(value),
+@click.option("-s", "--outscale", type=float, default=RunOptions.outscale, callback=lambda ctx, param, value: _outscale(value),
               help="Final scale factor (e.g. 3.5 with a x4 model), Lanczos-resized.")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
 @click.option("--shard", default=RunOptions.shard, help="I/N: process a stable 1/N share (0 <= I < N) of the inputs.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=RunOptions.max_pixels, show_default=True,
               help="Refuse inputs with more pixels (decompression bombs).")
-@click.option("--device-id", type=click.IntRange(min=0), default=RunOptions.device_id, show_default=True,
+@click.option("-g", "--device-id", type=click.IntRange(min=0), default=RunOptions.device_id, show_default=True,
               help="GPU index.")
 @click.option("--threads", type=click.IntRange(min=1), default=RunOptions.threads, help="CPU threads for the backend.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notices; errors and the summary only.")
+@version_option
 @debug_option
 @handle_errors
 def main(input: str, output: str, model: str | None, backend: str, tile_text: str, tile_pad: int, batch: int,
-         fmt: str, quality: int, outscale: float | None, overwrite: bool, shard: str | None, max_pixels: int,
+         fmt: str, suffix: str, quality: int, outscale: float | None, overwrite: bool, shard: str | None, max_pixels: int,
          device_id: int, threads: int | None, quiet: bool) -> None:
     """Upscale every image under INPUT (folder, file or glob) into the folder OUTPUT."""
     from esrgan.download import resolve_model_argument
@@ -94,7 +97,7 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
     tile = parse_tile(tile_text)
     shard_t = paths.parse_shard(shard)
     # Bad paths fail in one line before any model is loaded (loading can take seconds).
-    paths.plan_run(input, Path(output), fmt, shard_t)
+    paths.plan_run(input, Path(output), fmt, shard_t, suffix=suffix)
     model = resolve_model_argument(model, progress=not quiet)
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     with Upscaler(model, backend, tile, tile_pad, batch, device_id=device_id, threads=threads, say=say) as up:
@@ -103,7 +106,7 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
             click.echo(f"backend: {info.name} {info.precision} on {info.device} "
                        f"({', '.join(info.providers)}), x{up.scale}", err=True)
         summary = up.upscale_folder(
-            input, output, format=fmt, quality=quality, outscale=outscale, overwrite=overwrite, shard=shard_t,
+            input, output, format=fmt, suffix=suffix, quality=quality, outscale=outscale, overwrite=overwrite, shard=shard_t,
             max_pixels=max_pixels, progress=not quiet,
         )
     click.echo(summary.describe(), err=True)

@@ -21,6 +21,7 @@ import platform
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from esrgan.errors import install_hint
 from esrgan.parity import HALF_MIN_PSNR_DB, Parity, passes
 
 # The flags that decide CPU inference speed (which path is fastest; what reports print), as Linux names
@@ -258,7 +259,7 @@ def choose_cpu_backend(
         return CpuChoice(
             OPENVINO, "fp32", "no native BF16 on this CPU; OpenVINO FP32 is the fastest exact path"
         )
-    hint = "; pip install 'esrgan[openvino]' for the faster OpenVINO path" if features.arch in (
+    hint = f"; {install_hint('openvino')} for the faster OpenVINO path" if features.arch in (
         "x86_64", "AMD64", "aarch64", "arm64"
     ) else ""
     return CpuChoice(ONNXRUNTIME_CPU, "fp32", f"OpenVINO is not installed{hint}")

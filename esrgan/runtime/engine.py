@@ -134,6 +134,7 @@ class ImageWork:
     # Whether any tile's input / output so far holds more than one value (see TileEngine._check).
     input_varies: bool = False
     output_varies: bool = False
+    total: int = 0  # tiles of every plane at the current tile size
     _padded: list[np.ndarray] = field(default_factory=list)
 
     def start(self, tile: int) -> list[tiling.TileJob]:
@@ -151,12 +152,16 @@ class ImageWork:
             tiling.TileJob((self.key, i), t, tiling.extract_window(padded, t))
             for i, padded in enumerate(self._padded) for t in grid
         ]
-        self.remaining = len(jobs)
+        self.remaining = self.total = len(jobs)
         return jobs
 
     @property
     def done(self) -> bool:
         return self.remaining == 0
+
+    @property
+    def tiles_done(self) -> int:
+        return self.total - self.remaining
 
     def release_inputs(self) -> None:
         self._padded = []
@@ -167,6 +172,8 @@ class TileEngine:
 
     ``on_done(work)`` is called for each finished image, ``on_fail(work, message)`` for an image the
     model cannot process; ``say`` gets the one-time notices (tile halved after an out-of-memory).
+    ``on_tiles(work)`` reports progress within an image: once its tiles are laid out and after every
+    batch that advanced it (``work.tiles_done`` of ``work.total``); a large image takes many batches.
     Tile, pad and batch default to ``RunOptions``' values, so the engine alone tiles like ``esrgan-run``.
     """
 
@@ -180,6 +187,7 @@ class TileEngine:
         on_done: Callable[[ImageWork], None],
         on_fail: Callable[[ImageWork, str], None],
         say: Callable[[str], None] = lambda line: None,
+        on_tiles: Callable[[ImageWork], None] = lambda work: None,
         max_in_flight: int = 4,
     ) -> None:
         self.backend = backend
@@ -194,7 +202,7 @@ class TileEngine:
         self.tile, self.batch, why = fit_profile(backend.info, int(tile), tile_pad, batch)
         if why:
             say(why)
-        self.on_done, self.on_fail, self.say = on_done, on_fail, say
+        self.on_done, self.on_fail, self.say, self.on_tiles = on_done, on_fail, say, on_tiles
         self.max_in_flight = max_in_flight
         self.batcher = tiling.TileBatcher(self.batch)
         self.in_flight: dict[Hashable, ImageWork] = {}
@@ -224,7 +232,9 @@ class TileEngine:
         self._guarded(run_all)
 
     def _feed(self, work: ImageWork, tile: int) -> None:
-        for job in work.start(tile):
+        jobs = work.start(tile)
+        self.on_tiles(work)
+        for job in jobs:
             group = self.batcher.add(job)
             if group:
                 self._run(group)
@@ -252,6 +262,7 @@ class TileEngine:
             self._fail_keys({job.key[0] for job in group},
                             f"the model returned {out.shape} for a {batch.shape} batch, expected {expected}")
             return
+        advanced: dict[Hashable, ImageWork] = {}
         for job, res in zip(group, out, strict=True):
             key, plane = job.key
             work = self.in_flight.get(key)
@@ -259,6 +270,7 @@ class TileEngine:
                 continue  # failed meanwhile
             if not np.isfinite(res).all():
                 self._fail_keys({key}, NON_FINITE)
+                advanced.pop(key, None)
                 continue
             tiling.stitch(work.outputs[plane], res, job.tile, self.scale)
             if not work.output_varies:
@@ -267,11 +279,16 @@ class TileEngine:
             work.remaining -= 1
             if work.done:
                 del self.in_flight[key]
+                advanced.pop(key, None)
                 work.release_inputs()
                 if work.input_varies and not work.output_varies:
                     self.on_fail(work, CONSTANT)
                 else:
                     self.on_done(work)
+            else:
+                advanced[key] = work
+        for work in advanced.values():
+            self.on_tiles(work)
 
     def _fail_keys(self, keys: set[Hashable], message: str) -> None:
         for key in keys:

@@ -1,19 +1,25 @@
 """Where the model comes from: a checkpoint exported to ONNX on the fly, cached by its sha256.
 
 Exporting needs PyTorch and the export extra; the runtime alone does not have them, so without
-them a checkpoint is refused with the one command that exports it once.
+them a checkpoint is refused with the one command that exports it once. The export takes from
+under a minute to several (the paper-size model), once per checkpoint: it is announced, its steps
+are stamped with the elapsed time, and the end says where the cached file is.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from esrgan.atomic import write_atomic
 from esrgan.cache import cache_dir
-from esrgan.errors import DependencyError, ModelError
+from esrgan.elapsed import stamp, timed
+from esrgan.errors import DependencyError, ModelError, install_hint
 from esrgan.hashing import file_sha256
 
 
@@ -21,8 +27,15 @@ def export_command(path: Path) -> str:
     return f"esrgan-export --gan {path} -o DIR --no-fp16, then --model DIR/model.onnx"
 
 
-def checkpoint_to_onnx(path: str | os.PathLike[str]) -> Path:
-    """The FP32 ONNX export of checkpoint ``path``, from the cache or exported now (verified)."""
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] = _stderr) -> Path:
+    """The FP32 ONNX export of checkpoint ``path``, from the cache or exported now (verified).
+
+    ``say`` gets the status lines of an export (the runtime's notice channel: --quiet drops them).
+    """
     src = Path(path)
     if not src.is_file():
         raise ModelError(f"{src}: no such checkpoint")
@@ -35,16 +48,21 @@ def checkpoint_to_onnx(path: str | os.PathLike[str]) -> Path:
     except ImportError:
         raise DependencyError(
             f"{src.name} is a checkpoint: running it needs an ONNX export, and exporting needs PyTorch "
-            f"(pip install 'esrgan[export]'); or export it once elsewhere: {export_command(src)}"
+            f"({install_hint('export')}); or export it once elsewhere: {export_command(src)}"
         ) from None
     from esrgan.export.pipeline import export_artifacts
 
+    say(f"{src.name} is a checkpoint: exporting it to ONNX and verifying it, once (a minute or more; "
+        "several for the paper-size model), then cached")
+    started = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
-        result = export_artifacts(src, Path(tmp), fp16=False, verify=True)
+        result = export_artifacts(src, Path(tmp), fp16=False, verify=True, progress=timed(lambda line: say(f"  {line}")))
         # A uniquely named temp file, then one rename: concurrent first runs on the same checkpoint
         # (a Slurm array) each stage their own copy, and the last rename wins with identical bytes.
         with write_atomic(target) as staged:
             shutil.copyfile(result.onnx_fp32, staged)
+    say(f"{stamp(time.perf_counter() - started)} exported {src.name}; cached as {target} "
+        "(later runs of this checkpoint start at once)")
     return target
 

@@ -27,6 +27,7 @@ class RunOptions:
     tile_pad: int = DEFAULT_TILE_PAD
     batch: int = 1  # tiles per model call
     format: str = "same"  # output format; "same" = the input's
+    suffix: str = ""  # output name NAME_SUFFIX.ext (Real-ESRGAN's --suffix); "" = the input's name
     quality: int = 95  # JPEG/WebP quality
     outscale: float | None = None  # final scale factor; None = the model's
     overwrite: bool = False  # redo outputs that already exist

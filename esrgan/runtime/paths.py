@@ -200,6 +200,17 @@ def output_suffix(src: Path, requested: str) -> str:
     return WRITE_SUFFIXES[fmt]
 
 
+def output_stem(stem: str, suffix: str) -> str:
+    """An output's name without extension: ``NAME_SUFFIX`` as Real-ESRGAN's --suffix, or ``NAME``."""
+    return f"{stem}_{suffix}" if suffix else stem
+
+
+def check_name_suffix(suffix: str) -> None:
+    """A --suffix is part of a file name: no folder separators, nothing that is not a name."""
+    if any(sep in suffix for sep in ("/", "\\", os.sep)) or suffix.strip() != suffix or suffix in (".", ".."):
+        raise UsageError(f"--suffix {suffix!r}: use letters, digits, - or _ (it is appended to each output's name)")
+
+
 def check_folders(inputs: Inputs, out_dir: Path, recursive_input: bool) -> None:
     """Refuse layouts where outputs would overwrite or be re-read as inputs."""
     r, o = inputs.root.resolve(), out_dir.resolve()
@@ -240,20 +251,23 @@ def _name_key(path: Path) -> str:
 
 
 def plan_jobs(
-    root: Path, files: list[Path], out_dir: Path, fmt: str, shard: tuple[int, int] | None
+    root: Path, files: list[Path], out_dir: Path, fmt: str, shard: tuple[int, int] | None, *, suffix: str,
 ) -> tuple[list[Job], list[str]]:
     """Jobs (mirrored tree, format) for this shard, and one note per disambiguated name clash.
 
     Every input gets an output name of its own. The plan covers all inputs before the shard is taken,
     so every shard and every rerun gives each file the same name.
 
-    ``fmt`` and ``shard`` have no defaults here: esrgan-run's are ``RunOptions.format`` and ``.shard``.
+    ``fmt``, ``shard`` and ``suffix`` have no defaults here: esrgan-run's are ``RunOptions.format``,
+    ``.shard`` and ``.suffix``.
     """
+    check_name_suffix(suffix)
 
     def rel_of(src: Path) -> Path:
         return src.relative_to(root) if src.is_relative_to(root) else Path(src.name)
 
-    wanted = {src: out_dir / rel_of(src).with_suffix(output_suffix(src, fmt)) for src in files}
+    wanted = {src: out_dir / rel_of(src).with_name(output_stem(rel_of(src).stem, suffix) + output_suffix(src, fmt))
+              for src in files}
     # Of inputs wanting one name, the file already in the output format keeps it (a.png stays a.png).
     claims: dict[str, list[Path]] = {}
     for src in sorted(files, key=lambda f: (f.suffix.lower() != wanted[f].suffix, str(f))):
@@ -266,11 +280,12 @@ def plan_jobs(
         for src in others:
             # a.png and a.jpg both becoming a.png: keep the source suffix in the second name (a_jpg.png),
             # and number it when even that is taken (a.JPG -> a_jpg_2.png).
+            # --suffix stays last: a_jpg_x4.png.
             want = wanted[src]
-            base = f"{want.stem}_{src.suffix.lstrip('.').lower()}"
-            dst, n = want.with_name(base + want.suffix), 2
+            base = f"{rel_of(src).stem}_{src.suffix.lstrip('.').lower()}"
+            dst, n = want.with_name(output_stem(base, suffix) + want.suffix), 2
             while _name_key(dst) in taken:
-                dst, n = want.with_name(f"{base}_{n}{want.suffix}"), n + 1
+                dst, n = want.with_name(output_stem(f"{base}_{n}", suffix) + want.suffix), n + 1
             taken.add(_name_key(dst))
             dst_of[src] = dst
             notes.append(f"{src} and {first} both map to {want}: writing {src.name} as {dst.name}")
@@ -279,12 +294,14 @@ def plan_jobs(
     return jobs, notes
 
 
-def plan_run(spec: str, out_dir: str | os.PathLike[str], fmt: str, shard: tuple[int, int] | None) -> Plan:
+def plan_run(
+    spec: str, out_dir: str | os.PathLike[str], fmt: str, shard: tuple[int, int] | None, *, suffix: str
+) -> Plan:
     """Everything decided before a model runs: inputs, refused layouts, output names, this shard's jobs."""
     inputs = find_inputs(spec)
     out = Path(out_dir)
     check_folders(inputs, out, recursive_input=inputs.pattern is None and Path(spec).is_dir())
-    jobs, notes = plan_jobs(inputs.root, inputs.files, out, fmt, shard)
+    jobs, notes = plan_jobs(inputs.root, inputs.files, out, fmt, shard, suffix=suffix)
     check_outputs_are_not_inputs(inputs, out, jobs, spec)
     return Plan(jobs, notes, inputs.unreadable)
 

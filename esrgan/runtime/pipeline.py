@@ -7,6 +7,7 @@ end-to-end rate is measured against the raw model rate in benchmarks/reports/run
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import traceback
@@ -25,6 +26,14 @@ from esrgan.runtime.backends.base import Backend
 from esrgan.runtime.engine import ImageWork, TileEngine
 from esrgan.runtime.options import RunOptions
 from esrgan.runtime.paths import Job, remove_stale_temps
+
+
+def format_rate(megapixels_per_s: float) -> str:
+    """A throughput with three significant digits and no exponent: 0.00412, 0.412, 41.2, 4120."""
+    if megapixels_per_s <= 0 or not math.isfinite(megapixels_per_s):
+        return "0"
+    decimals = max(0, 2 - math.floor(math.log10(megapixels_per_s)))
+    return f"{megapixels_per_s:.{decimals}f}"
 
 
 @dataclass
@@ -51,7 +60,7 @@ class Summary:
         folders = (f", {self.unreadable_folders} folder{'s' if self.unreadable_folders > 1 else ''} unreadable"
                    if self.unreadable_folders else "")
         return (f"{self.written} written, {self.skipped} skipped, {self.failed} failed{folders} in "
-                f"{self.seconds:.1f} s ({rate:.2f} output MP/s)")
+                f"{self.seconds:.1f} s ({format_rate(rate)} output MP/s)")
 
 
 def finish_image(work: ImageWork, outscale: float | None, scale: int) -> np.ndarray:
@@ -114,6 +123,7 @@ class FolderRun:
         remove_stale_temps(jobs)
         todo = list(jobs)
         bar = tqdm(total=len(todo), unit="img", disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
+        status = _BarStatus(bar)
         encodes: deque[tuple[Job, Future]] = deque()
         scale = self.backend.scale
 
@@ -133,7 +143,7 @@ class FolderRun:
                     self.summary.written += 1
                     self.summary.output_megapixels += megapixels
                     elapsed = time.perf_counter() - started
-                    bar.set_postfix_str(f"{self.summary.output_megapixels / elapsed:.2f} MP/s", refresh=False)
+                    status.show(rate=f"{format_rate(self.summary.output_megapixels / elapsed)} MP/s")
                 bar.update(1)
 
         with ThreadPoolExecutor(opts.workers, thread_name_prefix="decode") as dec_pool, \
@@ -142,14 +152,20 @@ class FolderRun:
 
             def write(work: ImageWork) -> None:
                 job = by_key[work.key]
+                status.show(image="")  # its tiles are done: the next image's batch names itself
                 encodes.append((job, enc_pool.submit(self._encode, job, work, scale)))
 
             def failed(work: ImageWork, message: str) -> None:
                 self._fail(by_key[work.key], message)
                 bar.update(1)
 
+            def tiles(work: ImageWork) -> None:
+                name = by_key[work.key].src.name
+                status.show(image=f"{name} tile {work.tiles_done}/{work.total}" if work.total > 1 else name)
+
             engine = TileEngine(
                 self.backend, opts.tile, opts.tile_pad, opts.batch, on_done=write, on_fail=failed, say=self._say_once,
+                on_tiles=tiles,
             )
             lookahead = opts.workers + 1
             decodes: deque[Future] = deque(dec_pool.submit(self._prepare, job) for job in todo[:lookahead])
@@ -186,3 +202,26 @@ class FolderRun:
         arr = finish_image(work, self.options.outscale, scale)
         notes = images.write_image(job.dst, arr, work.decoded, job.format, self.options.quality)
         return notes, arr.shape[0] * arr.shape[1] / 1e6
+
+
+class _BarStatus:
+    """The progress bar's postfix: the folder's output MP/s and the image in the model with its tiles.
+
+    A large image is many batches behind one bar step; its tile count says the run is moving. The
+    bar is redrawn at most twice a second, whatever the tile rate.
+    """
+
+    REFRESH_S = 0.5
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+        self.parts = {"image": "", "rate": ""}
+        self.drawn = 0.0
+
+    def show(self, **parts: str) -> None:
+        self.parts.update(parts)
+        self.bar.set_postfix_str(", ".join(p for p in self.parts.values() if p), refresh=False)
+        now = time.perf_counter()
+        if now - self.drawn >= self.REFRESH_S:
+            self.drawn = now
+            self.bar.refresh()

@@ -106,6 +106,7 @@ class Upscaler:
         output: str | os.PathLike[str],
         *,
         format: str = RunOptions.format,
+        suffix: str = RunOptions.suffix,
         quality: int = RunOptions.quality,
         outscale: float | None = RunOptions.outscale,
         overwrite: bool = RunOptions.overwrite,
@@ -119,11 +120,11 @@ class Upscaler:
         The defaults are ``RunOptions``' (``esrgan-run``'s); ``shard`` also takes the CLI's "I/N" text.
         """
         shard_t = paths.parse_shard(shard) if isinstance(shard, str) else shard
-        plan = paths.plan_run(str(input), Path(output), format, shard_t)
+        plan = paths.plan_run(str(input), Path(output), format, shard_t, suffix=suffix)
         for note in plan.notes:
             self.say(f"note: {note}")
         options = RunOptions(
-            tile=self.tile, tile_pad=self.tile_pad, batch=self.batch, format=format, quality=quality,
+            tile=self.tile, tile_pad=self.tile_pad, batch=self.batch, format=format, suffix=suffix, quality=quality,
             outscale=outscale, overwrite=overwrite, shard=shard_t, max_pixels=max_pixels, workers=workers,
         )
         return FolderRun(self.backend, options, say=self.say, progress=progress).run(plan.jobs, plan.unreadable)

@@ -2,7 +2,8 @@
 
 Every option defaults to "not given" so that the precedence preset < YAML (--config) < flags holds;
 the help shows the value from ``TrainConfig`` (whose defaults are the paper preset), never a restated
-one. The resolved config is printed and saved as config.yaml.
+one. The resolved config is printed (once the data and output folder have been checked, so an error
+is not buried under it) and saved as config.yaml.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import click
 
-from esrgan.cli_support import debug_option, handle_errors
+from esrgan.cli_support import debug_option, handle_errors, version_option
 from esrgan.train.config import (
     AMP_DTYPES,
     ARCHS,
@@ -53,6 +54,11 @@ def setup_logging() -> None:
     logger.propagate = False
 
 
+def _print_config(config: TrainConfig) -> None:
+    """The resolved config, printed once the data and output have been checked (errors come first)."""
+    click.echo("resolved config:\n" + "\n".join("  " + line for line in config.to_yaml().splitlines()))
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--data", type=click.Path(file_okay=False), help="Folder of HR training images (any depth; png/jpg/webp/tif).")
 @click.option("--val-data", type=click.Path(file_okay=False), help=_help("Folder of HR validation images (PSNR-Y/SSIM-Y vs bicubic).", "val_data", "default"))
@@ -84,8 +90,9 @@ def setup_logging() -> None:
 @click.option("--val-every", type=int, help=_help("Validate every N iterations (and at the end).", "val_every"))
 @click.option("--save-every", type=int, help=_help("Save the full training state every N iterations (and at the end).", "save_every"))
 @click.option("--vgg-weights", help=_help("VGG19 weights for the perceptual loss: 'auto' (torchvision's file under $TORCH_HOME/hub/checkpoints), a path to vgg19-dcbb9e9d.pth, or 'untrained' (random VGG19, smoke tests only; the tiny preset uses it).", "vgg_weights"))
+@version_option
 @debug_option
-@handle_errors
+@handle_errors(extra="train")
 def main(config_file: str | None, **flags: Any) -> None:
     """Train an ESRGAN generator: PSNR stage (L1), then GAN stage (perceptual + RaGAN + L1).
 
@@ -99,9 +106,7 @@ def main(config_file: str | None, **flags: Any) -> None:
     if flags.get("scale") is not None:
         flags["scale"] = int(flags["scale"])
     config = resolve_config(flags, config_file)
-    if int(os.environ.get("RANK", "0")) == 0:
-        click.echo("resolved config:\n" + "\n".join("  " + line for line in config.to_yaml().splitlines()))
-    result = train(config)
+    result = train(config, on_ready=_print_config)
     if int(os.environ.get("RANK", "0")) == 0:
         for stage, path in result.checkpoints.items():
             click.echo(f"{stage} stage: {result.iterations[stage]} iterations, EMA weights in {path}")

@@ -14,8 +14,6 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from esrgan.errors import CheckpointError, ConfigError, first_line
 from esrgan.models.spec import ARCHS, GeneratorSpec
 
@@ -97,6 +95,8 @@ class TrainConfig:
         return out
 
     def to_yaml(self) -> str:
+        import yaml  # the train extra's; imported here so that ``esrgan-train --help`` works without it
+
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def validate(self) -> TrainConfig:
@@ -265,6 +265,8 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         text = src.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{src}: cannot read config ({exc.strerror or exc})") from None
+    import yaml
+
     try:
         values = yaml.safe_load(text)
     except yaml.YAMLError as exc:

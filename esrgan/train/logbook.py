@@ -44,7 +44,11 @@ def truncate_log(path: str | Path, stage: str, iteration: int) -> None:
 
 
 def plot_log(log_path: str | Path, png_path: str | Path) -> Path | None:
-    """Losses and validation PSNR-Y (model vs bicubic) over iterations, one panel per stage."""
+    """Losses and validation PSNR-Y (model vs bicubic) over iterations, one column per stage.
+
+    The validation row is drawn only when the log has validation records (training without
+    --val-data has none): empty panels would read as a broken validation.
+    """
     records = read_log(log_path)
     if not records:
         return None
@@ -54,8 +58,11 @@ def plot_log(log_path: str | Path, png_path: str | Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     stages = [s for s in ("psnr", "gan") if any(r.get("stage") == s for r in records)]
-    fig, axes = plt.subplots(2, len(stages), figsize=(6 * len(stages), 7), squeeze=False)
-    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.07, top=0.95, hspace=0.3, wspace=0.25)
+    validated = any(r.get("kind") == "val" for r in records)
+    rows = 2 if validated else 1
+    fig, axes = plt.subplots(rows, len(stages), figsize=(6 * len(stages), 3.5 * rows), squeeze=False)
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.07 * 2 / rows, top=1 - 0.05 * 2 / rows,
+                        hspace=0.3, wspace=0.25)
     for col, stage in enumerate(stages):
         train = [r for r in records if r.get("stage") == stage and r.get("kind") == "train"]
         val = [r for r in records if r.get("stage") == stage and r.get("kind") == "val"]
@@ -69,6 +76,8 @@ def plot_log(log_path: str | Path, png_path: str | Path) -> Path | None:
         if keys and all(p[key] > 0 for p in train for key in keys if key in p):
             ax.set_yscale("log")
         ax.legend(fontsize=8)
+        if not validated:
+            continue
         ax = axes[1][col]
         if val:
             its = [r["iter"] for r in val]

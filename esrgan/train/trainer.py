@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,12 +134,7 @@ class StageRun:
 
     # ---- setup ---------------------------------------------------------------------------------
     def _init_from_psnr(self) -> None:
-        src = Path(self.config.init) if self.config.init else weights_path(self.out, "psnr")
-        if not src.is_file():
-            raise TrainingError(
-                f"the GAN stage starts from the PSNR stage's weights, but {src} does not exist: "
-                "run --stage psnr first (same --output) or pass --init PSNR.safetensors"
-            )
+        src = gan_start(self.config, self.out)
         model = load_generator(src)
         if spec_of(model) != self.config.spec:
             raise ConfigError(
@@ -344,8 +340,23 @@ class StageRun:
         return self.write_weights()
 
 
+def gan_start(config: TrainConfig, out: Path) -> Path:
+    """The PSNR weights the GAN stage starts from (--init, else OUTPUT/psnr.safetensors); they must exist."""
+    src = Path(config.init) if config.init else weights_path(out, "psnr")
+    if not src.is_file():
+        raise TrainingError(
+            f"the GAN stage starts from the PSNR stage's weights, but {src} does not exist: "
+            "run --stage psnr first (same --output) or pass --init PSNR.safetensors"
+        )
+    return src
+
+
+def _output(config: TrainConfig) -> Path:
+    return Path(config.output or ".")
+
+
 def _prepare_output(config: TrainConfig, info: DistInfo) -> Path:
-    out = Path(config.output or ".")
+    out = _output(config)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         existing = [state_path(out, s) for s in config.stages if state_path(out, s).exists()]
@@ -361,8 +372,13 @@ def _prepare_output(config: TrainConfig, info: DistInfo) -> Path:
     return out
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Run the configured stage(s); returns where the EMA checkpoints were written."""
+def train(config: TrainConfig, on_ready: Callable[[TrainConfig], None] | None = None) -> TrainResult:
+    """Run the configured stage(s); returns where the EMA checkpoints were written.
+
+    The data, validation images, device and output folder are checked first, so a mistake ends in
+    one line before anything is written; ``on_ready(config)`` is then called once (on the main
+    process) before training starts: the CLI prints the resolved config there, not above an error.
+    """
     config.validate()
     device = resolve_device(config.device)
     if config.amp and device.type != "cuda":
@@ -374,10 +390,14 @@ def train(config: TrainConfig) -> TrainResult:
             torch.cuda.set_device(device)
         if not info.is_main:
             log.setLevel(logging.ERROR)  # warnings once, from rank 0
-        out = _prepare_output(config, info)
+        if "psnr" not in config.stages:
+            gan_start(config, _output(config))  # a GAN-only run needs its start before anything else
         paths = scan_images(config.data or "", config.patch_size)
-        dataset = PatchDataset(paths, config.patch_size, config.scale, config.seed, cache=config.cache_images)
         val_images = prepare_validation(config.val_data, config.scale) if config.val_data and info.is_main else []
+        out = _prepare_output(config, info)
+        if on_ready is not None and info.is_main:
+            on_ready(config)
+        dataset = PatchDataset(paths, config.patch_size, config.scale, config.seed, cache=config.cache_images)
         result = TrainResult(output=out)
         for stage in config.stages:
             run = StageRun(config, stage, device, info, dataset, val_images)

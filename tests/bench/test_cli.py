@@ -26,6 +26,11 @@ def test_quick_on_tiny_model_writes_a_valid_report(tmp_path, monkeypatch, bench_
     assert tiling["tile"] == 16 and (tiling["psnr_db"] == "inf" or tiling["psnr_db"] > 50)
     assert e2e["windows"] == 4 and 0 < e2e["pipeline_share_of_raw"] < 10
     assert e2e["raw_mpix_s"] > 0 and e2e["pipeline_mpix_s"] > 0
+    # every preparation step and check is a line stamped with the elapsed time
+    steps = [line for line in res.stderr.splitlines() if line.startswith("[")]
+    for text in ("preparing the model", "ONNX", "tiny_x4", "model ready", "tiled against whole-image",
+                 "folder pipeline"):
+        assert any(text in line for line in steps), (text, res.stderr)
 
 
 def test_usage_errors_are_one_line(tmp_path):

@@ -45,3 +45,16 @@ def test_default_preset_without_a_shipped_model_is_a_usage_error(tmp_path, monke
     monkeypatch.setattr(dm, "MODEL_DIR", tmp_path)
     with pytest.raises(UsageError, match="not shipped"):
         prepare_model(preset="default", cache=tmp_path)
+
+
+def test_preparation_steps_are_announced_and_the_cache_is_named(tmp_path):
+    cache = tmp_path / "cache"
+    first, again = [], []
+    model = prepare_model(preset="tiny", cache=cache, fp16=False, exporter="torchscript", progress=first.append)
+    prepare_model(preset="tiny", cache=cache, fp16=False, exporter="torchscript", progress=again.append)
+    out_dir = model.files["fp32"].parent
+    assert any(line.startswith("tiny preset: random-weight checkpoint") for line in first), first
+    assert f"exporting tiny_x4 ({model.spec.describe()}) to ONNX once, cached in {out_dir}" in first, first
+    assert any(line.startswith("  exporting model.onnx") for line in first), first  # the export's own steps
+    assert again[-1] == f"using the cached ONNX export of tiny_x4 in {out_dir}"
+    assert not any("exporting" in line for line in again)

@@ -74,6 +74,10 @@ def test_interpolated_checkpoint_and_metadata(trt_missing_run, ckpts):
 
 def test_progress_and_figures_are_reported(trt_missing_run):
     result, _ = trt_missing_run
+    lines = result.stderr.splitlines()
+    # that TensorRT is missing is said first, before minutes of export, with how the run will end
+    assert "TensorRT" in lines[0] and "ONNX files will be written and verified" in lines[0], lines[:2]
+    assert "exit 2" in lines[0] and "loading checkpoints" in lines[1]
     assert "model.onnx [fp32, cpu]: max abs err" in result.stderr
     assert "model_fp16.onnx [fp16, cpu]: max abs err" in result.stderr and "PSNR" in result.stderr
 
@@ -134,7 +138,8 @@ def test_build_engine_later_without_tensorrt(trt_missing_run):
     result = CliRunner().invoke(cli.main, ["--build-engine", str(out / "model_fp16.onnx")])
     assert result.exit_code == 2
     (line,) = _error_lines(result)
-    assert "TensorRT" in line
+    assert "TensorRT" in line and "esrgan-export --build-engine" in line
+    assert "building" not in result.stderr  # refused before announcing minutes of work
     wrong = CliRunner().invoke(cli.main, ["--build-engine", str(out / "model.onnx")])
     assert wrong.exit_code == 2 and "FP16" in _error_lines(wrong)[0]
 

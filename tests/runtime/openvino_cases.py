@@ -115,7 +115,7 @@ def test_missing_openvino_is_one_clear_line(tiny_onnx, monkeypatch):
     with pytest.raises(DependencyError) as err:
         OpenVinoBackend(tiny_onnx)
     msg = str(err.value)
-    assert "\n" not in msg and "pip install 'esrgan[openvino]'" in msg
+    assert "\n" not in msg and "pip install \"esrgan[openvino]\"" in msg
 
 
 def test_bad_arguments_and_files(tiny_onnx, tmp_path):

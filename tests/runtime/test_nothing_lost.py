@@ -211,8 +211,8 @@ def test_every_input_gets_its_own_output(tmp_path, nearest_onnx):
 
 def test_names_are_the_same_in_every_shard(tmp_path):
     files = [Path("in") / n for n in ("a.png", "a.jpg", "a.JPG", "b.png")]
-    whole, _ = paths.plan_jobs(Path("in"), files, Path("out"), "png", None)
-    shards = [paths.plan_jobs(Path("in"), files, Path("out"), "png", (i, 3))[0] for i in range(3)]
+    whole, _ = paths.plan_jobs(Path("in"), files, Path("out"), "png", None, suffix="")
+    shards = [paths.plan_jobs(Path("in"), files, Path("out"), "png", (i, 3), suffix="")[0] for i in range(3)]
     assert sorted((j.src, j.dst) for s in shards for j in s) == sorted((j.src, j.dst) for j in whole)
     undecodable = os.fsdecode(b"caf\xe9.png")  # not UTF-8: still one stable shard, no exception
     assert sum(paths.in_shard(undecodable, (i, 3)) for i in range(3)) == 1

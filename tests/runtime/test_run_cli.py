@@ -196,6 +196,36 @@ def test_single_file_glob_format_quality_and_outscale(tmp_path, nearest_onnx):
     assert Image.open(tmp_path / "o2" / "x.jpg").size == (42, 35)
 
 
+def test_real_esrgan_short_flags_mean_the_long_ones(tmp_path, nearest_onnx):
+    save(tmp_path / "in" / "x.png", gradient(10, 12))
+    common = ["--backend", "onnxruntime-cpu", "--threads", "1"]
+    long = run(tmp_path / "in", tmp_path / "long", "--model", nearest_onnx, "--outscale", "3.5", "--tile", "16",
+               "--device-id", "0", "--format", "jpg", *common)
+    short = run(tmp_path / "in", tmp_path / "short", "-n", nearest_onnx, "-s", "3.5", "-t", "16", "-g", "0",
+                "-f", "jpg", *common)
+    assert long.exit_code == 0 and short.exit_code == 0, short.output
+    assert sorted(p.name for p in (tmp_path / "short").iterdir()) == ["x.jpg"]
+    a, b = (np.asarray(Image.open(tmp_path / d / "x.jpg")) for d in ("long", "short"))
+    assert a.shape == (35, 42, 3) and np.array_equal(a, b)
+    bad = run(tmp_path / "in", tmp_path / "o", "-n", nearest_onnx, "-t", "7", *common)
+    assert bad.exit_code == 2 and "--tile 7" in bad.output  # -t is --tile, with its checks
+
+
+def test_suffix_is_appended_to_every_output_name(tmp_path, nearest_onnx):
+    save(tmp_path / "in" / "a.png", gradient(6, 6))
+    save(tmp_path / "in" / "a.jpg", gradient(6, 6))  # collides with a.png once both are written as png
+    save(tmp_path / "in" / "sub" / "b.png", gradient(6, 6))
+    r = run(tmp_path / "in", tmp_path / "o", "--model", nearest_onnx, "--suffix", "x4", "--format", "png")
+    assert r.exit_code == 0, r.output
+    names = sorted(p.relative_to(tmp_path / "o").as_posix() for p in (tmp_path / "o").rglob("*.png"))
+    assert names == ["a_jpg_x4.png", "a_x4.png", "sub/b_x4.png"]
+    rerun = run(tmp_path / "in", tmp_path / "o", "--model", nearest_onnx, "--suffix", "x4", "--format", "png")
+    assert "0 written, 3 skipped" in rerun.output  # a rerun finds the suffixed outputs
+    for bad in ("a/b", "..", " x"):
+        r = run(tmp_path / "in", tmp_path / "o2", "--model", nearest_onnx, "--suffix", bad)
+        assert r.exit_code == 2 and "--suffix" in r.output and not (tmp_path / "o2").exists(), bad
+
+
 def test_usage_and_model_errors_exit_2_in_one_line(tmp_path, nearest_onnx):
     save(tmp_path / "in" / "a.png", gradient(4, 4))
     for args, text in [((tmp_path / "nope", tmp_path / "o", "--model", nearest_onnx), "no such file"),
@@ -248,6 +278,13 @@ def test_checkpoint_is_exported_on_the_fly_and_cached(tmp_path, tiny_model_files
     assert r.exit_code == 0, r.output
     cached = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
     assert len(cached) == 1 and Image.open(tmp_path / "o" / "a.png").size == (48, 48)
+    # the one-time export says what it does, stamps its steps, and where the cached file went
+    lines = r.output.splitlines()
+    assert any("exporting it to ONNX" in line for line in lines), r.output
+    assert any(line.lstrip().startswith("[") and "verifying model.onnx" in line for line in lines), r.output
+    assert any(f"cached as {cached[0]}" in line for line in lines), r.output
+    quiet = run(tmp_path / "in", tmp_path / "oq", "--model", tiny_model_files[0], "--quiet")
+    assert quiet.exit_code == 0 and "exporting" not in quiet.output  # cached: nothing to announce
     same_as_onnx = run(tmp_path / "in", tmp_path / "o2", "--model", tiny_model_files[1])
     assert same_as_onnx.exit_code == 0
     a = np.asarray(Image.open(tmp_path / "o" / "a.png")).astype(int)

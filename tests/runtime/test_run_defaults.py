@@ -103,7 +103,8 @@ def test_upscaler_and_folder_run_use_run_options(tmp_path):
     Image.fromarray(np.full((20, 24, 3), 7, np.uint8)).save(src / "a.png")
     backend = Nearest()
     summary = FolderRun(backend, RunOptions(tile=0), progress=False).run(
-        paths.plan_run(str(src), tmp_path / "out", RunOptions().format, RunOptions().shard).jobs
+        paths.plan_run(str(src), tmp_path / "out", RunOptions().format, RunOptions().shard,
+                       suffix=RunOptions().suffix).jobs
     )
     pad = RunOptions().tile_pad
     assert summary.written == 1 and backend.shapes == [(1, 3, 20 + 2 * pad, 24 + 2 * pad)]

@@ -130,6 +130,9 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path, train_dir):
         assert result.exit_code == 2, name
         assert len(errors) == 1 and message in errors[0], (name, result.stderr)
         assert "Traceback" not in result.output, name
+        if name in ("empty", "bad data", "gan without psnr"):  # found before anything is printed or written
+            assert "resolved config" not in result.output, name
+            assert not (tmp_path / "o" / "config.yaml").exists(), name
     bad = [line for line in _cli(["--preset", "tiny", "--output", out, "--data", str(tmp_path / "bad")])[0]
            .stderr.splitlines() if line.startswith("warning:")]
     assert bad and "x.png" in bad[0]
@@ -179,3 +182,33 @@ def test_amp_on_cuda_runs_both_stages(tiny_flags, dtype):
     for stage in ("psnr", "gan"):
         model = load_generator(result.checkpoints[stage])
         assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_on_ready_comes_after_the_checks_and_before_training(tiny_flags, tmp_path):
+    out = tmp_path / "out"
+    seen = []
+
+    def ready(config):
+        seen.append((config.preset, (out / "config.yaml").exists(), (out / "psnr.safetensors").exists()))
+
+    train(resolve_config({**tiny_flags, "stage": "psnr"}), on_ready=ready)
+    assert seen == [("tiny", True, False)]
+
+
+def test_plot_has_a_validation_row_only_with_validation(tmp_path):
+    from PIL import Image
+
+    from esrgan.train.logbook import append_log, plot_log
+
+    def plot(name: str, with_val: bool) -> tuple[int, int]:
+        log = tmp_path / f"{name}.jsonl"
+        for it in (1, 2):
+            append_log(log, {"stage": "psnr", "kind": "train", "iter": it, "loss_pix": 1.0 / it})
+            if with_val:
+                append_log(log, {"stage": "psnr", "kind": "val", "iter": it, "psnr_y": 20.0 + it,
+                                 "bicubic_psnr_y": 20.0})
+        with Image.open(plot_log(log, tmp_path / f"{name}.png")) as im:
+            return im.size
+
+    (w1, h1), (w2, h2) = plot("train-only", False), plot("validated", True)
+    assert w1 == w2 and h2 == 2 * h1

@@ -29,7 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from esrgan.cache import cache_dir
-from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
+from esrgan.errors import (
+    BackendError,
+    DependencyError,
+    ModelError,
+    OutOfMemoryError,
+    UsageError,
+    install_hint,
+)
 from esrgan.metadata import PRECISION, parse_metadata
 from esrgan.runtime.backends.base import Backend, BackendInfo, check_io, probe_scale
 from esrgan.runtime.backends.openvino_split import BF16_LAYOUTS, LAYOUT_NOTES, split_for_bf16
@@ -50,7 +57,7 @@ def import_openvino():  # -> the openvino module
         import openvino
     except ImportError:
         raise DependencyError(
-            "the openvino backend needs OpenVINO, which is not installed: pip install 'esrgan[openvino]'"
+            f"the openvino backend needs OpenVINO, which is not installed: {install_hint('openvino')}"
         ) from None
     return openvino
 

@@ -6,6 +6,7 @@ or torch backends cost nothing (and need nothing installed) until someone asks f
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -149,7 +150,7 @@ def load_backend(
         if export_checkpoint is None:
             from esrgan.runtime.model_source import checkpoint_to_onnx
 
-            export_checkpoint = checkpoint_to_onnx
+            export_checkpoint = functools.partial(checkpoint_to_onnx, say=say)
         path = export_checkpoint(path)
     elif backend == "torch":
         raise UsageError("--backend torch runs checkpoints (.pth/.safetensors), not ONNX or engine files")

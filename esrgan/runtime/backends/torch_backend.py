@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError, first_line
+from esrgan.errors import (
+    BackendError,
+    DependencyError,
+    ModelError,
+    OutOfMemoryError,
+    UsageError,
+    first_line,
+    install_hint,
+)
 from esrgan.runtime.backends.base import Backend, BackendInfo
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -26,7 +34,7 @@ def import_torch(device: str = "cpu") -> Any:
     try:
         import torch
     except ImportError:
-        raise DependencyError("--backend torch needs PyTorch: pip install 'esrgan[train]'") from None
+        raise DependencyError(f"--backend torch needs PyTorch: {install_hint('train')}") from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise DependencyError("--backend torch on CUDA: no CUDA GPU is visible to PyTorch")
     return torch
