@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from esrgan.models.discriminators import VGGStyleDiscriminator
-from esrgan.models.rrdbnet import RRDBNet, ResidualDenseBlock
+from esrgan.models.rrdbnet import ResidualDenseBlock, RRDBNet
 
 
 @torch.no_grad()
