@@ -226,8 +226,12 @@ class StageRun:
     def gan_step(self, iteration: int, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
         """BasicSR's ESRGANModel.optimize_parameters: a G step, then a D step on the same batch.
 
-        The discriminator always sees the global batch (``gather_batch``), so under DDP its batch-norm
-        statistics, the RaGAN batch means and so both steps are those of one process with that batch.
+        Same losses and gradients; it differs in three ways. BasicSR runs D three times in its D step
+        (the fake batch twice) where this runs it twice: only D's batch-norm running statistics, which
+        training never uses (D stays in train mode), see one update fewer. The warm-up is PyTorch-GAN's
+        (pixel loss only, no D step). And under DDP the discriminator sees the global batch
+        (``gather_batch``), so its batch-norm statistics and the RaGAN batch means are those of one
+        process with that batch, where BasicSR keeps them per process.
         """
         assert self.d is not None
         cfg = self.config
