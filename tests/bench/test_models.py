@@ -45,3 +45,14 @@ def test_default_preset_without_a_shipped_model_is_a_usage_error(tmp_path, monke
     monkeypatch.setattr(dm, "MODEL_DIR", tmp_path)
     with pytest.raises(UsageError, match="not shipped"):
         prepare_model(preset="default", cache=tmp_path)
+
+
+def test_weights_round_trip_from_dynamo_onnx_with_zero_biases(bench_cache, tmp_path):
+    # A fresh RRDBNet's dense-block biases are zero: the dynamo exporter drops them from its convs (and
+    # the torchscript one shares them under one name); the rebuilt checkpoint must still hold them.
+    model = prepare_model(preset="tiny", cache=bench_cache, fp16=False, exporter="dynamo")
+    original = model.torch_model()
+    assert not original.body[0].rdb1.conv1.bias.any()
+    rebuilt = load_generator(checkpoint_from_onnx(model.files["fp32"], tmp_path / "back.safetensors"))
+    for key, value in original.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[key], value), key
