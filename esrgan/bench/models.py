@@ -194,7 +194,26 @@ def checkpoint_from_onnx(onnx_path: Path, dest: Path) -> Path:
     meta = parse_metadata(props_of(proto), str(onnx_path))
     if meta.spec is None:
         raise UsageError(f"{onnx_path}: no generator spec in its metadata; cannot build the PyTorch reference")
-    state = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
+    tensors = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
+    alias = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "Identity" and n.input}
+
+    def resolve(name: str) -> torch.Tensor | None:
+        while name not in tensors and name in alias:
+            name = alias[name]
+        return tensors.get(name)
+
+    state = {name: t for name in {*tensors, *alias} if (t := resolve(name)) is not None}
+    # Exporters share identical tensors (e.g. the zero biases of a freshly initialised RRDBNet) under one
+    # initializer, or drop a zero bias altogether (dynamo); such a conv bias is found through its conv,
+    # whose weight keeps the parameter's name.
+    for node in proto.graph.node:
+        weight = resolve(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if weight is None or not node.input[1].endswith(".weight"):
+            continue
+        has_bias = len(node.input) > 2 and node.input[2]
+        bias = resolve(node.input[2]) if has_bias else torch.zeros(weight.shape[0], dtype=weight.dtype)
+        if bias is not None:
+            state.setdefault(node.input[1].removesuffix("weight") + "bias", bias)
     model = build_generator(meta.spec)
     own = model.state_dict()
     load_state_into(model, {k: state[k] for k in own if k in state}, str(onnx_path))

@@ -4,7 +4,8 @@
 conv0_0 ... conv4_1, bn*, linear1, linear2): five stages of (3x3 conv, 4x4 stride-2 conv) with batch
 norm and LeakyReLU 0.2, then two linear layers. BasicSR fixes it to 128 (or 256) px inputs; here the
 first linear layer is sized for any patch size that is a multiple of 32 (128 px gives BasicSR's
-shapes exactly).
+shapes exactly). Like BasicSR's, it keeps PyTorch's default initialisation (BasicSR calls no init for
+it), its layers built in BasicSR's order so that one seed gives the same weights.
 
 ``PatchDiscriminator``: PyTorch-GAN's ESRGAN ``Discriminator``: four blocks of (3x3 conv, [BN],
 LeakyReLU 0.2, 3x3 stride-2 conv, BN, LeakyReLU 0.2) with 64/128/256/512 features (first block without

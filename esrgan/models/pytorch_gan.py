@@ -6,7 +6,10 @@ Differences from the paper's RRDBNet that matter for loading its checkpoints:
 - upsampling is conv(filters -> 4*filters) + LeakyReLU + PixelShuffle(2);
 - that code trains on ImageNet mean/std-normalised images and denormalises outputs. We fold both
   into the module (non-persistent buffers) so it takes and returns [0, 1] images like every other
-  generator here, while the state dict keeps the original key names.
+  generator here, while the state dict keeps the original key names. Its pixel loss was L1 on the
+  normalised images, about 4.4x the L1 on [0, 1] images; the trainer computes it that way for this
+  arch (``std`` is the buffer it divides by).
+- initialisation is PyTorch's default, as in PyTorch-GAN (it calls no init for this model).
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ Wang et al., ESRGAN (2018), section 3.1 and Fig. 4: Residual-in-Residual Dense B
 norm, residual scaling 0.2, LeakyReLU 0.2, nearest-neighbour upsampling followed by convolutions.
 Keeping BasicSR's names (conv_first, body.N.rdbK.convJ, conv_body, conv_upK, conv_hr, conv_last)
 means Real-ESRGAN / BasicSR state dicts load without renaming.
+
+Initialisation is BasicSR's (``default_init_weights(..., 0.1)`` in ResidualDenseBlock), the paper's
+"smaller initialisation" (sec. 3.2): every dense-block conv is Kaiming-normal scaled by 0.1 with zero
+bias, so each block starts close to the identity and a deep trunk trains stably; the other convs keep
+PyTorch's default initialisation, as in BasicSR.
 """
 
 from __future__ import annotations
@@ -14,9 +19,24 @@ from torch import nn
 
 from esrgan.models.spec import GeneratorSpec
 
+DENSE_INIT_SCALE = 0.1
+
+
+@torch.no_grad()
+def scaled_kaiming_init(convs: list[nn.Conv2d], scale: float) -> None:
+    """Kaiming-normal weights (fan-in, LeakyReLU gain with slope 0, i.e. sqrt(2)) times ``scale``; zero biases."""
+    for conv in convs:
+        nn.init.kaiming_normal_(conv.weight)
+        conv.weight.mul_(scale)
+        if conv.bias is not None:
+            conv.bias.zero_()
+
 
 class ResidualDenseBlock(nn.Module):
-    """Five 3x3 convs, each seeing all earlier feature maps; output scaled by 0.2 and added."""
+    """Five 3x3 convs, each seeing all earlier feature maps; output scaled by 0.2 and added.
+
+    Initialised as BasicSR does (see the module docstring).
+    """
 
     def __init__(self, num_feat: int = 64, num_grow_ch: int = 32) -> None:
         super().__init__()
@@ -26,6 +46,7 @@ class ResidualDenseBlock(nn.Module):
         self.conv4 = nn.Conv2d(num_feat + 3 * num_grow_ch, num_grow_ch, 3, 1, 1)
         self.conv5 = nn.Conv2d(num_feat + 4 * num_grow_ch, num_feat, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+        scaled_kaiming_init([self.conv1, self.conv2, self.conv3, self.conv4, self.conv5], DENSE_INIT_SCALE)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1 = self.lrelu(self.conv1(x))

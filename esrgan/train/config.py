@@ -159,7 +159,10 @@ def _positive(name: str, value: float) -> None:
 # 128 px HR patches, batch 16, L1 PSNR stage 2e-4 halved every 200k of 1M iterations, GAN stage 1e-4
 # halved at 50k/100k/200k/300k of 400k, loss weights 1 / 5e-3 / 1e-2, EMA 0.999.
 # tiny: seconds on 2 CPU cores, for CI and smoke tests; uses the untrained VGG19 so that it needs no
-# download (printed as vgg_weights: untrained in its resolved config).
+# download (printed as vgg_weights: untrained in its resolved config). A generator starts with an output
+# near 0 (conv_last's default init) and Adam moves each weight by about lr per step, so the PSNR stage
+# uses 1e-3 with a cosine schedule (which scales to any --psnr-iters): at 2e-4, halved at a fixed
+# milestone, 40 iterations left the output below 0 everywhere, i.e. a black image.
 # default-x4: the compact model shipped as esrgan-run's default (see benchmarks/default_model/):
 # nf 32 / nb 2 / gc 16, because the x4 upsampling tail dominates the cost of small RRDBNets; PSNR stage
 # only, sized for ~40 minutes on one shared CPU thread: 64 px patches (more iterations rather than larger
@@ -170,8 +173,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "tiny": {
         "num_feat": 8, "num_block": 1, "num_grow_ch": 4, "batch_size": 2, "patch_size": 32,
-        "workers": 0, "cache_images": True, "psnr_iters": 4, "gan_iters": 4, "psnr_milestones": [2],
-        "gan_milestones": [2], "disc_num_feat": 8, "vgg_weights": VGG_UNTRAINED, "val_every": 2,
+        "workers": 0, "cache_images": True, "psnr_iters": 4, "gan_iters": 4, "lr": 1e-3, "schedule": "cosine",
+        "disc_num_feat": 8, "vgg_weights": VGG_UNTRAINED, "val_every": 2,
         "save_every": 2, "log_every": 1, "device": "cpu",
     },
     "default-x4": {

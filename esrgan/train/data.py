@@ -23,9 +23,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from esrgan.atomic import is_temp_file
 from esrgan.errors import TrainingError, first_line
 from esrgan.runtime.images import IMAGE_SUFFIXES
-from esrgan.train.imresize import downscale_uint8
+from esrgan.train.imresize import downscale_uint8, mod_crop
 
 log = logging.getLogger("esrgan.train")
+
+# LR pixels of context downscaled around a patch: MATLAB's x1/s bicubic kernel spans 4 LR pixels
+# (4 * s HR pixels, zero at its ends), so 2 on each side hold every HR pixel a patch's LR pixels use.
+LR_MARGIN = 2
 
 
 def find_images(root: str | os.PathLike[str]) -> list[Path]:
@@ -85,15 +89,19 @@ def scan_images(root: str | os.PathLike[str], min_size: int) -> list[Path]:
     return usable
 
 
-def augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random horizontal flip, vertical flip and 90-degree rotation (the 8 dihedral symmetries)."""
-    if rng.random() < 0.5:
-        patch = patch[:, ::-1]
-    if rng.random() < 0.5:
-        patch = patch[::-1, :]
-    if rng.random() < 0.5:
-        patch = patch.transpose(1, 0, 2)
-    return np.ascontiguousarray(patch)
+def augment(patches: tuple[np.ndarray, ...], rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """The same random horizontal flip, vertical flip and transposition (8 dihedral symmetries) of each patch."""
+    hflip, vflip, transpose = (rng.random() < 0.5 for _ in range(3))
+    out = []
+    for patch in patches:
+        if hflip:
+            patch = patch[:, ::-1]
+        if vflip:
+            patch = patch[::-1, :]
+        if transpose:
+            patch = patch.transpose(1, 0, 2)
+        out.append(np.ascontiguousarray(patch))
+    return tuple(out)
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -104,8 +112,12 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Item ``p`` is the (LR, HR) pair at global stream position ``p`` (see the module docstring).
 
-    The LR patch is the HR patch downscaled with MATLAB's antialiased bicubic and rounded to uint8,
-    i.e. exactly what an LR image file from the SR literature would contain.
+    The LR patch is the crop, at the aligned spot, of the whole image's LR version: the mod-cropped
+    image downscaled with MATLAB's antialiased bicubic and rounded to uint8, i.e. exactly what an LR
+    image file from the SR literature would contain (BasicSR's paired crop of GT and LQ files). Only
+    the HR patch plus a margin of ``LR_MARGIN`` LR pixels is downscaled, which covers the kernel's
+    support (2 LR pixels at any scale): the result equals the crop of the whole downscaled image
+    without downscaling it. Patches start at multiples of the scale so that HR and LR align.
     """
 
     def __init__(
@@ -151,18 +163,26 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 return img
         raise TrainingError("no readable training image left")
 
-    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def spot(self, position: int) -> tuple[np.ndarray, int, int, np.random.Generator]:
+        """Item ``position``'s mod-cropped image, its HR patch's top and left, and its augmentation's generator."""
         epoch, k = divmod(int(position), len(self.paths))
-        img = self._readable_image(int(self.order(epoch)[k]))
+        img = mod_crop(self._readable_image(int(self.order(epoch)[k])), self.scale)
         rng = np.random.default_rng([self.seed, int(position)])
-        h, w = img.shape[:2]
-        ps = self.patch_size
-        top = int(rng.integers(0, h - ps + 1))
-        left = int(rng.integers(0, w - ps + 1))
+        (h, w), ps, s = img.shape[:2], self.patch_size, self.scale
+        top = s * int(rng.integers(0, (h - ps) // s + 1))
+        left = s * int(rng.integers(0, (w - ps) // s + 1))
+        return img, top, left, rng
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img, top, left, rng = self.spot(position)
+        ps, s, m = self.patch_size, self.scale, LR_MARGIN * self.scale
+        y0, x0 = max(top - m, 0), max(left - m, 0)
+        region = img[y0 : min(top + ps + m, img.shape[0]), x0 : min(left + ps + m, img.shape[1])]
+        ly, lx = (top - y0) // s, (left - x0) // s
+        lr = downscale_uint8(region, s)[ly : ly + ps // s, lx : lx + ps // s]
         hr = img[top : top + ps, left : left + ps]
         if self.augment:
-            hr = augment(hr, rng)
-        lr = downscale_uint8(hr, self.scale)
+            lr, hr = augment((lr, hr), rng)
         return to_tensor(lr), to_tensor(hr)
 
 

@@ -55,6 +55,21 @@ def mean_across(info: DistInfo, values: torch.Tensor) -> torch.Tensor:
     return values / info.world
 
 
+def gather_batch(info: DistInfo, batch: torch.Tensor) -> torch.Tensor:
+    """The global batch: every rank's share concatenated along dim 0, gradients flowing back to each owner.
+
+    The GAN stage runs the discriminator on the global batch so that its batch-norm statistics and the
+    RaGAN batch means are those of one process with the whole batch (torch's SyncBatchNorm would cover
+    the former but runs on GPUs only). The backward of ``torch.distributed.nn.all_gather`` sums every
+    rank's gradient for each share, which DDP's averaging then turns into the one-process gradient.
+    """
+    if not info.enabled:
+        return batch
+    from torch.distributed.nn import all_gather
+
+    return torch.cat(all_gather(batch.contiguous()), dim=0)
+
+
 def average_gradients(info: DistInfo, module: torch.nn.Module) -> None:
     """All-reduce gradients by hand (the discriminator runs several forwards per backward)."""
     if not info.enabled:

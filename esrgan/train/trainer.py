@@ -35,6 +35,7 @@ from esrgan.train.distributed import (
     DistInfo,
     average_gradients,
     barrier,
+    gather_batch,
     init_distributed,
     mean_across,
     shutdown,
@@ -214,9 +215,15 @@ class StageRun:
     def _step(self, optimizer: torch.optim.Optimizer) -> None:
         self.scaler.step(optimizer)
 
+    def _pixel_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """L1 on [0, 1] images; pytorch-gan's on ImageNet-normalised ones, as PyTorch-GAN's ESRGAN has it."""
+        if self.config.arch == "pytorch-gan":
+            return losses.normalized_l1_loss(output, target, self.g.std)
+        return losses.l1_loss(output, target)
+
     def psnr_step(self, iteration: int, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
         with self._autocast():
-            loss = losses.l1_loss(self.g_ddp(lr).float(), hr)
+            loss = self._pixel_loss(self.g_ddp(lr).float(), hr)
         values = self._check(iteration, {"pix": loss})
         self._backward(loss, self.opt_g)
         self._step(self.opt_g)
@@ -224,6 +231,15 @@ class StageRun:
         return values
 
     def gan_step(self, iteration: int, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        """BasicSR's ESRGANModel.optimize_parameters: a G step, then a D step on the same batch.
+
+        Same losses and gradients; it differs in three ways. BasicSR runs D three times in its D step
+        (the fake batch twice) where this runs it twice: only D's batch-norm running statistics, which
+        training never uses (D stays in train mode), see one update fewer. The warm-up is PyTorch-GAN's
+        (pixel loss only, no D step). And under DDP the discriminator sees the global batch
+        (``gather_batch``), so its batch-norm statistics and the RaGAN batch means are those of one
+        process with that batch, where BasicSR keeps them per process.
+        """
         assert self.d is not None
         cfg = self.config
         warmup = iteration <= cfg.warmup_iters
@@ -231,15 +247,17 @@ class StageRun:
             p.requires_grad_(False)
         with self._autocast():
             fake = self.g_ddp(lr).float()
-            if warmup:  # PyTorch-GAN's ESRGAN warm-up: L1 only, the discriminator waits
-                g_values = {"pix": losses.l1_loss(fake, hr)}
+            if warmup:  # PyTorch-GAN's ESRGAN warm-up: pixel loss only, the discriminator waits
+                g_values = {"pix": self._pixel_loss(fake, hr)}
                 g_loss = g_values["pix"]
             else:
+                all_hr = gather_batch(self.info, hr)
+                all_fake = gather_batch(self.info, fake)
                 with torch.no_grad():
-                    real_logits = self.d(hr).float()
-                fake_logits = self.d(fake).float()
+                    real_logits = self.d(all_hr).float()
+                fake_logits = self.d(all_fake).float()
                 g_values = {
-                    "pix": cfg.pixel_weight * losses.l1_loss(fake, hr),
+                    "pix": cfg.pixel_weight * self._pixel_loss(fake, hr),
                     "percep": cfg.perceptual_weight * self.perceptual(fake, hr),
                     "gan": cfg.gan_weight * losses.ragan_g_loss(real_logits, fake_logits),
                 }
@@ -251,12 +269,12 @@ class StageRun:
             for p in self.d.parameters():
                 p.requires_grad_(True)
             with self._autocast():
-                real_logits = self.d(hr).float()
-                fake_logits = self.d(fake.detach()).float()
+                real_logits = self.d(all_hr).float()
+                fake_logits = self.d(all_fake.detach()).float()
                 d_loss = losses.ragan_d_loss(real_logits, fake_logits)
             values.update(self._check(iteration, {"d": d_loss}))
             self._backward(d_loss, self.opt_d)
-            average_gradients(self.info, self.d)
+            average_gradients(self.info, self.d)  # equal on every rank already; keeps them in lockstep
             self._step(self.opt_d)
         self.scaler.update()
         return values
@@ -272,6 +290,9 @@ class StageRun:
             f"[{self.stage} {iteration}] validation PSNR-Y {result.psnr:.3f} dB (bicubic {result.bicubic_psnr:.3f}), "
             f"SSIM-Y {result.ssim:.4f} (bicubic {result.bicubic_ssim:.4f})"
         )
+        warning = result.constant_warning()
+        if warning:
+            log.warning("[%s %d] %s", self.stage, iteration, warning)
         if time.monotonic() - self.last_plot > PLOT_INTERVAL_S:
             plot_log(self.out / LOG_FILE, self.out / PLOT_FILE)
             self.last_plot = time.monotonic()

@@ -58,12 +58,25 @@ class ValResult:
     bicubic_psnr: float
     bicubic_ssim: float
     per_image: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the one RGB value of every output pixel when the model's output is the same flat colour on every
+    # validation image (an untrained or collapsed model: its figures would not move), else None
+    constant_output: tuple[int, ...] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
             "psnr_y": self.psnr, "ssim_y": self.ssim, "bicubic_psnr_y": self.bicubic_psnr,
             "bicubic_ssim_y": self.bicubic_ssim, "per_image": self.per_image,
+            "constant_output": list(self.constant_output) if self.constant_output is not None else None,
         }
+
+    def constant_warning(self) -> str | None:
+        """One line saying the model's output is constant, or None."""
+        if self.constant_output is None:
+            return None
+        return (
+            f"the model's output is constant (every pixel of every validation image is RGB "
+            f"{self.constant_output}): it has not learned the images yet, or has collapsed"
+        )
 
 
 def prepare_validation(folder: str | os.PathLike[str], scale: int) -> list[ValImage]:
@@ -100,8 +113,12 @@ def evaluate(model: nn.Module, images: list[ValImage], scale: int, device: torch
     was_training = model.training
     model.eval()
     per_image: dict[str, dict[str, float]] = {}
+    flat_values: set[tuple[int, ...]] = set()
     for item in images:
-        psnr, ssim = psnr_ssim_y(super_resolve(model, item.lr, device), item.hr, scale)
+        output = super_resolve(model, item.lr, device)
+        first = output[0, 0]
+        flat_values.add(tuple(int(v) for v in first) if (output == first).all() else ())
+        psnr, ssim = psnr_ssim_y(output, item.hr, scale)
         per_image[item.name] = {
             "psnr_y": psnr, "ssim_y": ssim, "bicubic_psnr_y": item.bicubic_psnr, "bicubic_ssim_y": item.bicubic_ssim,
         }
@@ -111,4 +128,7 @@ def evaluate(model: nn.Module, images: list[ValImage], scale: int, device: torch
     def mean(key: str) -> float:
         return sum(v[key] for v in per_image.values()) / n
 
-    return ValResult(mean("psnr_y"), mean("ssim_y"), mean("bicubic_psnr_y"), mean("bicubic_ssim_y"), per_image)
+    constant = next(iter(flat_values)) if len(flat_values) == 1 and () not in flat_values else None
+    return ValResult(
+        mean("psnr_y"), mean("ssim_y"), mean("bicubic_psnr_y"), mean("bicubic_ssim_y"), per_image, constant,
+    )

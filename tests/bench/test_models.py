@@ -58,3 +58,14 @@ def test_preparation_steps_are_announced_and_the_cache_is_named(tmp_path):
     assert any(line.startswith("  exporting model.onnx") for line in first), first  # the export's own steps
     assert again[-1] == f"using the cached ONNX export of tiny_x4 in {out_dir}"
     assert not any("exporting" in line for line in again)
+
+
+def test_weights_round_trip_from_dynamo_onnx_with_zero_biases(bench_cache, tmp_path):
+    # A fresh RRDBNet's dense-block biases are zero: the dynamo exporter drops them from its convs (and
+    # the torchscript one shares them under one name); the rebuilt checkpoint must still hold them.
+    model = prepare_model(preset="tiny", cache=bench_cache, fp16=False, exporter="dynamo")
+    original = model.torch_model()
+    assert not original.body[0].rdb1.conv1.bias.any()
+    rebuilt = load_generator(checkpoint_from_onnx(model.files["fp32"], tmp_path / "back.safetensors"))
+    for key, value in original.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[key], value), key

@@ -10,7 +10,7 @@ import torch
 
 from esrgan.errors import TrainingError
 from esrgan.train.data import PatchDataset, batches, scan_images
-from esrgan.train.imresize import downscale_uint8
+from esrgan.train.imresize import downscale_uint8, mod_crop
 from tests.conftest import photo
 from tests.train.conftest import write_png
 
@@ -47,10 +47,6 @@ def test_items_are_a_pure_function_of_seed_and_position(train_dir):
     assert torch.equal(lr, lr2) and torch.equal(hr, hr2)
     assert lr.shape == (3, 8, 8) and hr.shape == (3, 32, 32)
     assert not torch.equal(a[18][1], hr)
-    # the LR patch is the uint8 MATLAB-bicubic downscale of the HR patch
-    hr_u8 = (hr.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    np.testing.assert_array_equal((lr.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8),
-                                  downscale_uint8(hr_u8, 4))
     # each epoch visits every image once
     assert sorted(a.order(5).tolist()) == [0, 1, 2]
 
@@ -74,3 +70,37 @@ def test_worker_processes_produce_the_same_batches(train_dir):
     multi = batches(ds, batch_size=2, start_iter=5, workers=2)
     for _ in range(3):
         assert torch.equal(next(single)[1], next(multi)[1])
+
+
+def _u8(t: torch.Tensor) -> np.ndarray:
+    return (t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def _dihedral(img: np.ndarray) -> list[np.ndarray]:
+    flips = [img, img[:, ::-1], img[::-1, :], img[::-1, ::-1]]
+    return flips + [f.transpose(1, 0, 2) for f in flips]
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_lr_patch_is_the_crop_of_the_whole_image_lr(tmp_path, scale):
+    # whole photographs (odd sizes, so mod-cropping matters) and many positions, borders included
+    folder = tmp_path / "hr"
+    write_png(folder / "coffee.png", photo("coffee")[:203, :301])
+    write_png(folder / "rocket.png", photo("rocket")[:98, :130])
+    paths = scan_images(folder, 48)
+    plain = PatchDataset(paths, 48, scale, seed=2, augment=False)
+    augmented = PatchDataset(paths, 48, scale, seed=2)
+    ps = 48 // scale
+    for position in range(24):
+        img, top, left, _ = plain.spot(position)
+        assert top % scale == 0 and left % scale == 0
+        whole_lr = downscale_uint8(mod_crop(img, scale), scale)
+        expected_lr = whole_lr[top // scale : top // scale + ps, left // scale : left // scale + ps]
+        expected_hr = img[top : top + 48, left : left + 48]
+        lr, hr = plain[position]
+        np.testing.assert_array_equal(_u8(lr), expected_lr)
+        np.testing.assert_array_equal(_u8(hr), expected_hr)
+        # augmentation applies one and the same symmetry to both patches
+        lr_aug, hr_aug = (_u8(t) for t in augmented[position])
+        pairs = zip(_dihedral(expected_lr), _dihedral(expected_hr), strict=True)
+        assert any(np.array_equal(lr_aug, a) and np.array_equal(hr_aug, b) for a, b in pairs)
