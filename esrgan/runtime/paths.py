@@ -51,6 +51,7 @@ class Plan:
     jobs: list[Job]
     notes: list[str]
     unreadable: list[str]
+    folder: Path | None = None  # the output folder; None when OUTPUT is one image file
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -321,7 +322,7 @@ def plan_run(spec: str, out_dir: str | os.PathLike[str], fmt: str, shard: tuple[
     check_folders(inputs, out, recursive_input=inputs.pattern is None and Path(spec).is_dir())
     jobs, notes = plan_jobs(inputs.root, inputs.files, out, fmt, shard)
     check_outputs_are_not_inputs(inputs, out, jobs, spec)
-    return Plan(jobs, notes, inputs.unreadable)
+    return Plan(jobs, notes, inputs.unreadable, out)
 
 
 def remove_stale_temps(jobs: Iterable[Job]) -> None:

@@ -180,7 +180,7 @@ def test_folder_layout_errors_and_collisions(tmp_path, nearest_onnx):
     assert r.exit_code == 2 and "inside the input folder" in r.output
     r = run(src, tmp_path / "out", "--model", nearest_onnx, "--format", "png")
     assert r.exit_code == 0 and "both map to" in r.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a_jpg.png"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("[!.]*")) == ["a.png", "a_jpg.png"]
 
 
 def test_single_file_glob_format_quality_and_outscale(tmp_path, nearest_onnx):
@@ -192,7 +192,7 @@ def test_single_file_glob_format_quality_and_outscale(tmp_path, nearest_onnx):
     assert r.exit_code == 0 and Image.open(tmp_path / "o1" / "x.webp").format == "WEBP"
     r = run(str(src / "*.png"), tmp_path / "o2", "--model", nearest_onnx, "--outscale", "3.5", "--format", "jpg")
     assert r.exit_code == 0
-    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["x.jpg", "y.jpg"]
+    assert sorted(p.name for p in (tmp_path / "o2").glob("[!.]*")) == ["x.jpg", "y.jpg"]
     assert Image.open(tmp_path / "o2" / "x.jpg").size == (42, 35)
 
 
