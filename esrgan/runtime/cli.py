@@ -72,7 +72,8 @@ def _terminate(signum: int, frame: object) -> None:
               help="JPEG/WebP quality.")
 @click.option("--outscale", type=float, default=RunOptions.outscale, callback=lambda ctx, param, value: _outscale(value),
               help="Final scale factor (e.g. 3.5 with a x4 model), Lanczos-resized.")
-@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
+@click.option("--overwrite", is_flag=True,
+              help="Redo outputs that already exist, also those another model or other settings wrote.")
 @click.option("--shard", default=RunOptions.shard, help="I/N: process a stable 1/N share (0 <= I < N) of the inputs.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=RunOptions.max_pixels, show_default=True,
               help="Refuse inputs with more pixels (decompression bombs).")
