@@ -118,6 +118,41 @@ def temp_target(name: str) -> str | None:
     return stem.rsplit(".", 1)[0] if "." in stem else None
 
 
+def create_text_atomic(path: str | os.PathLike[str], text: str) -> bool:
+    """Write ``path`` only if no file has that name, all at once; False (nothing written) if one has.
+
+    Processes racing to create the same file see either no file or a complete one: the text goes to
+    a synced temp file (locked like ``write_atomic``'s) that is then hard-linked to the name, which
+    fails when the name is taken. On file systems without hard links it is renamed instead if the
+    name is still free (there the last of two racing writers wins).
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=TMP_SUFFIX, dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # "in use": remove_if_stale leaves it alone
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
+        os.chmod(tmp, 0o666 & ~_umask())
+        try:
+            os.link(tmp, dest)
+        except FileExistsError:
+            return False
+        except OSError:
+            if dest.exists():
+                return False
+            os.replace(tmp, dest)
+        _fsync_folder(dest.parent)
+        return True
+    finally:
+        os.close(fd)  # first: Windows cannot delete an open file
+        tmp.unlink(missing_ok=True)
+
+
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     with write_atomic(path) as tmp:
         tmp.write_bytes(data)

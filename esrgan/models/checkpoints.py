@@ -30,6 +30,9 @@ NOTES_KEY = "esrgan.read_notes"
 # BasicSR / Real-ESRGAN save the EMA weights as params_ema (the ones their releases are meant to use).
 WRAPPERS = ("params_ema", "params", "state_dict", "model", "generator")
 ZIP_MAGIC = b"PK\x03\x04"
+# Tags of the ModelProto fields that follow ir_version in an ONNX file (fields 2-8, wire types 0/2).
+_ONNX_SECOND_FIELD = frozenset({0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42})
+_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "TIFF", "BMP")
 
 StateDict = dict[str, torch.Tensor]
 
@@ -84,12 +87,39 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
         raise CheckpointError(f"{src}: is a folder, expected a checkpoint file")
     if src.stat().st_size == 0:
         raise CheckpointError(f"{src}: empty file")
+    other = _other_kind_of_file(src)
+    if other:
+        raise CheckpointError(f"{src}: {other}")
     state, meta = _read_safetensors(src) if _looks_like_safetensors(src) else _read_torch(src)
     state, prefix_note = _strip_prefix(state)
     notes = [n for n in (meta.get(NOTES_KEY, ""), prefix_note) if n]
     if notes:
         meta[NOTES_KEY] = "; ".join(notes)
     return state, meta
+
+
+def _other_kind_of_file(src: Path) -> str | None:
+    """What a file that is no checkpoint at all is, told by its first bytes, else None.
+
+    An ONNX model or an image handed over as a checkpoint would otherwise reach the unpickler
+    and be reported as a damaged checkpoint, which sends the user looking for the wrong problem.
+    """
+    with open(src, "rb") as f:
+        head = f.read(9)
+    if head[8:9] == b"{":  # a safetensors header (its u64 length may begin like an ONNX file)
+        return None
+    # An ONNX file is a protobuf ModelProto: field 1 (ir_version, a small varint) comes first, then
+    # another ModelProto field (producer_name, ..., graph, opset_import), whatever the file name.
+    if len(head) >= 3 and head[0] == 0x08 and 0 < head[1] < 0x80 and head[2] in _ONNX_SECOND_FIELD:
+        return "this is an ONNX model, not a checkpoint: pass it to esrgan-run --model directly"
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        # Only formats with a real signature: weaker ones could claim random bytes.
+        with Image.open(src, formats=_IMAGE_FORMATS) as image:
+            return f"this is a {image.format} image, not a checkpoint"
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
 
 
 def _looks_like_safetensors(src: Path) -> bool:
@@ -145,7 +175,8 @@ def _torch_load_problem(src: Path, exc: BaseException) -> str:
         or (zipped and isinstance(exc, OSError))
     )
     if truncated:
-        return f"truncated or damaged PyTorch checkpoint ({type(exc).__name__}: {first_line(exc)})"
+        # The reader's own error (often "OSError: [Errno 22] Invalid argument") says nothing useful.
+        return "truncated or damaged PyTorch checkpoint: the file ends early or is corrupt; copy or download it again"
     return f"not a readable PyTorch checkpoint: {type(exc).__name__}: {first_line(exc)}"
 
 
@@ -166,9 +197,23 @@ def _unwrap(obj: object, src: Path) -> tuple[StateDict, dict[str, str]]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{src}: expected a dict of tensors, found {type(obj).__name__}")
     state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state and _is_training_state(obj):
+        from esrgan.train.state import weights_path
+
+        weights = weights_path(src.parent, str(obj["stage"]))
+        where = "" if weights.exists() else " (written there when the stage finishes)"
+        raise CheckpointError(
+            f"{src}: a training state (for esrgan-train --resume), not a generator checkpoint: "
+            f"use {weights}{where}"
+        )
     if not state:
         raise CheckpointError(f"{src}: contains no tensors (top-level keys: {_preview(obj.keys())})")
     return state, meta
+
+
+def _is_training_state(obj: dict) -> bool:
+    """esrgan-train's state_<stage>.pt: the generator, its optimiser and the stage that wrote them."""
+    return isinstance(obj.get("stage"), str) and "opt_g" in obj
 
 
 def _strip_prefix(state: StateDict) -> tuple[StateDict, str]:

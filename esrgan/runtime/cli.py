@@ -52,7 +52,7 @@ def _terminate(signum: int, frame: object) -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("input", metavar="INPUT")
-@click.argument("output", metavar="OUTPUT", type=click.Path(file_okay=False))
+@click.argument("output", metavar="OUTPUT", type=click.Path())
 @click.option("-n", "--model", "model", type=click.Path(dir_okay=False), default=None,
               help=".onnx, TensorRT .engine, .pth/.safetensors checkpoint (exported on the fly), or a published "
                    "model's name (downloaded once, see --list-models). Default: the built-in x4 model.")
@@ -74,7 +74,8 @@ def _terminate(signum: int, frame: object) -> None:
               help="JPEG/WebP quality.")
 @click.option("-s", "--outscale", type=float, default=RunOptions.outscale, callback=lambda ctx, param, value: _outscale(value),
               help="Final scale factor (e.g. 3.5 with a x4 model), Lanczos-resized.")
-@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
+@click.option("--overwrite", is_flag=True,
+              help="Redo outputs that already exist, also those another model or other settings wrote.")
 @click.option("--shard", default=RunOptions.shard, help="I/N: process a stable 1/N share (0 <= I < N) of the inputs.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=RunOptions.max_pixels, show_default=True,
               help="Refuse inputs with more pixels (decompression bombs).")
@@ -88,7 +89,10 @@ def _terminate(signum: int, frame: object) -> None:
 def main(input: str, output: str, model: str | None, backend: str, tile_text: str, tile_pad: int, batch: int,
          fmt: str, suffix: str, quality: int, outscale: float | None, overwrite: bool, shard: str | None, max_pixels: int,
          device_id: int, threads: int | None, quiet: bool) -> None:
-    """Upscale every image under INPUT (folder, file or glob) into the folder OUTPUT."""
+    """Upscale every image under INPUT (folder, file or glob) into the folder OUTPUT.
+
+    For one input file, OUTPUT may name the image file to write (cat.jpg cat_x4.png).
+    """
     from esrgan.download import resolve_model_argument
     from esrgan.runtime import paths
     from esrgan.runtime.upscaler import Upscaler

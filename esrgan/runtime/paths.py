@@ -51,6 +51,7 @@ class Plan:
     jobs: list[Job]
     notes: list[str]
     unreadable: list[str]
+    folder: Path | None = None  # the output folder; None when OUTPUT is one image file
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -294,16 +295,51 @@ def plan_jobs(
     return jobs, notes
 
 
+def names_an_image(output: Path) -> bool:
+    """OUTPUT is one image file (not a folder) when its name has an image suffix and no folder has it.
+
+    As realesrgan-ncnn-vulkan's ``-o``: ``esrgan-run cat.jpg cat_x4.png`` writes that file. A folder
+    that already has such a name (made by a run that took the name for a folder) stays a folder.
+    """
+    return output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir()
+
+
+def plan_single_file(spec: str, inputs: Inputs, out: Path, fmt: str, shard: tuple[int, int] | None) -> Plan:
+    """One input file into the image file ``out``, in the format its suffix names."""
+    if inputs.pattern is not None or not Path(spec).is_file():
+        raise UsageError(
+            f"OUTPUT {out} names an image file but INPUT {spec} is a folder or a pattern: "
+            "give an output folder, or one input file"
+        )
+    written = SAME_FORMAT.get(out.suffix.lower())
+    if written is None:
+        raise UsageError(f"OUTPUT {out}: cannot write {out.suffix} files; name it .png, .jpg, .webp, .tif or .bmp")
+    if fmt != "same" and FORMATS.get(fmt.lower()) != written:
+        raise UsageError(f"--format {fmt} and OUTPUT {out.name} disagree: drop --format, or rename the output")
+    (src,) = inputs.files
+    if out.resolve() == src.resolve():
+        raise UsageError(f"the output {out} is the input file: choose another output name")
+    jobs = [Job(src, out, written)] if in_shard(src.name, shard) else []
+    return Plan(jobs, [], [])
+
+
 def plan_run(
     spec: str, out_dir: str | os.PathLike[str], fmt: str, shard: tuple[int, int] | None, *, suffix: str
 ) -> Plan:
-    """Everything decided before a model runs: inputs, refused layouts, output names, this shard's jobs."""
+    """Everything decided before a model runs: inputs, refused layouts, output names, this shard's jobs.
+
+    ``out_dir`` is a folder, or an image file for a single input file (see ``names_an_image``).
+    """
     inputs = find_inputs(spec)
     out = Path(out_dir)
+    if names_an_image(out):
+        return plan_single_file(spec, inputs, out, fmt, shard)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"OUTPUT {out} is a file: give a folder, or an image file name for one input file")
     check_folders(inputs, out, recursive_input=inputs.pattern is None and Path(spec).is_dir())
     jobs, notes = plan_jobs(inputs.root, inputs.files, out, fmt, shard, suffix=suffix)
     check_outputs_are_not_inputs(inputs, out, jobs, spec)
-    return Plan(jobs, notes, inputs.unreadable)
+    return Plan(jobs, notes, inputs.unreadable, out)
 
 
 def remove_stale_temps(jobs: Iterable[Job]) -> None:

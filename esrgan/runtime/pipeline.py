@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -59,7 +60,8 @@ class Summary:
         rate = self.output_megapixels / self.seconds if self.seconds else 0.0
         folders = (f", {self.unreadable_folders} folder{'s' if self.unreadable_folders > 1 else ''} unreadable"
                    if self.unreadable_folders else "")
-        return (f"{self.written} written, {self.skipped} skipped, {self.failed} failed{folders} in "
+        why = " (outputs exist; --overwrite to redo)" if self.skipped else ""
+        return (f"{self.written} written, {self.skipped} skipped{why}, {self.failed} failed{folders} in "
                 f"{self.seconds:.1f} s ({format_rate(rate)} output MP/s)")
 
 
@@ -81,9 +83,12 @@ class FolderRun:
     """One ``esrgan-run`` over a list of jobs: skip complete outputs, decode ahead, encode behind."""
 
     def __init__(self, backend: Backend, options: RunOptions, say: Callable[[str], None] | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, before_writing: Callable[[], None] | None = None) -> None:
         self.backend = backend
         self.options = options
+        # Called once, before the first output is written (the output folder's record of settings).
+        self._before_writing = before_writing
+        self._writing_lock = threading.Lock()
         self.say = say or (lambda line: tqdm.write(line, file=sys.stderr))  # notices (--quiet drops them)
         self.progress = progress
         self.summary = Summary()
@@ -200,6 +205,10 @@ class FolderRun:
 
     def _encode(self, job: Job, work: ImageWork, scale: int) -> tuple[list[str], float]:
         arr = finish_image(work, self.options.outscale, scale)
+        with self._writing_lock:
+            if self._before_writing is not None:
+                self._before_writing()
+                self._before_writing = None
         notes = images.write_image(job.dst, arr, work.decoded, job.format, self.options.quality)
         return notes, arr.shape[0] * arr.shape[1] / 1e6
 

@@ -19,6 +19,7 @@ from esrgan.runtime import images, paths
 from esrgan.runtime.backends.base import Backend
 from esrgan.runtime.backends.registry import load_backend
 from esrgan.runtime.engine import ImageWork, TileEngine
+from esrgan.runtime.manifest import FolderRecord, OutputSettings
 from esrgan.runtime.options import RunOptions, check_outscale
 from esrgan.runtime.pipeline import FolderRun, Summary, finish_image
 
@@ -49,6 +50,9 @@ class Upscaler:
         say: Callable[[str], None] | None = _stderr,
     ) -> None:
         self.say = say or (lambda line: None)
+        # The file whose sha256 an output folder's record names (see esrgan.runtime.manifest);
+        # None for a Backend given ready-made, whose source file is not known here.
+        self.model_path: Path | None = None
         if isinstance(backend, Backend):
             self.backend = backend
         else:
@@ -57,7 +61,8 @@ class Upscaler:
 
                 model = default_model_path()
                 self.say(default_model_notice(model))
-            self.backend = load_backend(Path(model), backend, device_id=device_id, threads=threads, say=self.say)
+            self.model_path = Path(model)
+            self.backend = load_backend(self.model_path, backend, device_id=device_id, threads=threads, say=self.say)
         self.tile, self.tile_pad, self.batch = tile, tile_pad, batch
 
     @property
@@ -118,6 +123,8 @@ class Upscaler:
         """Upscale a folder (recursive, mirrored), a file or a glob into ``output``; see ``Summary``.
 
         The defaults are ``RunOptions``' (``esrgan-run``'s); ``shard`` also takes the CLI's "I/N" text.
+        A folder written with another model or other settings is refused unless ``overwrite``
+        (see ``esrgan.runtime.manifest``).
         """
         shard_t = paths.parse_shard(shard) if isinstance(shard, str) else shard
         plan = paths.plan_run(str(input), Path(output), format, shard_t, suffix=suffix)
@@ -127,7 +134,13 @@ class Upscaler:
             tile=self.tile, tile_pad=self.tile_pad, batch=self.batch, format=format, suffix=suffix, quality=quality,
             outscale=outscale, overwrite=overwrite, shard=shard_t, max_pixels=max_pixels, workers=workers,
         )
-        return FolderRun(self.backend, options, say=self.say, progress=progress).run(plan.jobs, plan.unreadable)
+        record = None
+        if plan.folder is not None and plan.jobs and self.model_path is not None:
+            record = FolderRecord(plan.folder, OutputSettings.of(self.model_path, self.scale, options), overwrite)
+            record.check()
+        run = FolderRun(self.backend, options, say=self.say, progress=progress,
+                        before_writing=record.write if record else None)
+        return run.run(plan.jobs, plan.unreadable)
 
     def close(self) -> None:
         self.backend.close()

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from esrgan.runtime import images, paths
+from esrgan.runtime.manifest import MANIFEST_NAME
 from tests.runtime.conftest import gradient
 from tests.runtime.test_run_cli import run
 
@@ -149,7 +150,8 @@ def test_every_damaged_file_is_written_or_reported(tmp_path, nearest_onnx):
         with Image.open(src_file) as before, Image.open(dst) as after:
             w, h = before.size
             assert after.size in ((4 * w, 4 * h), (4 * h, 4 * w)), src_file
-    assert set(out.iterdir()) == expected_outputs  # nothing else, no temp file
+    # nothing else (but the folder's record of settings), no temp file
+    assert set(out.iterdir()) == expected_outputs | {out / MANIFEST_NAME}
     # The originals all pass, and the damage is real: a good share of the mutants is refused.
     assert all(out.joinpath(p.stem + paths.output_suffix(p, "same")).exists() for p in inputs if p.stem.endswith("_0"))
     assert failed >= len(inputs) // 4

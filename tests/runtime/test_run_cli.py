@@ -180,7 +180,7 @@ def test_folder_layout_errors_and_collisions(tmp_path, nearest_onnx):
     assert r.exit_code == 2 and "inside the input folder" in r.output
     r = run(src, tmp_path / "out", "--model", nearest_onnx, "--format", "png")
     assert r.exit_code == 0 and "both map to" in r.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a_jpg.png"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("[!.]*")) == ["a.png", "a_jpg.png"]
 
 
 def test_single_file_glob_format_quality_and_outscale(tmp_path, nearest_onnx):
@@ -192,7 +192,7 @@ def test_single_file_glob_format_quality_and_outscale(tmp_path, nearest_onnx):
     assert r.exit_code == 0 and Image.open(tmp_path / "o1" / "x.webp").format == "WEBP"
     r = run(str(src / "*.png"), tmp_path / "o2", "--model", nearest_onnx, "--outscale", "3.5", "--format", "jpg")
     assert r.exit_code == 0
-    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["x.jpg", "y.jpg"]
+    assert sorted(p.name for p in (tmp_path / "o2").glob("[!.]*")) == ["x.jpg", "y.jpg"]
     assert Image.open(tmp_path / "o2" / "x.jpg").size == (42, 35)
 
 
@@ -204,7 +204,7 @@ def test_real_esrgan_short_flags_mean_the_long_ones(tmp_path, nearest_onnx):
     short = run(tmp_path / "in", tmp_path / "short", "-n", nearest_onnx, "-s", "3.5", "-t", "16", "-g", "0",
                 "-f", "jpg", *common)
     assert long.exit_code == 0 and short.exit_code == 0, short.output
-    assert sorted(p.name for p in (tmp_path / "short").iterdir()) == ["x.jpg"]
+    assert sorted(p.name for p in (tmp_path / "short").glob("[!.]*")) == ["x.jpg"]
     a, b = (np.asarray(Image.open(tmp_path / d / "x.jpg")) for d in ("long", "short"))
     assert a.shape == (35, 42, 3) and np.array_equal(a, b)
     bad = run(tmp_path / "in", tmp_path / "o", "-n", nearest_onnx, "-t", "7", *common)

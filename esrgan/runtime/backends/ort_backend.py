@@ -2,7 +2,8 @@
 
 ONNX Runtime quietly falls back to the CPU when a GPU provider cannot load (missing CUDA/cuDNN,
 no GPU): the session still works, only 50x slower. ``session.get_providers()`` says what really
-runs, so we compare it with what was asked and warn in one line.
+runs, so we compare it with what was asked: ``load_backend`` refuses a provider asked for by name
+that did not load, and ``--backend auto`` moves on to the next one.
 """
 
 from __future__ import annotations

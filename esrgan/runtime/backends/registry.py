@@ -108,6 +108,36 @@ def _construct(name: str, path: Path, device_id: int, threads: int | None, warn:
     return cls(path, threads=threads, **extra)  # type: ignore[call-arg]
 
 
+def _check_gpu_visible(name: str) -> None:
+    """Refuse a GPU provider asked for by name on a machine without an NVIDIA GPU, before any export."""
+    from esrgan.runtime.backends.ort_backend import PROVIDERS, nvidia_gpu_visible
+
+    if name in _GPU_ORDER and not nvidia_gpu_visible():
+        raise DependencyError(
+            f"--backend {name}: no NVIDIA GPU is visible here, so ONNX Runtime cannot use {PROVIDERS[name]}; "
+            "use --backend auto or onnxruntime-cpu"
+        )
+
+
+def _construct_named(name: str, path: Path, device_id: int, threads: int | None, **opts: Any) -> Backend:
+    """The backend asked for by name, or an error: never another one in its place.
+
+    ONNX Runtime runs a session on the CPU when the GPU provider cannot load; a run that was asked
+    for a GPU provider and would silently take 50x longer is refused instead (``auto`` falls back).
+    """
+    from esrgan.runtime.backends.ort_backend import PROVIDERS
+
+    backend = _construct(name, path, device_id, threads, False, **opts)
+    if getattr(backend, "fallback_message", None):
+        running = backend.info.providers[0]
+        backend.close()
+        raise BackendError(
+            f"--backend {name}: ONNX Runtime cannot use {PROVIDERS[name]} here and would run on {running}; "
+            "check the CUDA/TensorRT install, or use --backend auto"
+        )
+    return backend
+
+
 def _torch_device(device_id: int) -> str:
     try:
         import torch
@@ -139,6 +169,7 @@ def load_backend(
     kind = model_kind(path)
     if backend not in CHOICES:
         raise UsageError(f"unknown backend {backend!r}; expected one of {', '.join(CHOICES)}")
+    _check_gpu_visible(backend)
 
     if kind == "engine":
         if backend not in ("auto", "tensorrt"):
@@ -158,7 +189,7 @@ def load_backend(
         raise UsageError("--backend tensorrt runs TensorRT .engine files; build one with esrgan-export --trt")
 
     if backend != "auto":
-        return _construct(backend, path, device_id, threads, True, **opts)
+        return _construct_named(backend, path, device_id, threads, **opts)
     from esrgan.runtime.backends.ort_backend import PROVIDERS, nvidia_gpu_visible
 
     available = _gpu_providers() if nvidia_gpu_visible() else []

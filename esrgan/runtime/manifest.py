@@ -1,0 +1,112 @@
+"""The record of which model and settings wrote an output folder, so that reruns never mix results.
+
+esrgan-run skips outputs that already exist, so that an interrupted run resumes where it stopped.
+That is right only when this run would write the same files: after ``--model other.onnx`` a folder
+half old, half new would look complete. So the first run that writes into a folder records the
+settings that decide its outputs in ``.esrgan-run.json``; a later run with other settings is
+refused (exit 2) before any work, unless ``--overwrite`` asks to redo the outputs, which also
+replaces the record. Shards of one run write the same record, so they never conflict.
+
+Recorded: the model file (by sha256), the output scale and, when a lossy format can be written,
+the quality. Not recorded: the format, which is in every output's suffix (another format writes
+other names and skips nothing it should not); tile size and pad, batch, backend and threads, which
+change pixels only within the runtime's parity bounds (tiled vs whole >= 50 dB), not the result.
+The record is written just before the first output, so a run that writes nothing leaves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from esrgan.atomic import create_text_atomic, remove_if_stale, temp_target, write_text_atomic
+from esrgan.errors import UsageError
+from esrgan.hashing import file_sha256
+from esrgan.runtime.images import FORMATS
+from esrgan.runtime.options import RunOptions
+
+MANIFEST_NAME = ".esrgan-run.json"
+_LOSSLESS = frozenset({"PNG", "TIFF", "BMP"})  # Pillow formats --quality does not affect
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """What decides the pixels of the files a run writes into its output folder."""
+
+    model: str  # the model file's name, for messages
+    model_sha256: str
+    scale: float  # output size / input size: --outscale, else the model's scale
+    quality: int | None  # JPEG/WebP quality; None when only lossless files are written
+
+    @classmethod
+    def of(cls, model: str | os.PathLike[str], model_scale: int, options: RunOptions) -> OutputSettings:
+        lossless = FORMATS.get(options.format.lower()) in _LOSSLESS
+        return cls(model=Path(model).name, model_sha256=file_sha256(model),
+                   scale=float(options.outscale or model_scale), quality=None if lossless else options.quality)
+
+    def differences(self, recorded: dict[str, object]) -> list[str]:
+        """One phrase per setting that differs from ``recorded`` (a folder's record)."""
+        found = []
+        if recorded.get("model_sha256") != self.model_sha256:
+            before = recorded.get("model")
+            found.append(f"model {self.model}, not {before}" if before != self.model
+                         else f"another file named {self.model}")
+        if recorded.get("scale") != self.scale:
+            found.append(f"scale {_show(self.scale)}, not {_show(recorded.get('scale'))}")
+        # A lossless-only run writes no file a lossy one would: their qualities never meet.
+        theirs = recorded.get("quality")
+        if None not in (theirs, self.quality) and theirs != self.quality:
+            found.append(f"quality {self.quality}, not {theirs}")
+        return found
+
+
+def _show(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)  # scale 4, not 4.0
+
+
+class FolderRecord:
+    """An output folder's record: ``check`` before a run, ``write`` just before its first output."""
+
+    def __init__(self, folder: str | os.PathLike[str], settings: OutputSettings, overwrite: bool) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / MANIFEST_NAME
+        self.settings = settings
+        self.overwrite = overwrite
+        self.text = json.dumps(asdict(settings), indent=2) + "\n"
+
+    def _differences(self) -> list[str] | None:
+        """None when the folder has no record; else what differs from it (empty: nothing)."""
+        try:
+            recorded = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return [f"an unreadable {MANIFEST_NAME}"]
+        return self.settings.differences(recorded) if isinstance(recorded, dict) else [f"an unreadable {MANIFEST_NAME}"]
+
+    def _refuse(self, found: list[str]) -> UsageError:
+        return UsageError(
+            f"{self.folder} holds outputs written with other settings (this run: {'; '.join(found)}): "
+            "choose another output folder, or --overwrite to redo them"
+        )
+
+    def check(self) -> None:
+        """Refuse now (before any work) when the folder records other settings, unless overwriting."""
+        found = self._differences()
+        if found and not self.overwrite:
+            raise self._refuse(found)
+        for entry in self.folder.glob(f".{MANIFEST_NAME}.*"):  # temp files a killed run left
+            if temp_target(entry.name) == MANIFEST_NAME:
+                remove_if_stale(entry)
+
+    def write(self) -> None:
+        """Record this run's settings; a shard with the same ones may have done so already."""
+        if create_text_atomic(self.path, self.text):
+            return
+        found = self._differences()
+        if found is None or (found and self.overwrite):
+            write_text_atomic(self.path, self.text)
+        elif found:
+            raise self._refuse(found)  # another run with other settings started on this folder meanwhile
