@@ -182,37 +182,59 @@ def export_compact(folder: Path) -> Path:
 
 
 def run_check(folder: Path, photo: str = "chelsea") -> list[dict[str, Any]]:
-    """``esrgan-run --model <the ONNX file>`` on a photograph (ORT and OpenVINO) vs PyTorch on the whole image.
+    """The exported compact model through the runtime on a whole photograph, vs PyTorch.
 
-    PSNR against PyTorch's float output (so it includes the 8-bit rounding of the written PNG), and
-    the share of 8-bit values that differ from PyTorch's output rounded the same way.
+    ``esrgan-run --model <the ONNX file>`` with ONNX Runtime and with OpenVINO (which picks BF16 on a
+    CPU with native BF16, FP32 elsewhere), compared as written (8-bit PNG); then the runtime's ONNX
+    Runtime and OpenVINO backends at FP32 through its tiling (``run_tiled``, which is what esrgan-run
+    computes) into 16-bit output, so that the figure measures the engines rather than the rounding.
+    The reference is PyTorch on the same reflect-padded image the runtime feeds the model (it pads
+    every image by the tile pad for context at the borders), cropped back.
     """
     from PIL import Image
 
     from esrgan.bench.inputs import to_nchw
     from esrgan.parity import compare
     from esrgan.photographs import photograph
+    from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
+    from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
+    from esrgan.runtime.tiling import DEFAULT_TILE_PAD, pad_image, run_tiled, to_integer
 
     onnx_path = export_compact(folder)
+    descriptor = load_compact(real_compact(folder))
     src = folder / "run-in"
     src.mkdir(exist_ok=True)
-    Image.fromarray(photograph(photo)).save(src / f"{photo}.png")
-    ref = compact_reference(load_compact(real_compact(folder)).model, to_nchw([photograph(photo)]))[0]
-    ref8 = np.round(np.clip(ref, 0, 1) * 255)
+    image = photograph(photo)
+    Image.fromarray(image).save(src / f"{photo}.png")
+    scale, pad = descriptor.scale, DEFAULT_TILE_PAD
+    padded = compact_reference(descriptor.model, to_nchw([pad_image(image, pad)]))[0].transpose(1, 2, 0)
+    ref = np.clip(padded[pad * scale : -pad * scale, pad * scale : -pad * scale], 0, 1)  # the runtime clips too
+
+    def versus(got: np.ndarray, maxval: int) -> dict[str, Any]:
+        par = compare(ref.transpose(2, 0, 1)[None], got.transpose(2, 0, 1)[None].astype(np.float32) / maxval)
+        return {"psnr_db_vs_pytorch": round(par.psnr_db, 2), "max_abs_err": par.max_abs_err,
+                "differing_values": float(np.mean(got != to_integer(ref, got.dtype))), "bits": got.dtype.itemsize * 8}
+
     rows = []
     for backend in ("onnxruntime-cpu", "openvino"):
         dest = folder / f"run-out-{backend}"
         cmd = [str(Path(sys.executable).with_name("esrgan-run")), str(src), str(dest), "--model", str(onnx_path),
-               "--backend", backend, "--overwrite", "-q"]
+               "--backend", backend, "--overwrite"]
         done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            rows.append({"backend": backend, "exit": done.returncode, "stderr": done.stderr.strip()})
-            continue
-        got = np.asarray(Image.open(dest / f"{photo}.png").convert("RGB"), np.float32).transpose(2, 0, 1)
-        par = compare(ref[None], got[None] / 255)
-        rows.append({"backend": backend, "exit": 0, "photo": photo, "output_shape": list(got.shape),
-                     "psnr_db_vs_pytorch": round(par.psnr_db, 2),
-                     "differing_8bit_values": float(np.mean(got != ref8))})
+        said = [line for line in (done.stdout + done.stderr).replace("\r", "\n").splitlines()
+                if line.startswith(("backend:", "error", "esrgan-run:")) or " written, " in line]
+        row: dict[str, Any] = {"via": "esrgan-run", "backend": backend, "photo": photo, "exit": done.returncode,
+                               "said": said}
+        if done.returncode == 0:
+            row.update(versus(np.asarray(Image.open(dest / f"{photo}.png").convert("RGB")), 255))
+        rows.append(row)
+    image_f = image.astype(np.float32) / 255
+    for name, engine in (("onnxruntime-cpu", OnnxRuntimeBackend(onnx_path, threads=2)),
+                         ("openvino", OpenVinoBackend(onnx_path, precision="fp32", threads=2, cache_dir=""))):
+        got = run_tiled(engine.run, image_f, scale, 256, pad, dtype=np.uint16)
+        rows.append({"via": "runtime backend + run_tiled (tile 256)", "backend": name,
+                     "precision": engine.info.precision, "photo": photo, **versus(got, 65535)})
+        engine.close()
     return rows
 
 
