@@ -260,3 +260,42 @@ def test_openvino_errors_keep_their_reason_not_the_location_line(tmp_path):
     text = "Exception from src/inference/src/cpp/core.cpp:84:\nCheck 'x' failed at src/a.cpp:9:\nthe reason\n"
     assert openvino_reason(RuntimeError(text)) == "the reason"
     assert openvino_reason(RuntimeError("")) == "RuntimeError"
+
+
+@pytest.mark.parametrize("layout", ["head", "ends"])
+def test_model_whose_output_reads_the_input_again_is_not_cut(tmp_path, layout):
+    """Real-ESRGAN's compact model adds the upsampled input to its output: a stage after the first conv
+    would still need the input, so the model runs whole (all BF16) instead of failing to compile."""
+    import warnings
+
+    import openvino as ov
+    import torch
+
+    from esrgan import metadata as meta
+    from esrgan.export.onnx_metadata import update_metadata
+    from esrgan.runtime.backends.openvino_split import split_for_bf16
+
+    class GlobalResidual(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.PReLU(8),
+                                            torch.nn.Conv2d(8, 12, 3, padding=1), torch.nn.PixelShuffle(2))
+
+        def forward(self, x):  # noqa: ANN001, ANN202
+            return self.body(x) + torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+
+    torch.manual_seed(0)
+    model, path = GlobalResidual().eval(), tmp_path / "residual.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.rand(1, 3, 16, 16),), str(path), input_names=["input"], output_names=["output"],
+                          opset_version=18, dynamo=False, dynamic_axes={"input": {2: "h", 3: "w"}})
+    update_metadata(path, {meta.SCALE: "2"})
+    core = ov.Core()
+    assert split_for_bf16(lambda: core.read_model(str(path)), layout) is None
+    backend = _ov(path, tmp_path, precision="bf16", mode="latency", bf16_layout=layout, cpu_features=WITH_BF16)
+    assert backend.info.extra["bf16_layout"] == "all"
+    x = photo_batch(size=16)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert passes(compare(want, backend.run(x)), "bf16")

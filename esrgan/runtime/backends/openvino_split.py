@@ -19,7 +19,8 @@ Which layers, measured with OpenVINO 2026.4 on the paper-size x4 RRDBNet with re
 Cut points, found by graph structure rather than by names (both torch ONNX exporters name nodes
 differently): the head ends at the output of the first convolution after its bias Add; the tail starts
 at the input of the first ``Interpolate`` (the first nearest-neighbour upsampling). A model without
-that structure (e.g. pixel-shuffle upsampling for ``ends``) is not cut and runs whole.
+that structure (e.g. pixel-shuffle upsampling for ``ends``), or whose later stage still reads the
+input (e.g. Real-ESRGAN's compact model adds the upsampled input to its output), is not cut and runs whole.
 """
 
 from __future__ import annotations
@@ -109,10 +110,28 @@ def _cut_at(cut, name: str):  # noqa: ANN001, ANN202
     return param
 
 
+def _reads_other_input(outputs: list, param) -> bool:  # noqa: ANN001
+    """True when the graph above ``outputs`` still reads a Parameter other than ``param``: the cut did
+    not separate it from the model's input (e.g. a global residual that adds the upsampled input)."""
+    seen, todo = set(), [o.get_node() for o in outputs]
+    while todo:
+        node = todo.pop()
+        name = node.get_friendly_name()
+        if name in seen:
+            continue
+        seen.add(name)
+        if node.get_type_name() == "Parameter" and name != param.get_friendly_name():
+            return True
+        todo += [node.input_value(i).get_node() for i in range(node.get_input_size())]
+    return False
+
+
 def _from(model, cut, name: str):  # noqa: ANN001, ANN202
-    """The part of ``model`` after ``cut``: ``cut`` replaced by a Parameter, the model's own results kept."""
+    """The part of ``model`` after ``cut``: ``cut`` replaced by a Parameter, the model's own results
+    kept; None when that part still reads the model's input, so it cannot run on its own."""
     param = _cut_at(cut, f"{name}_input")
-    return _model([r.input_value(0) for r in model.get_results()], [param], name)
+    outputs = [r.input_value(0) for r in model.get_results()]
+    return None if _reads_other_input(outputs, param) else _model(outputs, [param], name)
 
 
 def split_for_bf16(read_model, layout: str) -> list[tuple[object, str]] | None:  # noqa: ANN001
@@ -132,7 +151,8 @@ def split_for_bf16(read_model, layout: str) -> list[tuple[object, str]] | None: 
     head = _model([head_out], full.get_parameters(), "esrgan_head")
     if layout == "head":
         rest_model = read_model()
-        return [(head, "fp32"), (_from(rest_model, _head_output(rest_model.get_ordered_ops()), "esrgan_rest"), "bf16")]
+        rest = _from(rest_model, _head_output(rest_model.get_ordered_ops()), "esrgan_rest")
+        return None if rest is None else [(head, "fp32"), (rest, "bf16")]
     # (node wrappers are new Python objects on each access: compare names, not identity)
     if tail_in is None or head_out.get_node().get_friendly_name() == tail_in.get_node().get_friendly_name():
         return None
@@ -140,7 +160,9 @@ def split_for_bf16(read_model, layout: str) -> list[tuple[object, str]] | None: 
     t_ops = trunk_model.get_ordered_ops()
     t_head, t_tail = _head_output(t_ops), _tail_input(t_ops)
     param = _cut_at(t_head, "esrgan_trunk_input")
+    if _reads_other_input([t_tail], param):
+        return None
     trunk = _model([t_tail], [param], "esrgan_trunk")
     tail_model = read_model()
     tail = _from(tail_model, _tail_input(tail_model.get_ordered_ops()), "esrgan_tail")
-    return [(head, "fp32"), (trunk, "bf16"), (tail, "fp32")]
+    return None if tail is None else [(head, "fp32"), (trunk, "bf16"), (tail, "fp32")]
