@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:  # run from a checkout, installed or not
 
 from esrgan.bench.config import BenchConfig, resolve_config  # noqa: E402
 from esrgan.elapsed import timed  # noqa: E402
-from esrgan.errors import DependencyError, EsrganError, UsageError, first_line  # noqa: E402
+from esrgan.errors import DependencyError, EsrganError, UsageError, first_line, install_hint  # noqa: E402
 from esrgan.export.options import EXPORTERS  # noqa: E402
 
 #: CPU rows of --dry-run: the CPU counterparts of torch-cuda-fp32 (the reference) and ort-cuda-fp32.
@@ -214,7 +214,8 @@ def prepare(preset: str, rows: list[Any], config: BenchConfig, say: Any) -> tupl
     except (EsrganError, ImportError) as exc:
         if isinstance(exc, ImportError) and (exc.name or "").startswith("esrgan"):
             raise  # a missing esrgan module is a bug
-        reason = f"the ONNX export failed here: {first_line(exc)}"
+        hint = f" ({install_hint('export')})" if isinstance(exc, ImportError) else ""
+        reason = f"the ONNX export failed here: {first_line(exc)}{hint}"
         say(reason)
         return torch_only_model(preset), {r.key: reason for r in rows if r.artifact}
     skipped = {}

@@ -188,7 +188,7 @@ def targets_md(doc: dict[str, Any]) -> str:
                          f"**{'met' if ok else 'NOT met'}**")
     else:
         lines.append("- GPU targets (TensorRT FP16 ≥ 3× PyTorch FP32 and ≥ 1.3× PyTorch FP16 at ≥ 45 dB): "
-                     "not measured, no GPU in this run")
+                     "not measured in this run (no TensorRT engine row ran)")
     return "\n".join(lines)
 
 
