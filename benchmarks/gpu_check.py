@@ -55,6 +55,10 @@ GPU_SETTINGS: dict[str, Any] = {"tiles": (64, 128, 256), "batches": (1, 4), "rep
 #: --dry-run: the flow in seconds, on a model of a few thousand parameters.
 DRY_RUN_SETTINGS: dict[str, Any] = {"tiles": (16,), "batches": (1,), "repeat": 2, "warmup": 1}
 GPU_PRESET, DRY_RUN_PRESET = "paper", "tiny"
+#: Training step: BasicSR's ESRGAN x4 recipe (16 HR patches of 128 px), FP32 and both AMP precisions.
+GPU_TRAIN: dict[str, Any] = {"batch": 16, "patch": 128, "modes": ("fp32", "amp-bf16", "amp-fp16")}
+#: --dry-run on the CPU: AMP is for GPUs (esrgan-train refuses it on a CPU).
+DRY_RUN_TRAIN: dict[str, Any] = {"batch": 2, "patch": 16, "modes": ("fp32",)}
 SYNTHETIC_SIDE = 320  # px: larger than every default tile, so each crop is a centre crop, not padding
 
 
@@ -102,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exporter", choices=EXPORTERS,
                    help=f"ONNX exporter for the ONNX Runtime and TensorRT rows (default: {BenchConfig.exporter}, "
                         "or torchscript where onnxscript is not installed).")
+    p.add_argument("--no-train", action="store_true",
+                   help="Skip the training-step throughput (the trainer's PSNR-stage step, FP32 and AMP).")
     p.add_argument("--debug", action="store_true", help="Show tracebacks.")
     return p
 
@@ -281,6 +287,74 @@ def inputs(config: BenchConfig) -> tuple[list[np.ndarray] | None, str]:
     return synthetic_scenes(max(1, config.repeat)), label
 
 
+def training_throughput(preset: str, device: str, config: BenchConfig, settings: dict[str, Any]) -> dict[str, Any]:
+    """Iterations per second of esrgan-train's own step, per precision, timed interleaved.
+
+    One iteration as ``StageRun.run`` does it (``psnr_step``: forward, L1, backward, Adam; then the
+    EMA update and the scheduler step) on a fixed batch already on the device, so data loading is
+    not in it. Patches are crops of the benchmark's synthetic scenes (throughput does not depend on
+    what they show). Returns {"skipped": reason} where the train extra is missing.
+    """
+    try:
+        import torch
+
+        from esrgan.train.config import TrainConfig
+        from esrgan.train.distributed import DistInfo
+        from esrgan.train.trainer import StageRun
+    except ImportError as exc:
+        if (exc.name or "").startswith("esrgan"):
+            raise  # a missing esrgan module is a bug
+        return {"skipped": f"needs the train extra ({install_hint('train')}): {first_line(exc)}"}
+    from esrgan.bench.inputs import to_nchw
+    from esrgan.bench.models import preset_spec
+    from esrgan.bench.timing import interleaved
+
+    spec = preset_spec(preset)
+    batch, patch = settings["batch"], settings["patch"]
+    side = patch * ((SYNTHETIC_SIDE + patch - 1) // patch)
+    crops = [scene[:patch, :patch] for scene in synthetic_scenes(batch, side=side)]
+    hr = torch.from_numpy(to_nchw(crops)).to(device)
+    lr = torch.nn.functional.avg_pool2d(hr, spec.scale)
+    runs, cases = {}, []
+    for mode in settings["modes"]:
+        amp = mode.startswith("amp-")
+        train_config = TrainConfig(spec=spec, batch_size=batch, patch_size=patch, amp=amp,
+                                   amp_dtype=mode.removeprefix("amp-") if amp else TrainConfig.amp_dtype)
+        run = runs[mode] = StageRun(train_config, "psnr", torch.device(device), DistInfo(), None, [])  # type: ignore[arg-type]
+        run.g.train()
+        cases.append((mode, _train_step(run, lr, hr)))
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
+    stats = interleaved(cases, repeat=config.repeat, warmup=config.warmup, sync=sync)
+    rows = [{
+        "mode": mode, "batch": batch, "patch": patch, "step_ms": s.median * 1e3, "spread": s.spread,
+        "iters_per_s": 1 / s.median, "hr_mpix_s": batch * patch * patch / s.median / 1e6, "repeats": len(s.samples),
+    } for mode, s in stats.items()]
+    return {"device": device, "model": spec.describe(), "rows": rows}
+
+
+def _train_step(run: Any, lr: Any, hr: Any) -> Any:
+    state = {"iteration": 0}
+
+    def step() -> None:
+        state["iteration"] += 1
+        run.psnr_step(state["iteration"], lr, hr)
+        run.ema.update(run.g)
+        run.sched_g.step()
+
+    return step
+
+
+def training_md(training: dict[str, Any]) -> str:
+    if "skipped" in training:
+        return f"Training-step throughput: not measured ({training['skipped']})."
+    lines = [f"Training-step throughput on {training['device']} (esrgan-train's PSNR-stage iteration without "
+             f"data loading; {training['model']}):", "",
+             "| mode | batch x patch | step (ms) | spread | it/s | HR MP/s |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['mode']} | {r['batch']} x {r['patch']} px | {r['step_ms']:.1f} | {r['spread']:.0%} | "
+              f"{r['iters_per_s']:.3g} | {r['hr_mpix_s']:.3g} |" for r in training["rows"]]
+    return "\n".join(lines)
+
+
 # ---- the run ------------------------------------------------------------------------------------
 
 
@@ -303,6 +377,8 @@ def notes_md(block: dict[str, Any]) -> str:
     ]
     if not block["plots"]:
         lines.append("- Plots: none (matplotlib is not installed here)")
+    if block.get("training"):
+        lines += ["", training_md(block["training"])]
     return "\n".join(lines)
 
 
@@ -337,13 +413,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     say(f"measuring {', '.join(r.key for r in runnable)} on tiles {list(config.tiles)}, batches "
         f"{list(config.batches)} ({label})")
     data = run_benchmark(model, runnable, config, images=images)
+    training = None
+    if not args.no_train:
+        say("timing the training step")
+        device = "cuda" if cuda else "cpu"
+        training = training_throughput(preset, device, config, DRY_RUN_TRAIN if args.dry_run else GPU_TRAIN)
     data["skipped"] = {**skipped, **data["skipped"]}
     data["config"]["images"] = label
     data["config"]["rows"] = [r.key for r in rows]
     plots = _importable("matplotlib")
     data["gpu_check"] = {
         "mode": "dry-run" if args.dry_run else "gpu", "preset": preset, "exporter": config.exporter, "cuda": cuda,
-        "ort_providers": ort_providers(), "inputs": label, "plots": plots,
+        "ort_providers": ort_providers(), "inputs": label, "plots": plots, "training": training,
         "elapsed_s": time.perf_counter() - start,
     }
     title = f"GPU check: {model.name} ({model.spec.describe()}) on {cuda['device'] if cuda else 'no GPU'}"

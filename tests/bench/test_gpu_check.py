@@ -48,8 +48,10 @@ def test_dry_run_adds_cpu_rows_and_flags_win():
     assert preset == "tiny" and config.tiles == (12, 24) and config.repeat == 3
     assert config.batches == gpu_check.DRY_RUN_SETTINGS["batches"]
     assert set(config.backends) == {*gpu_check.DRY_RUN_CPU_ROWS, *GPU_ROWS}
-    config, _ = gpu_check.resolve(_parse("-o", "out", "--backends", "torch-cuda-fp32,trt-fp16", "--exporter", "dynamo"))
-    assert config.backends == ("torch-cuda-fp32", "trt-fp16") and config.exporter == "dynamo"
+    args = _parse("-o", "out", "--backends", "torch-cuda-fp32,trt-fp16", "--exporter", "dynamo", "--no-train")
+    config, _ = gpu_check.resolve(args)
+    assert config.backends == ("torch-cuda-fp32", "trt-fp16") and config.exporter == "dynamo" and args.no_train
+    assert not _parse("-o", "out").no_train
 
 
 @pytest.mark.parametrize("argv", [[], ["-o", "x", "--tiles", "0"], ["-o", "x", "--batch", "a"],
@@ -144,6 +146,10 @@ def test_dry_run_writes_a_valid_report(tmp_path, monkeypatch, bench_cache, capsy
     assert ort["parity_ok"] is True and ort["speedup_vs_torch"] > 0
     assert doc["config"]["images"] == "scikit-image photographs" and doc["gpu_check"]["plots"] is True
     assert (out / "throughput.png").is_file() and "## Plots" in (out / "report.md").read_text()
+    training = doc["gpu_check"]["training"]
+    assert training["device"] == "cpu" and [r["mode"] for r in training["rows"]] == ["fp32"]
+    assert training["rows"][0]["iters_per_s"] > 0 and training["rows"][0]["batch"] == gpu_check.DRY_RUN_TRAIN["batch"]
+    assert "Training-step throughput on cpu" in (out / "report.md").read_text()
     printed = capsys.readouterr().out
     assert "ort-fp32" in printed and "torch-cuda-fp32      skipped:" in printed and "report.md" in printed
 
@@ -162,5 +168,6 @@ def test_dry_run_needs_only_torch_numpy_onnx_and_onnxruntime(tmp_path):
     assert [r["backend"] for r in doc["results"]] == ["torch-fp32"]
     assert "the ONNX export failed here" in doc["skipped"]["ort-fp32"] and "esrgan[export]" in doc["skipped"]["ort-fp32"]
     assert doc["config"]["images"].startswith("synthetic") and doc["gpu_check"]["plots"] is False
+    assert "esrgan[train]" in doc["gpu_check"]["training"]["skipped"]
     md = (out / "report.md").read_text()
     assert "## Plots" not in md and "matplotlib is not installed" in md and not list(out.glob("*.png"))
