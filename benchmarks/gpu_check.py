@@ -12,10 +12,10 @@ loading, interleaved timing, parity and report.json/report.md as ``esrgan-bench`
 naming the GPU (``torch.cuda.get_device_name``), driver, CUDA and cuDNN versions.
 
 It needs only torch, numpy, onnx and onnxruntime, because lent GPU machines may have nothing else:
-- ONNX Runtime and TensorRT rows need an exported model, which needs the ``export`` extra
-  (safetensors, onnxconverter-common, scikit-image). The export is attempted only when ONNX Runtime has a
-  GPU provider or TensorRT is usable; otherwise, or when it fails, those rows are listed as skipped
-  with the reason.
+- ONNX Runtime and TensorRT rows need an exported model. It is exported only when ONNX Runtime has a
+  GPU provider or TensorRT is usable (otherwise those rows are listed as skipped, with the reason),
+  by the export pipeline (the ``export`` extra: safetensors, onnxconverter-common, scikit-image) or,
+  without it, as the FP32 file alone (torch and onnx): the FP16 and engine rows then say why not.
 - The TensorRT engine is built (from the FP16 ONNX file, for exactly the measured shapes) only where
   ``tensorrt`` is importable and a GPU is present.
 - Inputs are scikit-image's photographs; without scikit-image, deterministic synthetic scenes (edges,
@@ -223,7 +223,10 @@ def prepare(preset: str, rows: list[Any], config: BenchConfig, say: Any) -> tupl
         hint = f" ({install_hint('export')})" if isinstance(exc, ImportError) else ""
         reason = f"the ONNX export failed here: {first_line(exc)}{hint}"
         say(reason)
-        return torch_only_model(preset), {r.key: reason for r in rows if r.artifact}
+        model = torch_only_model(preset)
+        if "fp32" in needed:  # the FP32 file alone needs only torch and onnx
+            model.files["fp32"] = fp32_only_export(model, config.exporter, say)
+        return model, {r.key: reason for r in rows if r.artifact and r.artifact not in model.files}
     skipped = {}
     if "engine" in needed:
         try:
@@ -231,6 +234,24 @@ def prepare(preset: str, rows: list[Any], config: BenchConfig, say: Any) -> tupl
         except EsrganError as exc:
             skipped.update({r.key: f"engine build failed: {first_line(exc)}" for r in rows if r.artifact == "engine"})
     return model, skipped
+
+
+def fp32_only_export(model: Any, exporter: str, say: Any) -> Path:
+    """The FP32 ONNX file through ``export_onnx`` alone (torch and onnx), cached by checkpoint digest.
+
+    For machines without the export extra: the export pipeline also writes a safetensors checkpoint and
+    an FP16 file (onnxconverter-common, scikit-image's photographs); the FP32 rows need neither.
+    """
+    from esrgan.bench.models import cache_root
+    from esrgan.export.onnx_export import export_onnx
+
+    dest = cache_root() / "exports" / f"{model.name}-{model.sha256[:16]}-{exporter}-fp32" / "model.onnx"
+    if dest.is_file():
+        say(f"using the cached FP32 ONNX file {dest}")
+        return dest
+    say(f"exporting the FP32 ONNX file alone ({exporter}) to {dest}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return export_onnx(model.torch_model(), dest, exporter=exporter)
 
 
 def build_engine(model: Any, config: BenchConfig, say: Any) -> Path:
