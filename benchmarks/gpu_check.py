@@ -50,7 +50,9 @@ from esrgan.export.options import EXPORTERS  # noqa: E402
 #: CPU rows of --dry-run: the CPU counterparts of torch-cuda-fp32 (the reference) and ort-cuda-fp32.
 DRY_RUN_CPU_ROWS = ("torch-fp32", "ort-fp32")
 #: The settings of a GPU run: tiles from the runtime's small to its usual size, batches 1 and 4, enough
-#: repetitions for a stable median; about 5 minutes on an H100, most of it torch.compile and export.
+#: repetitions for a stable median. The paper-size x4 at 256 px x 4 is 9.4 TFLOP a call, so the timed
+#: calls take well under a minute on an H100; torch.compile (once per shape family) and, with
+#: onnxruntime-gpu, the export take most of the run, which must stay within a lent session's 10 minutes.
 GPU_SETTINGS: dict[str, Any] = {"tiles": (64, 128, 256), "batches": (1, 4), "repeat": 10, "warmup": 3}
 #: --dry-run: the flow in seconds, on a model of a few thousand parameters.
 DRY_RUN_SETTINGS: dict[str, Any] = {"tiles": (16,), "batches": (1,), "repeat": 2, "warmup": 1}
