@@ -131,6 +131,11 @@ def resolve(args: argparse.Namespace) -> tuple[BenchConfig, str]:
     config = resolve_config(flags, settings)
     if config.repeat < 1 or config.warmup < 0:
         raise UsageError("--repeat must be >= 1 and --warmup >= 0")
+    if config.images is not None:  # said now, not after minutes of preparation
+        if not config.images.is_dir():
+            raise UsageError(f"--images {config.images}: not a folder")
+        if not _importable("PIL"):
+            raise DependencyError("--images needs Pillow (pip install pillow); without it, leave --images out")
     return config, (DRY_RUN_PRESET if args.dry_run else GPU_PRESET)
 
 
@@ -316,21 +321,29 @@ def training_throughput(preset: str, device: str, config: BenchConfig, settings:
     One iteration as ``StageRun.run`` does it (``psnr_step``: forward, L1, backward, Adam; then the
     EMA update and the scheduler step) on a fixed batch already on the device, so data loading is
     not in it. Patches are crops of the benchmark's synthetic scenes (throughput does not depend on
-    what they show). Returns {"skipped": reason} where the train extra is missing.
+    what they show). Returns {"skipped": reason} where the train extra is missing or the step fails.
     """
     try:
-        import torch
-
-        from esrgan.train.config import TrainConfig
-        from esrgan.train.distributed import DistInfo
-        from esrgan.train.trainer import StageRun
+        import esrgan.train.trainer  # noqa: F401
     except ImportError as exc:
         if (exc.name or "").startswith("esrgan"):
             raise  # a missing esrgan module is a bug
         return {"skipped": f"needs the train extra ({install_hint('train')}): {first_line(exc)}"}
+    try:
+        return _training_throughput(preset, device, config, settings)
+    except (EsrganError, RuntimeError) as exc:  # out of GPU memory, a non-finite loss: the report is still written
+        return {"skipped": f"failed: {first_line(exc)}"}
+
+
+def _training_throughput(preset: str, device: str, config: BenchConfig, settings: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
     from esrgan.bench.inputs import to_nchw
     from esrgan.bench.models import preset_spec
     from esrgan.bench.timing import interleaved
+    from esrgan.train.config import TrainConfig
+    from esrgan.train.distributed import DistInfo
+    from esrgan.train.trainer import StageRun
 
     spec = preset_spec(preset)
     batch, patch = settings["batch"], settings["patch"]
@@ -338,12 +351,12 @@ def training_throughput(preset: str, device: str, config: BenchConfig, settings:
     crops = [scene[:patch, :patch] for scene in synthetic_scenes(batch, side=side)]
     hr = torch.from_numpy(to_nchw(crops)).to(device)
     lr = torch.nn.functional.avg_pool2d(hr, spec.scale)
-    runs, cases = {}, []
+    cases = []
     for mode in settings["modes"]:
         amp = mode.startswith("amp-")
         train_config = TrainConfig(spec=spec, batch_size=batch, patch_size=patch, amp=amp,
                                    amp_dtype=mode.removeprefix("amp-") if amp else TrainConfig.amp_dtype)
-        run = runs[mode] = StageRun(train_config, "psnr", torch.device(device), DistInfo(), None, [])  # type: ignore[arg-type]
+        run = StageRun(train_config, "psnr", torch.device(device), DistInfo(), None, [])  # type: ignore[arg-type]
         run.g.train()
         cases.append((mode, _train_step(run, lr, hr)))
     sync = torch.cuda.synchronize if device.startswith("cuda") else None
@@ -477,6 +490,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {first_line(exc)}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        if debug or (exc.name or "").startswith("esrgan"):
+            raise  # a missing esrgan module is a bug
+        print(f"error: {first_line(exc)} ({install_hint('export')} installs every module the benchmarks use)",
+              file=sys.stderr)
+        return 2
     return 0
 
 

@@ -70,6 +70,13 @@ def test_unknown_row_and_bad_repeat_end_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "report.json").exists()
 
 
+def test_images_folder_is_checked_before_any_work(tmp_path, capsys):
+    assert gpu_check.main(["-o", str(tmp_path / "out"), "--dry-run", "--images", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--images" in err[0] and "not a folder" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
 @no_gpu
 def test_gpu_run_without_a_gpu_says_so_in_one_line(tmp_path, capsys):
     assert gpu_check.main(["-o", str(tmp_path / "out")]) == 2
