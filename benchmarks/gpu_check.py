@@ -9,7 +9,8 @@ engine), the model (the seeded random-weight paper-size x4 of ``--preset paper``
 depend on the weights, and parity is against PyTorch FP32 on the same inputs) and sizes that fit a
 lent GPU session, then hands them to ``esrgan.bench.runner`` and ``esrgan.bench.report``: the same
 loading, interleaved timing, parity and report.json/report.md as ``esrgan-bench``, plus a block
-naming the GPU (``torch.cuda.get_device_name``), driver, CUDA and cuDNN versions.
+naming the GPU (``torch.cuda.get_device_name``), driver, CUDA and cuDNN versions, and the throughput
+of esrgan-train's own training step in FP32 and AMP (BF16, FP16).
 
 It needs only torch, numpy, onnx and onnxruntime, because lent GPU machines may have nothing else:
 - ONNX Runtime and TensorRT rows need an exported model. It is exported only when ONNX Runtime has a
@@ -20,7 +21,8 @@ It needs only torch, numpy, onnx and onnxruntime, because lent GPU machines may 
   ``tensorrt`` is importable and a GPU is present.
 - Inputs are scikit-image's photographs; without scikit-image, deterministic synthetic scenes (edges,
   gradients, rings of rising frequency; never noise), and the report says so.
-- Plots need matplotlib; without it the report has none and says so.
+- Plots need matplotlib; without it the report has none and says so. The training step needs the
+  ``train`` extra (tqdm, Pillow, scikit-image are imported by the trainer); without it, the report says so.
 ``--dry-run`` runs that same flow on the CPU rows ``torch-fp32`` and ``ort-fp32`` with the tiny model,
 so CI checks arguments, skips and report writing end to end; the GPU rows are listed as skipped with
 their reasons where there is no GPU.
@@ -90,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.gpu_check",
         description="Parity and throughput of every GPU row (PyTorch FP32/FP16 channels_last/compile, ONNX "
-                    "Runtime CUDA, TensorRT where installed) into DIR/report.json and report.md.",
+                    "Runtime CUDA, TensorRT where installed) and of the training step, into DIR/report.json "
+                    f"and report.md. A GPU run: {GPU_PRESET}-size x4, {gpu}.",
     )
     p.add_argument("-o", "--out", required=True, type=Path, metavar="DIR", help="Output folder for the report.")
     p.add_argument("--dry-run", action="store_true",
@@ -98,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "in seconds, without a GPU.")
     p.add_argument("--backends", type=_keys, help="Comma-separated rows (esrgan-bench --list); default: every "
                                                   "GPU row (plus the CPU rows with --dry-run).")
-    p.add_argument("--tiles", type=_ints, help=f"Comma-separated input tile sizes in px (GPU run: {gpu}).")
+    p.add_argument("--tiles", type=_ints, help="Comma-separated input tile sizes in px.")
     p.add_argument("--batch", dest="batches", type=_ints, help="Comma-separated batch sizes.")
     p.add_argument("--repeat", type=int, help="Timed repetitions per case.")
     p.add_argument("--warmup", type=int, help="Untimed warm-up calls per case.")
