@@ -14,7 +14,6 @@ import numpy as np
 
 from esrgan.errors import ImageError, UsageError
 from esrgan.photographs import photograph as skimage_photo
-from esrgan.runtime.images import IMAGE_SUFFIXES
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
 
@@ -22,8 +21,14 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
 
 
 def load_folder(folder: str | Path) -> list[np.ndarray]:
-    """All readable images in ``folder`` as RGB uint8 arrays, sorted by name."""
+    """All readable images in ``folder`` as RGB uint8 arrays, sorted by name.
+
+    The runtime's image module (and Pillow) is imported here, not with this module: the benchmark's
+    scikit-image inputs, and benchmarks/gpu_check.py on a machine with only torch, need neither.
+    """
     from PIL import Image
+
+    from esrgan.runtime.images import IMAGE_SUFFIXES
 
     root = Path(folder)
     if not root.is_dir():

@@ -72,17 +72,18 @@ def preset_spec(name: str) -> GeneratorSpec:
     raise UsageError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
 
 
-def preset_checkpoint(name: str, root: Path) -> Path:
+def preset_checkpoint(name: str, root: Path, suffix: str = ".safetensors") -> Path:
     """Random-weight checkpoint for a preset (seeded: the same file every time, on every machine).
 
-    Random weights are fine for speed; parity is still measured on real photographs.
+    Random weights are fine for speed; parity is still measured on real photographs. ``suffix``
+    ".pth" writes it with torch alone, where safetensors is not installed.
     """
     import torch
 
     from esrgan.models.build import build_generator
     from esrgan.models.checkpoints import save_generator
 
-    dest = root / "presets" / f"{name}_x4_seed0.safetensors"
+    dest = root / "presets" / f"{name}_x4_seed0{suffix}"
     if not dest.is_file():
         torch.manual_seed(0)
         save_generator(build_generator(preset_spec(name)).eval(), dest, metadata={"esrgan.preset": name})

@@ -188,11 +188,11 @@ def targets_md(doc: dict[str, Any]) -> str:
                          f"**{'met' if ok else 'NOT met'}**")
     else:
         lines.append("- GPU targets (TensorRT FP16 ≥ 3× PyTorch FP32 and ≥ 1.3× PyTorch FP16 at ≥ 45 dB): "
-                     "not measured, no GPU in this run")
+                     "not measured in this run (no TensorRT engine row ran)")
     return "\n".join(lines)
 
 
-def render_markdown(doc: dict[str, Any], title: str, notes: str = "") -> str:
+def render_markdown(doc: dict[str, Any], title: str, notes: str = "", plots: bool = True) -> str:
     parts = [f"# {title}", "", notes.strip(), "", "## Environment", "", environment_md(doc["environment"]), ""]
     cfg = doc["config"]
     parts += [
@@ -210,7 +210,8 @@ def render_markdown(doc: dict[str, Any], title: str, notes: str = "") -> str:
         parts += ["## Not measured here", ""]
         parts += [f"- `{k}`: {v}" for k, v in doc["skipped"].items()]
         parts.append("")
-    parts += ["## Plots", "", "![throughput](throughput.png) ![speed-up](speedup.png) ![parity](parity.png)", ""]
+    if plots:
+        parts += ["## Plots", "", "![throughput](throughput.png) ![speed-up](speedup.png) ![parity](parity.png)", ""]
     return "\n".join(p for p in parts if p is not None)
 
 
@@ -265,14 +266,20 @@ def write_plots(results: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     return written
 
 
-def write_report(data: dict[str, Any], out_dir: str | Path, title: str, notes: str = "") -> dict[str, Any]:
-    """Write report.json, report.md and the plots into ``out_dir``; returns the JSON document."""
+def write_report(
+    data: dict[str, Any], out_dir: str | Path, title: str, notes: str = "", plots: bool = True
+) -> dict[str, Any]:
+    """Write report.json, report.md and the plots into ``out_dir``; returns the JSON document.
+
+    ``plots=False`` leaves the plots (and their links) out, for machines without matplotlib.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = to_json_data({"title": title, **data})
     write_text_atomic(out / "report.json", json.dumps(doc, indent=1) + "\n")
-    write_text_atomic(out / "report.md", render_markdown(doc, title, notes))
-    write_plots(doc["results"], out)
+    write_text_atomic(out / "report.md", render_markdown(doc, title, notes, plots))
+    if plots:
+        write_plots(doc["results"], out)
     return doc
 
 
@@ -280,4 +287,5 @@ def rewrite_markdown(out_dir: str | Path, notes: str) -> None:
     """Re-render report.md from report.json with new notes (the discussion is written after the run)."""
     out = Path(out_dir)
     doc = json.loads((out / "report.json").read_text())
-    write_text_atomic(out / "report.md", render_markdown(doc, doc.get("title", "esrgan-bench"), notes))
+    plots = (out / "throughput.png").is_file()
+    write_text_atomic(out / "report.md", render_markdown(doc, doc.get("title", "esrgan-bench"), notes, plots))

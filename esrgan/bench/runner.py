@@ -148,10 +148,16 @@ def steps_per_case(n_rows: int, config: BenchConfig) -> int:
 
 
 def run_benchmark(
-    model: PreparedModel, rows: list[Row], config: BenchConfig, progress: Any = None
+    model: PreparedModel, rows: list[Row], config: BenchConfig, progress: Any = None,
+    images: list[np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """The whole measurement; returns the report's data (``report.write_report`` renders it)."""
-    images = source_images(config.images, count=config.repeat)
+    """The whole measurement; returns the report's data (``report.write_report`` renders it).
+
+    ``images`` (RGB uint8 arrays) replace ``config.images`` and the scikit-image photographs, for a
+    caller that has to bring its own (benchmarks/gpu_check.py where scikit-image is not installed).
+    """
+    if images is None:
+        images = source_images(config.images, count=config.repeat)
     loaded, skipped = load_rows(rows, model, RowOptions(threads=config.threads), progress)
     peak = peak_gflops(probe_cpu_features(), config.threads)
     results: list[Result] = []
