@@ -48,7 +48,7 @@ def peak_gflops(cpu: CpuFeatures, threads: int) -> float | None:
 
 
 def cpu_block(cpu: CpuFeatures) -> dict[str, Any]:
-    """The report's ``environment.cpu`` (keys documented in the README's report table)."""
+    """The report's ``environment.cpu`` (keys documented in docs/benchmarks.md's report table)."""
     return {
         "model": cpu.model, "vendor": cpu.vendor, "logical_cores": cpu.cores, "physical_cores": cpu.physical_cores,
         "mhz": cpu.mhz, "flags": cpu.relevant_flags(), "family": cpu.family,

@@ -1,6 +1,6 @@
 """report.json (for programs), report.md (for people) and PNG plots (for people in a hurry).
 
-The JSON schema is documented in the README's benchmark section; ``SCHEMA_VERSION`` changes
+The JSON schema is documented in docs/benchmarks.md; ``SCHEMA_VERSION`` changes
 whenever a field is renamed or removed (adding fields keeps it).
 """
 

@@ -41,7 +41,7 @@ OFFICIAL = "esrgan-official"
 OLD_ARCH = "esrgan-old-arch"
 PYTORCH_GAN = "pytorch-gan"
 
-#: Human-readable names, for describe_checkpoint and the README table.
+#: Human-readable names, for describe_checkpoint and the table in docs/models.md.
 FORMAT_TITLES = {
     OWN: "this project, spec in metadata",
     BASICSR: "BasicSR / Real-ESRGAN RRDBNet",

@@ -1,7 +1,7 @@
 from esrgan.bench.env import collect_environment, cpu_block, fp32_flops_per_cycle, peak_gflops
 from esrgan.runtime.cpu_features import parse_cpuinfo, probe_cpu_features
 
-# the keys the README documents for a report's environment.cpu
+# the keys docs/benchmarks.md documents for a report's environment.cpu
 CPU_KEYS = {"model", "vendor", "logical_cores", "physical_cores", "mhz", "flags", "family"}
 
 SAMPLE = """processor\t: 0

@@ -62,9 +62,9 @@ def test_alpha_is_resolved_once_in_the_library():
         resolve_alpha(0.5, interpolating=False)
 
 
-def test_readme_states_the_library_alpha():
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    assert f"`--alpha` defaults to {DEFAULT_ALPHA:g}" in readme
+def test_docs_state_the_library_alpha():
+    doc = (Path(__file__).parents[2] / "docs" / "export.md").read_text()
+    assert f"`--alpha` defaults to {DEFAULT_ALPHA:g}" in doc
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

@@ -24,7 +24,7 @@ from tests.runtime.test_run_cli import run
 
 SEED = 0
 MUTANTS_PER_FILE = 6  # besides the intact original
-README = Path(__file__).resolve().parents[2] / "README.md"
+RUNNING_DOC = Path(__file__).resolve().parents[2] / "docs" / "running.md"
 
 
 def _pillow(arr: np.ndarray, fmt: str, **params) -> bytes:
@@ -157,6 +157,6 @@ def test_every_damaged_file_is_written_or_reported(tmp_path, nearest_onnx):
     assert failed >= len(inputs) // 4
 
 
-def test_readme_states_the_corpus_size():
+def test_docs_state_the_corpus_size():
     count = len(originals()) * (1 + MUTANTS_PER_FILE)
-    assert f"{count} damaged and intact files" in README.read_text()
+    assert f"{count} damaged and intact files" in RUNNING_DOC.read_text()

@@ -110,12 +110,12 @@ def test_upscaler_and_folder_run_use_run_options(tmp_path):
     assert summary.written == 1 and backend.shapes == [(1, 3, 20 + 2 * pad, 24 + 2 * pad)]
 
 
-def test_readme_states_the_run_options_defaults():
+def test_docs_state_the_run_options_defaults():
     from pathlib import Path
 
-    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    doc = " ".join((Path(__file__).parents[2] / "docs" / "running.md").read_text().split())
     defaults = RunOptions()
-    assert f"context around each tile (default {defaults.tile_pad};" in readme
-    assert f"JPEG/WebP quality ({defaults.quality})" in readme
-    assert f"default {defaults.max_pixels // 1_000_000} MP)" in readme
-    assert f"`{defaults.tile}` (default)" in readme
+    assert f"context around each tile (default {defaults.tile_pad};" in doc
+    assert f"JPEG/WebP quality ({defaults.quality})" in doc
+    assert f"default {defaults.max_pixels // 1_000_000} MP)" in doc
+    assert f"`{defaults.tile}` (default)" in doc
