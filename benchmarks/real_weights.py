@@ -64,15 +64,15 @@ def real_x4plus(folder: Path) -> Path:
 def check(folder: Path, size: int = 64) -> dict[str, float]:
     """Original ncnn files on ncnn's CPU engine (FP32 arithmetic) vs our PyTorch RRDBNet with the converted weights."""
     from esrgan.bench.inputs import tile_batch
-    from esrgan.bench.plugins.ncnn_peer import NcnnBackend
     from esrgan.parity import compare
     from esrgan.photographs import photograph
+    from esrgan.runtime.backends.ncnn_backend import NcnnBackend
     from esrgan.runtime.backends.torch_backend import TorchBackend
 
     x = tile_batch([photograph("coffee")], size, 1)
     ours = TorchBackend(real_x4plus(folder)).run(x)
-    param, weights = fetch(folder)
-    theirs = NcnnBackend(param, weights, 4, threads=None, blobs=("data", "output"), fp32_only=True).run(x)
+    param, _ = fetch(folder)
+    theirs = NcnnBackend(param, precision="fp32", scale=4).run(x)
     par = compare(theirs, ours)
     return {"psnr_db": par.psnr_db, "max_abs_err": par.max_abs_err, "output_std": float(ours.std())}
 
