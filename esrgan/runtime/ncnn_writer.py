@@ -154,7 +154,30 @@ def read_onnx_weights(path: Path) -> tuple[GeneratorSpec, dict[str, np.ndarray]]
         raise ModelError(f"{path}: not a readable ONNX file ({first_line(exc)})") from None
     meta = parse_metadata({p.key: p.value for p in proto.metadata_props}, str(path), require_scale=False)
     spec = check_writable(meta.spec, str(path))
-    state = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in proto.graph.initializer}
+    # Per Conv node rather than per initializer name: exporters store equal tensors once (e.g. the
+    # all-zero biases of one size) and pass the copies through Identity nodes, so only the nodes say
+    # which tensor each conv reads. The nodes are in execution order, which is conv_names' order; a
+    # weight named after its PyTorch parameter confirms it.
+    arrays = {t.name: t for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "Identity" and node.input[0] in arrays:
+            arrays[node.output[0]] = arrays[node.input[0]]
+    names = conv_names(spec)
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    if len(convs) != len(names):
+        raise ModelError(f"{path}: {len(convs)} convolutions, not the {len(names)} of {spec.describe()}")
+    state: dict[str, np.ndarray] = {}
+    for name, node in zip(names, convs, strict=True):
+        weight, bias = node.input[1], node.input[2] if len(node.input) > 2 else ""
+        if weight.endswith(".weight") and weight[: -len(".weight")] in names and weight != f"{name}.weight":
+            raise ModelError(f"{path}: convolution {weight} where {name} was expected; not an esrgan RRDBNet export")
+        if weight not in arrays or (bias and bias not in arrays):
+            raise ModelError(f"{path}: the weights of convolution {name} are computed in the graph, not stored; "
+                             "write ncnn files from an FP32 export")
+        w = numpy_helper.to_array(arrays[weight]).astype(np.float32)
+        state[f"{name}.weight"] = w
+        state[f"{name}.bias"] = (numpy_helper.to_array(arrays[bias]).astype(np.float32) if bias
+                                 else np.zeros(w.shape[0], np.float32))
     return spec, state
 
 

@@ -103,6 +103,18 @@ def hardware_vulkan_device(device_id: int = 0) -> VulkanDevice | None:
     return None
 
 
+def _vulkan_device(device_id: int) -> VulkanDevice:
+    devices = vulkan_devices()
+    if not devices:
+        raise DependencyError(
+            "--backend ncnn-vulkan: ncnn finds no Vulkan device; install the GPU's Vulkan driver "
+            "(Linux: Mesa's mesa-vulkan-drivers for AMD/Intel, NVIDIA's driver) or use --backend ncnn-cpu")
+    if not 0 <= device_id < len(devices):
+        raise UsageError(f"--device {device_id}: ncnn sees {len(devices)} Vulkan device(s), "
+                         f"0..{len(devices) - 1}: {'; '.join(d.describe() for d in devices)}")
+    return devices[device_id]
+
+
 def _set_precision(opt: Any, precision: str) -> None:
     if precision == NCNN_DEFAULTS:
         return
@@ -131,6 +143,8 @@ class NcnnBackend(Backend):
         precision = precision or DEFAULT_PRECISION[device]
         if precision not in PRECISIONS:
             raise UsageError(f"ncnn precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        # the device first: nothing is written for a model that cannot run here
+        where = _vulkan_device(device_id).describe() if vulkan else "cpu"
         if src.suffix.lower() == ".param":
             param, weights = src, src.with_suffix(".bin")
             if not weights.is_file():
@@ -142,21 +156,9 @@ class NcnnBackend(Backend):
             scale = scale or spec.scale
         self._ncnn = ncnn
         self.net = net = ncnn.Net()
+        net.opt.use_vulkan_compute = vulkan
         if vulkan:
-            devices = vulkan_devices()
-            if not devices:
-                raise DependencyError(
-                    "--backend ncnn-vulkan: ncnn finds no Vulkan device; install the GPU's Vulkan driver "
-                    "(Linux: Mesa's mesa-vulkan-drivers for AMD/Intel, NVIDIA's driver) or use --backend ncnn-cpu")
-            if not 0 <= device_id < len(devices):
-                raise UsageError(f"--device {device_id}: ncnn sees {len(devices)} Vulkan device(s), "
-                                 f"0..{len(devices) - 1}: {'; '.join(d.describe() for d in devices)}")
-            net.opt.use_vulkan_compute = True
             net.set_vulkan_device(device_id)
-            where = devices[device_id].describe()
-        else:
-            net.opt.use_vulkan_compute = False
-            where = "cpu"
         if threads:
             net.opt.num_threads = threads
         _set_precision(net.opt, precision)
@@ -169,7 +171,8 @@ class NcnnBackend(Backend):
         self.blobs = (inputs[0], outputs[0])
         self.in_channels = 3
         self.info = BackendInfo(
-            name=f"ncnn-{device}", precision="fp32" if precision == NCNN_DEFAULTS and not vulkan else precision,
+            # ncnn's defaults are FP32 on x86 CPUs and fp16 storage on Vulkan
+            name=f"ncnn-{device}", precision=DEFAULT_PRECISION[device] if precision == NCNN_DEFAULTS else precision,
             device=f"vulkan:{device_id}" if vulkan else "cpu",
             providers=(f"ncnn {getattr(ncnn, '__version__', '?')}", where),
         )
