@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from esrgan.errors import DependencyError, ModelError, UsageError
+from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
 from esrgan.parity import HALF_MIN_PSNR_DB, compare, passes
 from esrgan.runtime.backends import ncnn_backend, registry
+from esrgan.runtime.backends.base import BackendInfo
 from esrgan.runtime.backends.ncnn_backend import VulkanDevice
 from tests.cpu_models import photo_batch
 
@@ -207,3 +208,26 @@ def test_a_real_software_device_is_typed_software():
     if not any(k in device.name.lower() for k in ("llvmpipe", "lavapipe", "swiftshader")):
         pytest.skip(f"the Vulkan device here is {device.describe()}, not a software one")
     assert device.software and ncnn_backend.hardware_vulkan_device(0) is None
+
+
+def test_an_allocation_failure_is_out_of_memory_so_the_tiler_retries_smaller():
+    class Extractor:
+        def __init__(self, ret):
+            self.ret = ret
+
+        def input(self, name, mat):
+            pass
+
+        def extract(self, name):
+            return self.ret, None
+
+    backend = object.__new__(ncnn_backend.NcnnBackend)
+    backend._ncnn = __import__("ncnn")
+    backend.blobs = ("in0", "out0")
+    backend.info = BackendInfo(name="ncnn-vulkan", precision="fp16", device="vulkan:0")
+    x = np.zeros((1, 3, 8, 8), np.float32)
+    for ret, error in ((ncnn_backend.NCNN_ALLOCATION_FAILED, OutOfMemoryError), (-1, BackendError)):
+        backend.net = type("Net", (), {"create_extractor": lambda self, r=ret: Extractor(r)})()
+        with pytest.raises(error) as caught:
+            backend.run(x)
+        assert (error is OutOfMemoryError) == isinstance(caught.value, OutOfMemoryError)

@@ -23,7 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from esrgan.errors import BackendError, DependencyError, ModelError, UsageError, install_hint
+from esrgan.errors import (
+    BackendError,
+    DependencyError,
+    ModelError,
+    OutOfMemoryError,
+    UsageError,
+    install_hint,
+)
 from esrgan.runtime.backends.base import Backend, BackendInfo, check_io, probe_scale
 
 #: ncnn's ``GpuInfo::type()`` (ncnn/src/gpu.h): 0 discrete, 1 integrated, 2 virtual, 3 cpu. A "cpu"
@@ -35,6 +42,9 @@ DEFAULT_PRECISION = {"cpu": "fp32", "vulkan": "fp16"}
 #: ``precision`` value that leaves ncnn's own precision options untouched (what a user of ncnn gets).
 NCNN_DEFAULTS = "ncnn-defaults"
 PRECISIONS = ("fp32", "fp16", NCNN_DEFAULTS)
+#: What an ncnn layer returns when a blob cannot be allocated (host or Vulkan memory): the tiler then
+#: retries with smaller tiles.
+NCNN_ALLOCATION_FAILED = -100
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,7 @@ def _vulkan_device(device_id: int) -> VulkanDevice:
             "--backend ncnn-vulkan: ncnn finds no Vulkan device; install the GPU's Vulkan driver "
             "(Linux: Mesa's mesa-vulkan-drivers for AMD/Intel, NVIDIA's driver) or use --backend ncnn-cpu")
     if not 0 <= device_id < len(devices):
-        raise UsageError(f"--device {device_id}: ncnn sees {len(devices)} Vulkan device(s), "
+        raise UsageError(f"--device-id {device_id}: ncnn sees {len(devices)} Vulkan device(s), "
                          f"0..{len(devices) - 1}: {'; '.join(d.describe() for d in devices)}")
     return devices[device_id]
 
@@ -184,6 +194,9 @@ class NcnnBackend(Backend):
             ex = self.net.create_extractor()
             ex.input(self.blobs[0], self._ncnn.Mat(tile).clone())
             ret, out = ex.extract(self.blobs[1])
+            if ret == NCNN_ALLOCATION_FAILED:
+                raise OutOfMemoryError(f"ncnn ({self.info.device}) is out of memory for a "
+                                       f"{tile.shape[1]}x{tile.shape[2]} tile")
             if ret != 0:
                 raise BackendError(f"ncnn ({self.info.device}) failed on a {tile.shape[1]}x{tile.shape[2]} tile "
                                    f"(error {ret})")
