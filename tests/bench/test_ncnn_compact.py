@@ -80,11 +80,12 @@ def test_compact_weights_load_through_spandrel_and_compute_the_same(compact):
 def test_written_files_are_the_compact_graph_on_ncnn(compact):
     """The files the reader is tested on compute the PyTorch model on ncnn itself (when installed)."""
     pytest.importorskip("ncnn")
-    from esrgan.bench.plugins.ncnn_peer import NcnnBackend
+    from esrgan.runtime.backends.ncnn_backend import NcnnBackend
 
     model, param, weights = compact
+    assert weights == param.with_suffix(".bin")
     x = np.random.default_rng(2).random((1, 3, 9, 11), dtype=np.float32)
-    got = NcnnBackend(param, weights, SCALE, blobs=("data", "output"), fp32_only=True).run(x)
+    got = NcnnBackend(param, precision="fp32", scale=SCALE).run(x)
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     assert got.shape == ref.shape
@@ -102,12 +103,13 @@ def test_final_resize_is_read_and_layouts_are_told_apart(compact, tmp_path):
 
 
 def test_an_rrdbnet_file_is_not_taken_for_a_compact_model(tmp_path):
-    from esrgan.bench.ncnn_writer import write_ncnn
     from esrgan.models.build import build_generator
     from esrgan.models.spec import GeneratorSpec
+    from esrgan.runtime.ncnn_writer import write_ncnn
 
+    spec = GeneratorSpec(arch="rrdbnet", scale=4, num_feat=4, num_block=1, num_grow_ch=2)
+    state = {k: v.numpy() for k, v in build_generator(spec).state_dict().items()}
     param, weights = tmp_path / "m.param", tmp_path / "m.bin"
-    write_ncnn(build_generator(GeneratorSpec(arch="rrdbnet", scale=4, num_feat=4, num_block=1, num_grow_ch=2)),
-               param, weights)
+    write_ncnn(state, spec, param, weights)
     with pytest.raises(ValueError, match="not an SRVGGNetCompact chain"):
         ncnn_to_compact(param, weights)

@@ -20,13 +20,13 @@ SPEC = GeneratorSpec(arch="rrdbnet", scale=4, num_feat=5, num_block=2, num_grow_
 
 @pytest.fixture()
 def small(tmp_path):
-    from esrgan.bench.ncnn_writer import write_ncnn
     from esrgan.models.build import build_generator
+    from esrgan.runtime.ncnn_writer import write_ncnn
 
     torch.manual_seed(0)
     model = build_generator(SPEC).eval()
     param, weights = tmp_path / "m.param", tmp_path / "m.bin"
-    write_ncnn(model, param, weights)
+    write_ncnn({k: v.numpy() for k, v in model.state_dict().items()}, SPEC, param, weights)
     return model, param, weights
 
 

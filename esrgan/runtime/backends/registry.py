@@ -25,6 +25,8 @@ BACKENDS = {
     "onnxruntime-trt": "esrgan.runtime.backends.ort_backend:OnnxRuntimeBackend",
     "onnxruntime-cuda": "esrgan.runtime.backends.ort_backend:OnnxRuntimeBackend",
     "onnxruntime-cpu": "esrgan.runtime.backends.ort_backend:OnnxRuntimeBackend",
+    "ncnn-vulkan": "esrgan.runtime.backends.ncnn_backend:NcnnBackend",
+    "ncnn-cpu": "esrgan.runtime.backends.ncnn_backend:NcnnBackend",
     "openvino": "esrgan.runtime.backends.openvino_backend:OpenVinoBackend",
     "torch": "esrgan.runtime.backends.torch_backend:TorchBackend",
 }
@@ -32,12 +34,15 @@ CHOICES = ("auto", *BACKENDS)
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 ONNX_SUFFIXES = (".onnx",)
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt")
-# ``auto`` on an ONNX file: GPU providers first, fastest first; then the CPU path.
+NCNN_SUFFIXES = (".param",)  # ncnn's model files (the .bin beside it)
+NCNN_BACKENDS = ("ncnn-vulkan", "ncnn-cpu")
+# ``auto`` on an ONNX file: CUDA providers first, fastest first; then ncnn on a Vulkan GPU (AMD, Intel,
+# Apple); then the CPU path.
 _GPU_ORDER = ("onnxruntime-trt", "onnxruntime-cuda")
 
 
 def model_kind(path: str | os.PathLike[str]) -> str:
-    """"onnx", "engine" or "checkpoint", from the file name."""
+    """"onnx", "engine", "checkpoint" or "ncnn", from the file name."""
     suffix = Path(path).suffix.lower()
     if suffix in ONNX_SUFFIXES:
         return "onnx"
@@ -45,8 +50,11 @@ def model_kind(path: str | os.PathLike[str]) -> str:
         return "engine"
     if suffix in CHECKPOINT_SUFFIXES:
         return "checkpoint"
+    if suffix in NCNN_SUFFIXES:
+        return "ncnn"
     raise ModelError(
-        f"{path}: unknown model type {suffix!r}; expected .onnx, a TensorRT .engine, or a .pth/.safetensors checkpoint"
+        f"{path}: unknown model type {suffix!r}; expected .onnx, a TensorRT .engine, a .pth/.safetensors "
+        "checkpoint or an ncnn .param"
     )
 
 
@@ -57,6 +65,17 @@ def backend_class(name: str) -> type[Backend]:
     # The backend modules import their third-party package (openvino, tensorrt, torch) only when a
     # backend is constructed, where a missing one becomes a one-line DependencyError.
     return getattr(importlib.import_module(module), cls)
+
+
+def _vulkan_gpu(device_id: int) -> str | None:
+    """Vulkan device ``device_id`` if ncnn is installed and the device is a real GPU (a software
+    rasterizer such as Mesa's lavapipe is slower than the CPU paths): its description, else None."""
+    if not _importable("ncnn"):
+        return None
+    from esrgan.runtime.backends.ncnn_backend import hardware_vulkan_device
+
+    device = hardware_vulkan_device(device_id)
+    return device.describe() if device else None
 
 
 def _gpu_providers() -> list[str]:
@@ -97,8 +116,13 @@ def _onnx_precision(path: Path) -> str:
         return "fp32"
 
 
-def _construct(name: str, path: Path, device_id: int, threads: int | None, warn: bool, **extra: Any) -> Backend:
+def _construct(
+    name: str, path: Path, device_id: int, threads: int | None, warn: bool,
+    say: Callable[[str], None] | None = None, **extra: Any,
+) -> Backend:
     cls = backend_class(name)
+    if name in NCNN_BACKENDS:
+        return cls(path, threads, vulkan=name == "ncnn-vulkan", device_id=device_id, say=say, **extra)  # type: ignore[call-arg]
     if name.startswith("onnxruntime-"):
         return cls(path, threads, kind=name, device_id=device_id, warn=warn)  # type: ignore[call-arg]
     if name == "tensorrt":
@@ -119,7 +143,9 @@ def _check_gpu_visible(name: str) -> None:
         )
 
 
-def _construct_named(name: str, path: Path, device_id: int, threads: int | None, **opts: Any) -> Backend:
+def _construct_named(
+    name: str, path: Path, device_id: int, threads: int | None, say: Callable[[str], None] | None, **opts: Any
+) -> Backend:
     """The backend asked for by name, or an error: never another one in its place.
 
     ONNX Runtime runs a session on the CPU when the GPU provider cannot load; a run that was asked
@@ -127,7 +153,7 @@ def _construct_named(name: str, path: Path, device_id: int, threads: int | None,
     """
     from esrgan.runtime.backends.ort_backend import PROVIDERS
 
-    backend = _construct(name, path, device_id, threads, False, **opts)
+    backend = _construct(name, path, device_id, threads, False, say, **opts)
     if getattr(backend, "fallback_message", None):
         running = backend.info.providers[0]
         backend.close()
@@ -171,6 +197,12 @@ def load_backend(
         raise UsageError(f"unknown backend {backend!r}; expected one of {', '.join(CHOICES)}")
     _check_gpu_visible(backend)
 
+    if kind == "ncnn":
+        if backend not in ("auto", *NCNN_BACKENDS):
+            raise UsageError(f"{path.name} is an ncnn model: only --backend {' or '.join(NCNN_BACKENDS)} (or auto) runs it")
+        if backend == "auto":
+            backend = "ncnn-vulkan" if _vulkan_gpu(device_id) else "ncnn-cpu"
+        return _construct(backend, path, device_id, threads, True, say, **opts)
     if kind == "engine":
         if backend not in ("auto", "tensorrt"):
             raise UsageError(f"{path.name} is a TensorRT engine: only --backend tensorrt (or auto) runs it")
@@ -189,7 +221,7 @@ def load_backend(
         raise UsageError("--backend tensorrt runs TensorRT .engine files; build one with esrgan-export --trt")
 
     if backend != "auto":
-        return _construct_named(backend, path, device_id, threads, **opts)
+        return _construct_named(backend, path, device_id, threads, say, **opts)
     from esrgan.runtime.backends.ort_backend import PROVIDERS, nvidia_gpu_visible
 
     available = _gpu_providers() if nvidia_gpu_visible() else []
@@ -204,6 +236,12 @@ def load_backend(
         if getattr(candidate, "fallback_message", None) is None:
             return candidate
         candidate.close()  # the GPU provider did not load: try the next one, silently (that is auto)
+    gpu = _vulkan_gpu(device_id)
+    if gpu is not None:
+        try:
+            return _construct("ncnn-vulkan", path, device_id, threads, True, say)
+        except (BackendError, DependencyError, ModelError) as exc:
+            say(f"ncnn-vulkan on {gpu} cannot run {path.name}: {exc}; using the CPU")
     name, cpu_opts, why = choose_cpu(path, _onnx_precision(path), threads)
     if why:
         say(why)

@@ -1,0 +1,233 @@
+"""The ncnn backends: CPU and Vulkan parity with FP32 PyTorch, model files, ``auto``'s choice, errors.
+
+The Vulkan tests run on whatever Vulkan device ncnn finds; in CI that is Mesa's lavapipe, a software
+Vulkan driver on the CPU (Debian's mesa-vulkan-drivers, installed by .ci/run): correctness, not speed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
+from esrgan.parity import HALF_MIN_PSNR_DB, compare, passes
+from esrgan.runtime.backends import ncnn_backend, registry
+from esrgan.runtime.backends.base import BackendInfo
+from esrgan.runtime.backends.ncnn_backend import VulkanDevice
+from tests.cpu_models import photo_batch
+
+pytest.importorskip("ncnn")
+pytest.importorskip("onnx")
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_files):
+    """Two photograph crops and the FP32 PyTorch output of the tiny checkpoint on them."""
+    import torch
+
+    from esrgan.models.checkpoints import load_generator
+
+    x = np.concatenate([photo_batch(size=24), photo_batch("coffee", size=24, y=150, x=250)])
+    with torch.no_grad():
+        ref = load_generator(tiny_model_files[0]).eval()(torch.from_numpy(x)).numpy()
+    return x, ref
+
+
+def _software_vulkan() -> VulkanDevice | None:
+    devices = ncnn_backend.vulkan_devices()
+    return devices[0] if devices else None
+
+
+def test_ncnn_cpu_matches_pytorch_fp32_and_writes_the_model_once(tiny_onnx, reference, cache):
+    x, ref = reference
+    lines: list[str] = []
+    backend = registry.load_backend(tiny_onnx, "ncnn-cpu", threads=1, say=lines.append)
+    y = backend.run(x)
+    par = compare(ref, y)
+    assert y.shape == ref.shape == (2, 3, 96, 96)
+    assert passes(par, "fp32") and (par.max_abs_err <= 1e-4 or par.psnr_db >= 100), par
+    assert (backend.scale, backend.info.name, backend.info.precision, backend.info.device) == (4, "ncnn-cpu", "fp32", "cpu")
+    assert len(lines) == 1 and "ncnn files" in lines[0]
+    written = sorted(p.name for p in (cache / "ncnn").glob("*/*"))
+    assert written == ["model.bin", "model.json", "model.param"]
+    lines.clear()
+    again = registry.load_backend(tiny_onnx, "ncnn-cpu", threads=1, say=lines.append)
+    assert lines == [] and again.scale == 4  # from the cache: nothing written, nothing said
+    np.testing.assert_array_equal(again.run(x), y)
+
+
+def test_checkpoint_goes_through_its_onnx_export(tiny_model_files, reference, cache):
+    ckpt, onnx_file = tiny_model_files
+    x, ref = reference
+    seen = []
+    backend = registry.load_backend(ckpt, "ncnn-cpu", threads=1, say=lambda line: None,
+                                    export_checkpoint=lambda p: seen.append(p) or onnx_file)
+    assert seen == [ckpt] and passes(compare(ref, backend.run(x)), "fp32")
+
+
+def test_a_param_file_runs_as_given_with_its_own_blob_names_and_a_measured_scale(tiny_onnx, reference, cache, tmp_path):
+    from esrgan.runtime.ncnn_writer import ncnn_files
+
+    x, ref = reference
+    param, weights, _ = ncnn_files(tiny_onnx)
+    # the blob names realesrgan-ncnn-vulkan's models use, instead of the writer's
+    text = param.read_text().replace(" in0", " data").replace(" out0", " output")
+    (tmp_path / "x4.param").write_text(text)
+    (tmp_path / "x4.bin").write_bytes(weights.read_bytes())
+    backend = registry.load_backend(tmp_path / "x4.param", "auto", threads=1)
+    assert backend.blobs == ("data", "output")
+    assert backend.scale == 4  # no metadata: measured by the probe run
+    if ncnn_backend.hardware_vulkan_device(0) is None:
+        assert backend.info.name == "ncnn-cpu"
+    assert passes(compare(ref, backend.run(x)), backend.info.precision)
+
+
+def test_vulkan_on_the_available_device_fp32_and_fp16(tiny_onnx, reference, cache):
+    device = _software_vulkan()
+    if device is None:
+        pytest.skip("ncnn finds no Vulkan device (Linux: apt-get install mesa-vulkan-drivers libvulkan1)")
+    x, ref = reference
+    exact = registry.load_backend(tiny_onnx, "ncnn-vulkan", threads=1, precision="fp32")
+    assert (exact.info.name, exact.info.device, exact.info.precision) == ("ncnn-vulkan", "vulkan:0", "fp32")
+    par = compare(ref, exact.run(x))
+    assert passes(par, "fp32") and par.psnr_db >= 100, par
+    fast = registry.load_backend(tiny_onnx, "ncnn-vulkan", threads=1)
+    assert fast.info.precision == "fp16"  # the default on Vulkan
+    half = compare(ref, fast.run(x))
+    assert half.psnr_db >= HALF_MIN_PSNR_DB, half
+    assert half.max_abs_err > par.max_abs_err  # fp16 storage really is on
+    exact.close()
+    fast.close()
+
+
+def test_auto_never_picks_a_software_vulkan_device(tiny_onnx, monkeypatch, cache):
+    monkeypatch.setattr(ncnn_backend, "vulkan_devices", lambda: (VulkanDevice(0, "llvmpipe (LLVM 15)", 3),))
+    backend = registry.load_backend(tiny_onnx, "auto", threads=1, say=lambda line: None)
+    assert not backend.info.name.startswith("ncnn")
+
+
+def test_auto_prefers_a_vulkan_gpu_and_falls_back_in_one_line(tiny_onnx, nearest_onnx, monkeypatch, cache):
+    monkeypatch.setattr(ncnn_backend, "vulkan_devices", lambda: (VulkanDevice(0, "Radeon RX 7600", 0),))
+    built = []
+    real_construct = registry._construct
+
+    def spy(name, path, *args, **kw):
+        built.append(name)
+        if name == "ncnn-vulkan":  # the real device here may be a software one: run on the CPU instead
+            return real_construct("ncnn-cpu", path, *args, **kw)
+        return real_construct(name, path, *args, **kw)
+
+    monkeypatch.setattr(registry, "_construct", spy)
+    backend = registry.load_backend(tiny_onnx, "auto", threads=1, say=lambda line: None)
+    assert built == ["ncnn-vulkan"] and backend.info.name == "ncnn-cpu"
+    built.clear()
+    lines: list[str] = []
+    backend = registry.load_backend(nearest_onnx, "auto", threads=1, say=lines.append)  # no esrgan.spec
+    assert built[0] == "ncnn-vulkan" and not backend.info.name.startswith("ncnn")
+    assert "ncnn-vulkan on vulkan:0 Radeon RX 7600 (discrete) cannot run nearest_x4.onnx" in lines[0]
+    assert "\n" not in lines[0]
+
+
+def test_named_backend_that_cannot_run_is_one_clear_error(tiny_onnx, nearest_onnx, monkeypatch, cache, tmp_path):
+    param = tmp_path / "m.param"
+    param.write_text("7767517\n")
+    with pytest.raises(UsageError, match="ncnn model"):
+        registry.load_backend(param, "onnxruntime-cpu")
+    with pytest.raises(ModelError, match="m.bin"):
+        registry.load_backend(param, "ncnn-cpu")
+    with pytest.raises(ModelError, match="esrgan.spec"):
+        registry.load_backend(nearest_onnx, "ncnn-cpu")
+    with pytest.raises(UsageError, match="precision"):
+        registry.load_backend(tiny_onnx, "ncnn-cpu", precision="int4")
+    monkeypatch.setattr(ncnn_backend, "vulkan_devices", lambda: (VulkanDevice(0, "llvmpipe", 3),))
+    with pytest.raises(UsageError, match="1 Vulkan device"):
+        registry.load_backend(tiny_onnx, "ncnn-vulkan", device_id=3)
+    monkeypatch.setattr(ncnn_backend, "vulkan_devices", lambda: ())
+    with pytest.raises(DependencyError, match="no Vulkan device"):
+        registry.load_backend(tiny_onnx, "ncnn-vulkan")
+    monkeypatch.setitem(sys.modules, "ncnn", None)  # as if not installed
+    with pytest.raises(DependencyError, match=r"esrgan\[ncnn\]"):
+        registry.load_backend(tiny_onnx, "ncnn-cpu")
+
+
+def test_pixel_unshuffle_models_are_refused_by_the_writer(tmp_path, cache):
+    from esrgan.models.spec import GeneratorSpec
+    from tests.cpu_models import export_tiny_onnx
+
+    spec = GeneratorSpec(scale=2, num_feat=8, num_block=1, num_grow_ch=4, pixel_unshuffle=True)
+    model = export_tiny_onnx(tmp_path / "x2.onnx", spec)
+    with pytest.raises(ModelError, match="pixel-unshuffle"):
+        registry.load_backend(model, "ncnn-cpu")
+
+
+def test_cli_named_ncnn_vulkan_without_a_device_exits_2_in_one_line(tiny_onnx, monkeypatch, cache, tmp_path):
+    from PIL import Image
+
+    from esrgan.runtime.cli import main
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
+    monkeypatch.setattr(ncnn_backend, "vulkan_devices", lambda: ())
+    result = CliRunner().invoke(main, [str(tmp_path / "in.png"), str(tmp_path / "out"), "--model", str(tiny_onnx),
+                                       "--backend", "ncnn-vulkan"])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no Vulkan device" in lines[0], result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_ncnn_backend_is_torch_free(tiny_onnx, tmp_path):
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from esrgan.runtime.backends.registry import load_backend\n"
+        f"b = load_backend({str(tiny_onnx)!r}, 'ncnn-cpu', threads=1)\n"
+        "y = b.run(np.zeros((1, 3, 8, 8), np.float32))\n"
+        "assert y.shape == (1, 3, 32, 32), y.shape\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    env = {**os.environ, "ESRGAN_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_real_software_device_is_typed_software():
+    device = _software_vulkan()
+    if device is None:
+        pytest.skip("ncnn finds no Vulkan device (Linux: apt-get install mesa-vulkan-drivers libvulkan1)")
+    if not any(k in device.name.lower() for k in ("llvmpipe", "lavapipe", "swiftshader")):
+        pytest.skip(f"the Vulkan device here is {device.describe()}, not a software one")
+    assert device.software and ncnn_backend.hardware_vulkan_device(0) is None
+
+
+def test_an_allocation_failure_is_out_of_memory_so_the_tiler_retries_smaller():
+    class Extractor:
+        def __init__(self, ret):
+            self.ret = ret
+
+        def input(self, name, mat):
+            pass
+
+        def extract(self, name):
+            return self.ret, None
+
+    backend = object.__new__(ncnn_backend.NcnnBackend)
+    backend._ncnn = __import__("ncnn")
+    backend.blobs = ("in0", "out0")
+    backend.info = BackendInfo(name="ncnn-vulkan", precision="fp16", device="vulkan:0")
+    x = np.zeros((1, 3, 8, 8), np.float32)
+    for ret, error in ((ncnn_backend.NCNN_ALLOCATION_FAILED, OutOfMemoryError), (-1, BackendError)):
+        backend.net = type("Net", (), {"create_extractor": lambda self, r=ret: Extractor(r)})()
+        with pytest.raises(error) as caught:
+            backend.run(x)
+        assert (error is OutOfMemoryError) == isinstance(caught.value, OutOfMemoryError)
