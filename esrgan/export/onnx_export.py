@@ -58,6 +58,7 @@ def export_onnx(
         raise UsageError(f"opset {opset} is too old: ESRGAN export needs opset >= {MIN_OPSET}")
     spec = spec_of(model)
     n, h, w = EXAMPLE_SHAPE
+    h, w = spec.size_requirements.fit(h, w)  # a network with size requirements is traced at a size it accepts
     example = torch.rand(n, spec.num_in_ch, h, w, generator=torch.Generator().manual_seed(0))
     with _eval_on_cpu(model):
         proto = _export_dynamo(model, example, opset) if exporter == "dynamo" else _export_torchscript(model, example, opset)

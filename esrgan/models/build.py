@@ -6,7 +6,7 @@ from torch import nn
 
 from esrgan.models.pytorch_gan import GeneratorRRDB
 from esrgan.models.rrdbnet import RRDBNet
-from esrgan.models.spec import GeneratorSpec
+from esrgan.models.spec import AnySpec, ForeignSpec, GeneratorSpec
 
 
 def build_generator(spec: GeneratorSpec) -> nn.Module:
@@ -16,9 +16,10 @@ def build_generator(spec: GeneratorSpec) -> nn.Module:
     return GeneratorRRDB.from_spec(spec)
 
 
-def spec_of(model: nn.Module) -> GeneratorSpec:
+def spec_of(model: nn.Module) -> AnySpec:
+    """The spec of a generator: ours, or a ``ForeignSpec`` on a network spandrel built."""
     spec = getattr(model, "spec", None)
-    if not isinstance(spec, GeneratorSpec):
+    if not isinstance(spec, (GeneratorSpec, ForeignSpec)):
         raise TypeError(f"{type(model).__name__} is not an esrgan generator (no .spec)")
     return spec
 
