@@ -61,7 +61,14 @@ def export_onnx(
     h, w = spec.size_requirements.fit(h, w)  # a network with size requirements is traced at a size it accepts
     example = torch.rand(n, spec.num_in_ch, h, w, generator=torch.Generator().manual_seed(0))
     with _eval_on_cpu(model):
-        proto = _export_dynamo(model, example, opset) if exporter == "dynamo" else _export_torchscript(model, example, opset)
+        try:
+            proto = (_export_dynamo if exporter == "dynamo" else _export_torchscript)(model, example, opset)
+        except Exception as exc:  # torch.onnx raises many types; a network it cannot trace is refused in one line
+            other = "torchscript" if exporter == "dynamo" else "dynamo"
+            raise ModelError(
+                f"{spec.describe()}: the {exporter} exporter cannot export it ({type(exc).__name__}: "
+                f"{first_line(exc)}); try --exporter {other}"
+            ) from None
     written = _opset_of(proto)
     if written != opset:
         raise UsageError(

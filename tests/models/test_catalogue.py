@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from esrgan.models import catalogue
 from esrgan.models.spec import ARCHS, SCALES
 
-#: upstream networks the catalogue may list that esrgan does not load (yet)
-OTHER_NETWORKS = {"srvggnet-compact"}
+#: upstream networks the catalogue may list that esrgan loads through spandrel
+OTHER_NETWORKS = set(catalogue.SPANDREL_NETWORKS)
 
 
 def test_every_entry_has_every_fact():

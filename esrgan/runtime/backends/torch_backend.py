@@ -69,6 +69,7 @@ class TorchBackend(Backend):
         self.scale = spec.scale
         self.in_channels = spec.num_in_ch
         self.size_multiple = spec.size_multiple
+        self.size_requirements = spec.size_requirements
         self.info = BackendInfo(
             name="torch-compile" if compile else "torch", precision=precision, device=str(self.device),
             providers=(f"torch {torch.__version__}",), extra={"channels_last": "True"} if channels_last else {},
