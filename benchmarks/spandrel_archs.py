@@ -205,6 +205,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         rows = [run_isolated(name, exp, work) for name in names for exp in args.exporters.split(",")]
+    if args.only and (REPORT_DIR / "report.json").exists():  # refresh these rows, keep the others
+        new = {(r["name"], r["exporter"]): r for r in rows}
+        old = {(r["name"], r["exporter"]): r for r in json.loads((REPORT_DIR / "report.json").read_text())}
+        merged = {**old, **new}
+        rows = [merged[k] for k in sorted(merged, key=lambda k: (list(CONFIGS).index(k[0]), k[1]))]
     write_report(rows)
 
 

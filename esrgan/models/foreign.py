@@ -20,6 +20,14 @@ INSTALL_HINT = 'pip install "esrgan[models]"'
 FORMAT = "spandrel"
 #: spandrel purposes this project exports and runs: image in, upscaled image out.
 PURPOSES = ("SR",)
+#: spandrel architecture ids on which an exporter crashes the interpreter (a segmentation fault cannot be
+#: caught and reported), measured by benchmarks/spandrel_archs.py: exporter -> {arch id: why}.
+EXPORTER_CRASHES = {
+    "dynamo": {
+        "SPAN": "its convolutions recompute their weights through .data inside forward, and torch.export "
+                "crashes (segmentation fault) on that",
+    },
+}
 
 
 def load_foreign(state: dict, src: str, unrecognised: CheckpointError | None = None) -> nn.Module:
@@ -37,6 +45,15 @@ def load_foreign(state: dict, src: str, unrecognised: CheckpointError | None = N
     except Exception as exc:  # spandrel detected an architecture but the tensors do not fit it
         raise CheckpointError(f"{src}: spandrel could not load it: {type(exc).__name__}: {first_line(exc)}") from None
     return _as_generator(descriptor, src)
+
+
+def exporter_refusal(spec: object, exporter: str) -> str | None:
+    """Why ``exporter`` must not be run on this network (it would crash the process), else None."""
+    arch = getattr(spec, "arch", "")
+    if not isinstance(arch, str) or not arch.startswith(FOREIGN_PREFIX):
+        return None
+    why = EXPORTER_CRASHES.get(exporter, {}).get(arch[len(FOREIGN_PREFIX):])
+    return f"the {exporter} exporter cannot export {spec.name}: {why}" if why else None  # type: ignore[attr-defined]
 
 
 def _as_generator(descriptor: object, src: str) -> nn.Module:

@@ -154,3 +154,38 @@ def test_esrgan_family_matches_spandrel(tmp_path, name, spec, to_layout):
         a, b = ours(x).numpy(), theirs.model.eval()(x).numpy()
     assert a.shape == b.shape
     assert np.abs(a - b).max() <= 1e-5
+
+
+def test_export_with_a_fixed_input_size_is_refused_in_one_line(tmp_path, monkeypatch):
+    """Some exporters specialise a network's input size silently: such a file would run at one size only."""
+    from onnx import TensorProto, helper
+
+    from esrgan.errors import ModelError
+    from esrgan.export import onnx_export
+
+    def fixed_graph(model, example, opset):
+        x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 24, 40])
+        y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3, 48, 80])
+        node = helper.make_node("Resize", ["input", "", "scales"], ["output"], mode="nearest")
+        scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2])
+        graph = helper.make_graph([node], "g", [x], [y], initializer=[scales])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+    compact_checkpoint(tmp_path / "compact.pth")
+    model = load_generator(tmp_path / "compact.pth")
+    monkeypatch.setattr(onnx_export, "_export_dynamo", fixed_graph)
+    with pytest.raises(ModelError) as err:
+        onnx_export.export_onnx(model, tmp_path / "model.onnx")
+    assert "\n" not in str(err.value) and "fixed the input height 24, width 40" in str(err.value)
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_exporter_known_to_crash_on_an_architecture_is_refused_before_it_runs(tmp_path):
+    from esrgan.errors import ModelError
+    from esrgan.export.onnx_export import export_onnx
+
+    model = torch.nn.Conv2d(3, 3, 1)
+    model.spec = ForeignSpec(arch="spandrel:SPAN", name="SPAN", scale=1)
+    with pytest.raises(ModelError, match="dynamo exporter cannot export SPAN: .*; use --exporter torchscript"):
+        export_onnx(model, tmp_path / "model.onnx", exporter="dynamo")
+    assert not (tmp_path / "model.onnx").exists()
