@@ -52,6 +52,12 @@ CONFIGS: dict[str, tuple[str, str, dict, str]] = {
                                expansion_factor=2.0, upscale=2), ".pth"),
     "Swin2SR": ("Swin2SR", "Swin2SR", dict(img_size=32, embed_dim=24, depths=[2], num_heads=[2], window_size=8,
                                            upscale=2, upsampler="pixelshuffle", mlp_ratio=2.0), ".pth"),
+    "RCAN": ("RCAN", "RCAN", dict(scale=2, n_resgroups=1, n_resblocks=2, n_feats=16, reduction=4), ".pth"),
+    "RealCUGAN": ("RealCUGAN", "UpCunet2x", dict(), ".pth"),  # its published size; spandrel: minimum 32
+    "SwiftSRGAN": ("SwiftSRGAN", "SwiftSRGAN", dict(num_channels=16, num_blocks=2, upscale_factor=2), ".pth"),
+    "MoSR": ("MoSR", "MoSR", dict(upscale=2, n_block=2, dim=16), ".pth"),
+    "DITN": ("DITN", "DITN", dict(dim=16, ITL_blocks=1, SAL_blocks=1, upscale=2), ".pth"),
+    "DCTLSA": ("DCTLSA", "DCTLSA", dict(nf=20, num_modules=1, upscale=2, num_head=5), ".pth"),
     "DnCNN": ("DnCNN", "DnCNN", dict(in_nc=3, out_nc=3, nc=16, nb=8, act_mode="R"), ".pth"),  # restoration: refused
 }
 ODD_SIZE = (37, 53)

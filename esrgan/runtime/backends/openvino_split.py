@@ -19,7 +19,8 @@ Which layers, measured with OpenVINO 2026.4 on the paper-size x4 RRDBNet with re
 Cut points, found by graph structure rather than by names (both torch ONNX exporters name nodes
 differently): the head ends at the output of the first convolution after its bias Add; the tail starts
 at the input of the first ``Interpolate`` (the first nearest-neighbour upsampling). A model without
-that structure (e.g. pixel-shuffle upsampling for ``ends``) is not cut and runs whole.
+that structure (e.g. pixel-shuffle upsampling for ``ends``), or whose later stages read the input
+itself (a skip connection from the input to the output), is not cut and runs whole.
 """
 
 from __future__ import annotations
@@ -124,6 +125,15 @@ def split_for_bf16(read_model, layout: str) -> list[tuple[object, str]] | None: 
         raise ValueError(f"bf16 layout must be one of {', '.join(BF16_LAYOUTS)}, got {layout!r}")
     if layout == "all":
         return None
+    try:
+        return _split(read_model, layout)
+    except RuntimeError:
+        # A later stage still reads the model's input: a skip connection from the input to the output
+        # (Real-ESRGAN's compact network adds the upsampled input at the end). Such a model is not cut.
+        return None
+
+
+def _split(read_model, layout: str) -> list[tuple[object, str]] | None:  # noqa: ANN001
     full = read_model()
     ops = full.get_ordered_ops()
     head_out, tail_in = _head_output(ops), _tail_input(ops)
