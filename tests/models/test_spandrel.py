@@ -189,3 +189,10 @@ def test_exporter_known_to_crash_on_an_architecture_is_refused_before_it_runs(tm
     with pytest.raises(ModelError, match="dynamo exporter cannot export SPAN: .*; use --exporter torchscript"):
         export_onnx(model, tmp_path / "model.onnx", exporter="dynamo")
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_a_spandrel_spec_alone_does_not_build_a_network():
+    from esrgan.models.build import build_generator
+
+    with pytest.raises(CheckpointError, match="spandrel builds this network from a checkpoint's weights"):
+        build_generator(ForeignSpec(arch="spandrel:SwinIR", name="SwinIR", scale=2))
