@@ -96,7 +96,7 @@ def backend_parity(model, onnx_path: Path) -> dict[str, str]:
     x = photo_crops([ODD_SIZE], model.spec.num_in_ch)[0]
     descriptor = spandrel.ModelLoader().load_from_state_dict(model.state_dict())
     with torch.no_grad():
-        ref = descriptor(torch.from_numpy(x)).numpy()  # pads to its size requirements, crops, clamps
+        ref = descriptor(torch.from_numpy(x.copy())).numpy()  # pads to its size requirements, crops, clamps
     out: dict[str, str] = {}
     for label, make in (("onnxruntime", lambda: OnnxRuntimeBackend(onnx_path, warn=False)),
                         ("openvino", lambda: OpenVinoBackend(onnx_path, precision="fp32"))):

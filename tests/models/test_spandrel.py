@@ -196,3 +196,25 @@ def test_a_spandrel_spec_alone_does_not_build_a_network():
 
     with pytest.raises(CheckpointError, match="spandrel builds this network from a checkpoint's weights"):
         build_generator(ForeignSpec(arch="spandrel:SwinIR", name="SwinIR", scale=2))
+
+
+def test_the_pytorch_reference_leaves_the_callers_input_alone():
+    """RCAN scales its input in place; the reference must not hand the next backend a changed array."""
+    from esrgan.runtime.backends.torch_backend import TorchBackend
+
+    class ScalesInPlace(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 1)
+            self.spec = ForeignSpec(arch="spandrel:RCAN", name="RCAN", scale=1)
+
+        def forward(self, x):
+            x *= 255.0
+            return self.conv(x) / 255.0
+
+    batch = np.random.default_rng(0).random((1, 3, 5, 6), dtype=np.float32)
+    before = batch.copy()
+    backend = TorchBackend(ScalesInPlace())
+    first, second = backend.run(batch), backend.run(batch)
+    np.testing.assert_array_equal(batch, before)
+    np.testing.assert_array_equal(first, second)
