@@ -164,6 +164,14 @@ def cpu_name() -> str:
     return next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("Model name")), "unknown")
 
 
+def _reason(row: dict) -> str:
+    """The refusal line without the temporary folders it names (they are gone after the run)."""
+    import re
+
+    text = re.sub(r" \(files kept in [^)]*\)", "", row.get("reason", ""))
+    return re.sub(r"\S*/(?:tmp|work)/\S*?(\w+\.(?:onnx|pth|safetensors)): ", r"\1: ", text).replace("|", "/")
+
+
 def write_report(rows: list[dict]) -> None:
     import onnxruntime
     import openvino
@@ -191,7 +199,7 @@ def write_report(rows: list[dict]) -> None:
         lines.append(
             f"| {r['name']} | {r['exporter']} | {'yes' if r['exported'] else 'no'} | {r.get('spec', '').split('input size: ')[-1]} | "
             f"{p.get('fp32', '')} | {p.get('fp16', '')} | {b.get('onnxruntime', '')} | {b.get('openvino', '')} | "
-            f"{r.get('reason', '')} | `{r['config']}` ({r['file']}) |"
+            f"{_reason(r)} | `{r['config']}` ({r['file']}) |"
         )
     (REPORT_DIR / "report.md").write_text("\n".join(lines) + "\n")
 

@@ -20,6 +20,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,9 +71,10 @@ def export_onnx(
             proto = (_export_dynamo if exporter == "dynamo" else _export_torchscript)(model, example, opset)
         except Exception as exc:  # torch.onnx raises many types; a network it cannot trace is refused in one line
             other = "torchscript" if exporter == "dynamo" else "dynamo"
+            why = re.sub(r"\x1b\[[0-9;]*m", "", first_line(exc))  # torch.export colours its messages
             raise ModelError(
-                f"{spec.describe()}: the {exporter} exporter cannot export it ({type(exc).__name__}: "
-                f"{first_line(exc)}); try --exporter {other}"
+                f"{spec.describe()}: the {exporter} exporter cannot export it ({type(exc).__name__}: {why}); "
+                f"try --exporter {other}"
             ) from None
     fixed = _fixed_image_dims(proto)
     if fixed:
