@@ -31,7 +31,6 @@ from esrgan.errors import ModelError, UsageError, first_line
 from esrgan.hashing import file_sha256
 from esrgan.models import catalogue
 from esrgan.models.catalogue import Entry
-from esrgan.models.spec import ARCHS
 
 MIRROR_ENV = "ESRGAN_MODEL_MIRROR"
 #: seconds a connect or a read may stall before the attempt counts as dropped
@@ -82,7 +81,7 @@ def resolve_model_argument(text: str | None, *, progress: bool = True) -> str | 
     if not entry.loadable:
         raise ModelError(
             f"{entry.name} is a {entry.architecture} network, which esrgan cannot load yet "
-            f"(it loads {', '.join(ARCHS)}): pick an rrdbnet model from esrgan-run --list-models"
+            f"(it loads {', '.join(catalogue.LOADABLE)}): pick another model from esrgan-run --list-models"
         )
     return str(fetch(entry, progress=progress))
 

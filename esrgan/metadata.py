@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from esrgan.errors import EsrganError, ModelError
-from esrgan.models.spec import GeneratorSpec
+from esrgan.models.spec import AnySpec, SizeRequirements, spec_from_json
 
 PREFIX = "esrgan."
 SPEC = PREFIX + "spec"  # GeneratorSpec as JSON
@@ -37,7 +37,7 @@ class ModelMetadata:
 
     scale: int | None
     precision: str
-    spec: GeneratorSpec | None
+    spec: AnySpec | None
     raw: dict[str, str]
 
     @property
@@ -45,13 +45,18 @@ class ModelMetadata:
         """What tile starts and sizes must be multiples of (the spec's pixel-unshuffle factor)."""
         return self.spec.size_multiple if self.spec is not None else 1
 
+    @property
+    def size_requirements(self) -> SizeRequirements:
+        """The input sizes the network accepts (multiple-of, minimum, square); the tiler pads windows to them."""
+        return self.spec.size_requirements if self.spec is not None else SizeRequirements()
+
 
 def parse_metadata(props: dict[str, str], source: str, *, require_scale: bool = True) -> ModelMetadata:
     """Read scale/precision/spec from a file's key-value metadata, each checked, errors in one line."""
     spec = None
     if SPEC in props:
         try:
-            spec = GeneratorSpec.from_json(props[SPEC])
+            spec = spec_from_json(props[SPEC])
         except EsrganError as exc:
             raise ModelError(f"{source}: metadata {SPEC}: {exc}") from None
     scale: int | None = spec.scale if spec is not None else None

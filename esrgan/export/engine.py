@@ -18,7 +18,7 @@ import numpy as np
 
 from esrgan.errors import DependencyError, UsageError
 from esrgan.export import tensorrt_build
-from esrgan.models.spec import GeneratorSpec
+from esrgan.models.spec import AnySpec
 from esrgan.runtime.backends import tensorrt_backend
 from esrgan.runtime.tensorrt_profile import Profile, Shape, default_profile, validate_profile
 
@@ -47,7 +47,7 @@ class EngineOptions:
         if given:
             validate_profile(Profile(*given))  # type: ignore[arg-type]
 
-    def resolved(self, spec: GeneratorSpec) -> EngineOptions:
+    def resolved(self, spec: AnySpec) -> EngineOptions:
         """Concrete shapes: the defaults follow the model's channels and pixel-unshuffle multiple."""
         if self.min_shape is not None:
             if self.min_shape[1] != spec.num_in_ch:

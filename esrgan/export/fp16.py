@@ -29,7 +29,7 @@ import onnx
 
 from esrgan import metadata as meta
 from esrgan.errors import ModelError, first_line
-from esrgan.export.onnx_metadata import load_onnx, save_onnx, set_props
+from esrgan.export.onnx_metadata import load_onnx, props_of, save_onnx, set_props
 from esrgan.photographs import photo_crops, to_nchw
 
 FP16_MAX = 65504.0
@@ -56,8 +56,16 @@ def convert_to_fp16(
 
     proto = load_onnx(fp32_onnx_path)
     channels = _input_channels(proto)
-    images = [to_nchw(im, channels) for im in probe_images] if probe_images else photo_crops(PROBE_SIZES, channels)
-    ranges = probe_activation_ranges(proto, images)
+    if probe_images:
+        images = [to_nchw(im, channels) for im in probe_images]
+    else:  # at sizes the network accepts (its size requirements, from the metadata export wrote)
+        needs = meta.parse_metadata(props_of(proto), str(fp32_onnx_path), require_scale=False).size_requirements
+        images = photo_crops([needs.fit(h, w) for h, w in PROBE_SIZES], channels)
+    try:
+        ranges = probe_activation_ranges(proto, images)
+    except Exception as exc:  # ONNX Runtime raises its own types; the graph cannot run on a photograph
+        raise ModelError(f"{fp32_onnx_path}: the FP32 graph fails on photograph crops in ONNX Runtime "
+                         f"({first_line(exc)}); no FP16 file written") from None
     limit = FP16_MAX / headroom
     keep = fragile_nodes(proto, ranges, limit)
     source = copy.deepcopy(proto)
@@ -103,6 +111,7 @@ def probe_activation_ranges(proto: onnx.ModelProto, images: Sequence[np.ndarray]
     opts = ort.SessionOptions()
     # No fusion: every tensor of the original graph must still exist to be measured.
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 4  # a failing node is reported once, by convert_to_fp16's one line
     session = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     out_names = [o.name for o in session.get_outputs()]
     in_name = session.get_inputs()[0].name

@@ -6,6 +6,7 @@ Done in FP32 whatever the checkpoints store, so FP16 checkpoints do not lose pre
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -13,7 +14,7 @@ from torch import nn
 
 from esrgan.errors import CheckpointError, UsageError
 from esrgan.export.options import DEFAULT_ALPHA
-from esrgan.models.build import build_generator, spec_of
+from esrgan.models.build import spec_of
 
 StateDict = dict[str, torch.Tensor]
 
@@ -64,7 +65,8 @@ def interpolate_generators(psnr: nn.Module, gan: nn.Module, alpha: float) -> nn.
         raise CheckpointError(
             f"the PSNR and GAN checkpoints have different architectures: {spec_p.describe()} vs {spec_g.describe()}"
         )
-    model = build_generator(spec_p)
+    # A copy of the GAN network, not a new build: it works the same for networks spandrel built.
+    model = copy.deepcopy(gan)
     model.load_state_dict(interpolate_state_dicts(psnr.state_dict(), gan.state_dict(), alpha))
     return model.eval()
 

@@ -20,6 +20,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ from esrgan.errors import ModelError, UsageError, first_line
 from esrgan.export.onnx_metadata import base_metadata, save_onnx, set_props
 from esrgan.export.options import DEFAULT_EXPORTER, DEFAULT_OPSET, EXPORTERS
 from esrgan.models.build import spec_of
+from esrgan.models.foreign import exporter_refusal
 
 MIN_OPSET = 17
 # Odd, non-square, batch 2: see the module docstring.
@@ -57,10 +59,30 @@ def export_onnx(
     if opset < MIN_OPSET:
         raise UsageError(f"opset {opset} is too old: ESRGAN export needs opset >= {MIN_OPSET}")
     spec = spec_of(model)
+    refusal = exporter_refusal(spec, exporter)
+    if refusal:
+        others = [e for e in EXPORTERS if e != exporter]
+        raise ModelError(f"{refusal}; use --exporter {others[0]}" if others else refusal)
     n, h, w = EXAMPLE_SHAPE
+    h, w = spec.size_requirements.fit(h, w)  # a network with size requirements is traced at a size it accepts
     example = torch.rand(n, spec.num_in_ch, h, w, generator=torch.Generator().manual_seed(0))
     with _eval_on_cpu(model):
-        proto = _export_dynamo(model, example, opset) if exporter == "dynamo" else _export_torchscript(model, example, opset)
+        try:
+            proto = (_export_dynamo if exporter == "dynamo" else _export_torchscript)(model, example, opset)
+        except Exception as exc:  # torch.onnx raises many types; a network it cannot trace is refused in one line
+            other = "torchscript" if exporter == "dynamo" else "dynamo"
+            why = re.sub(r"\x1b\[[0-9;]*m", "", first_line(exc))  # torch.export colours its messages
+            raise ModelError(
+                f"{spec.describe()}: the {exporter} exporter cannot export it ({type(exc).__name__}: {why}); "
+                f"try --exporter {other}"
+            ) from None
+    fixed = _fixed_image_dims(proto)
+    if fixed:
+        raise ModelError(
+            f"{spec.describe()}: the {exporter} exporter fixed the input {fixed} (the network's shapes depend "
+            f"on the input size in a way the exporter specialised), so it would run at that size only; not exported"
+            + ("; try --exporter torchscript" if exporter == "dynamo" else "")
+        )
     written = _opset_of(proto)
     if written != opset:
         raise UsageError(
@@ -123,6 +145,13 @@ def _forward_arg_name(model: nn.Module) -> str:
 
     params = [p for p in inspect.signature(model.forward).parameters.values() if p.name != "self"]
     return params[0].name
+
+
+def _fixed_image_dims(proto: onnx.ModelProto) -> str:
+    """"height 24, width 40" when the graph's input has a fixed height or width, else ""."""
+    dims = list(proto.graph.input[0].type.tensor_type.shape.dim)[2:4]
+    names = ("height", "width")[: len(dims)]
+    return ", ".join(f"{n} {d.dim_value}" for n, d in zip(names, dims, strict=True) if d.HasField("dim_value"))
 
 
 def _opset_of(proto: onnx.ModelProto) -> int:

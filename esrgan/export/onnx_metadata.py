@@ -15,10 +15,10 @@ from esrgan import __version__
 from esrgan import metadata as meta
 from esrgan.atomic import write_atomic
 from esrgan.errors import ModelError, first_line
-from esrgan.models.spec import GeneratorSpec
+from esrgan.models.spec import AnySpec
 
 
-def base_metadata(spec: GeneratorSpec, precision: str) -> dict[str, str]:
+def base_metadata(spec: AnySpec, precision: str) -> dict[str, str]:
     """The keys every artefact carries, known from the model alone."""
     return {
         meta.SPEC: spec.to_json(),

@@ -33,11 +33,17 @@ from esrgan.export.interpolate import interpolate_generators, resolve_alpha
 from esrgan.export.onnx_export import export_onnx
 from esrgan.export.onnx_metadata import read_metadata, update_metadata
 from esrgan.export.options import ExportOptions
-from esrgan.export.verify import ParityReport, check_outputs, torch_reference, verify_images, verify_onnx
+from esrgan.export.verify import (
+    ParityReport,
+    check_outputs,
+    torch_reference,
+    verification_inputs,
+    verify_onnx,
+)
 from esrgan.hashing import file_sha256
 from esrgan.models.build import spec_of
 from esrgan.models.checkpoints import load_generator, save_generator
-from esrgan.models.spec import GeneratorSpec
+from esrgan.models.spec import AnySpec
 
 CHECKPOINT_NAME = "model.safetensors"
 FP32_NAME = "model.onnx"
@@ -52,7 +58,7 @@ class ExportResult:
     """Paths of what was written, the parity report and the time each step took (seconds)."""
 
     out_dir: Path
-    spec: GeneratorSpec
+    spec: AnySpec
     alpha: float | None
     checkpoint: Path
     onnx_fp32: Path
@@ -212,10 +218,7 @@ def _engine_step(
 
 def verify_engine(model: nn.Module, engine_path: Path, images: Sequence[np.ndarray] | None):  # noqa: ANN201
     """The engine's FP16 output against FP32 PyTorch (PSNR >= 45 dB, no non-finite value)."""
-    from esrgan.photographs import to_nchw
-
-    spec = spec_of(model)
-    inputs = [to_nchw(im, spec.num_in_ch) for im in images] if images else verify_images(spec.num_in_ch)
+    inputs = verification_inputs(model, images)
     refs = torch_reference(model, inputs)
     return check_outputs(engine_path.name, "fp16", "tensorrt", inputs, refs, engine_runner(engine_path))
 

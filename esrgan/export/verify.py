@@ -83,6 +83,15 @@ def verify_images(channels: int = 3, sizes: Sequence[tuple[int, int]] = DEFAULT_
     return photo_crops(sizes, channels)
 
 
+def verification_inputs(model: nn.Module, images: Sequence[np.ndarray] | None) -> list[np.ndarray]:
+    """NCHW inputs for ``model``: ``images`` converted, else ``verify_images`` at the default sizes
+    grown to what the network accepts (a multiple of its window, square...)."""
+    spec = spec_of(model)
+    if images:
+        return [to_nchw(im, spec.num_in_ch) for im in images]
+    return verify_images(spec.num_in_ch, [spec.size_requirements.fit(h, w) for h, w in DEFAULT_SIZES])
+
+
 def verify_onnx(
     model: nn.Module,
     onnx_path: str | os.PathLike[str],
@@ -96,8 +105,7 @@ def verify_onnx(
     ``images``: HxWxC uint8 or NCHW float arrays; None uses ``verify_images()``. ``devices``:
     subset of ("cpu", "cuda"); default: CPU, plus CUDA when it works here.
     """
-    spec = spec_of(model)
-    inputs = [to_nchw(im, spec.num_in_ch) for im in images] if images else verify_images(spec.num_in_ch)
+    inputs = verification_inputs(model, images)
     references = torch_reference(model, inputs)
     report = ParityReport()
     for device in devices or available_devices():

@@ -21,15 +21,19 @@ from esrgan.errors import ModelError
 from esrgan.models.spec import ARCHS
 
 CATALOGUE_FILE = "catalogue.json"
+#: Upstream networks esrgan loads through spandrel (``esrgan.models.foreign``), by catalogue name.
+SPANDREL_NETWORKS = ("srvggnet-compact",)
+#: Every architecture a catalogue entry may name and esrgan loads.
+LOADABLE = (*ARCHS, *SPANDREL_NETWORKS)
 
 
 @dataclass(frozen=True)
 class Entry:
     """One published generator.
 
-    ``architecture`` is a ``GeneratorSpec`` arch name (``rrdbnet``...) when esrgan loads the network,
-    else the upstream network's name (``srvggnet-compact``), so the listing never claims more than the
-    loader does.
+    ``architecture`` is a ``GeneratorSpec`` arch name (``rrdbnet``...) when esrgan builds the network
+    itself, else the upstream network's name (``srvggnet-compact``, loaded through spandrel when it is
+    in ``SPANDREL_NETWORKS``), so the listing never claims more than the loader does.
     """
 
     name: str
@@ -49,7 +53,7 @@ class Entry:
 
     @property
     def loadable(self) -> bool:
-        return self.architecture in ARCHS
+        return self.architecture in LOADABLE
 
     def describe(self) -> str:
         """The ``--list-models`` line: name, architecture, scale, size, licence, URL."""

@@ -20,7 +20,7 @@ from esrgan.atomic import write_atomic
 from esrgan.errors import CheckpointError, first_line
 from esrgan.metadata import SPEC
 from esrgan.models.build import build_generator, count_parameters, spec_of
-from esrgan.models.spec import GeneratorSpec
+from esrgan.models.spec import AnySpec, ForeignSpec, spec_from_dict, spec_from_json
 
 FORMAT_KEY = "esrgan.format_version"
 FORMAT_VERSION = "1"
@@ -43,7 +43,7 @@ class CheckpointInfo:
 
     path: str
     format: str
-    spec: GeneratorSpec
+    spec: AnySpec
     num_params: int
     macs_per_pixel: float
     notes: tuple[str, ...] = ()
@@ -56,7 +56,8 @@ class CheckpointInfo:
             f"{self.path}: format {self.format}" + (f" ({title})" if title else ""),
             f"  spec: {self.spec.describe()}",
             f"  parameters: {self.num_params:,}",
-            f"  MAC per input pixel: {self.macs_per_pixel / 1e6:.2f} M",
+            f"  MAC per input pixel: {self.macs_per_pixel / 1e6:.2f} M" if self.macs_per_pixel == self.macs_per_pixel
+            else "  MAC per input pixel: n/a",
         ]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -66,7 +67,11 @@ def save_generator(model: nn.Module, path: str | os.PathLike[str], metadata: dic
     """Write ``model`` as safetensors (or ``.pth``) with its spec, atomically."""
     spec = spec_of(model)
     dest = Path(path)
-    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    # Integer buffers (a transformer's relative-position index) keep their dtype.
+    state = {
+        k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in model.state_dict().items()
+    }
     meta = {SPEC: spec.to_json(), FORMAT_KEY: FORMAT_VERSION, **(metadata or {})}
     with write_atomic(dest) as tmp:
         if dest.suffix == ".safetensors":
@@ -184,7 +189,7 @@ def _unwrap(obj: object, src: Path) -> tuple[StateDict, dict[str, str]]:
     meta: dict[str, str] = {}
     if isinstance(obj, dict) and isinstance(obj.get("spec"), dict) and isinstance(obj.get("state_dict"), dict):
         try:
-            meta = {SPEC: GeneratorSpec.from_dict(obj["spec"]).to_json()}
+            meta = {SPEC: spec_from_dict(obj["spec"]).to_json()}
         except CheckpointError as exc:
             raise CheckpointError(f"{src}: 'spec' entry: {exc}") from None
         obj = obj["state_dict"]
@@ -239,23 +244,52 @@ def load_state_into(model: nn.Module, state: StateDict, src: str) -> nn.Module:
 
 def load_generator(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> nn.Module:
     """An eval-mode generator from any supported checkpoint format."""
-    from esrgan.models.formats import convert_state_dict
-
     state, meta = read_checkpoint(path)
-    fmt, spec, converted = convert_state_dict(state, meta, str(path))
-    model = load_state_into(build_generator(spec), converted, str(path))
+    return _load(state, meta, str(path)).eval().to(device)
+
+
+def _load(state: StateDict, meta: dict[str, str], src: str) -> nn.Module:
+    """The ESRGAN family on the project's own loader; what it does not recognise, through spandrel.
+
+    A file whose spec metadata names a spandrel architecture (one this project exported) goes
+    straight to spandrel, which rebuilds it from the keys.
+    """
+    from esrgan.models.foreign import load_foreign
+    from esrgan.models.formats import UnknownLayoutError, check_finite, convert_state_dict
+
+    claimed = _foreign_claim(meta)
+    if claimed is not None:
+        check_finite(state, src)
+        model = load_foreign(state, src)
+        if spec_of(model) != claimed:
+            raise CheckpointError(f"{src}: metadata {SPEC} says {claimed.describe()}, the tensors are "
+                                  f"{spec_of(model).describe()}")
+        return model
+    try:
+        fmt, spec, converted = convert_state_dict(state, meta, src)
+    except UnknownLayoutError as exc:
+        check_finite(state, src)
+        return load_foreign(state, src, exc)
+    model = load_state_into(build_generator(spec), converted, src)
     model.format = fmt  # type: ignore[assignment]
-    return model.eval().to(device)
+    return model
+
+
+def _foreign_claim(meta: dict[str, str]) -> ForeignSpec | None:
+    """The spandrel spec in a file's metadata (one this project exported), else None (a broken spec
+    is reported by ``convert_state_dict``)."""
+    try:
+        claimed = spec_from_json(meta[SPEC]) if SPEC in meta else None
+    except CheckpointError:
+        return None
+    return claimed if isinstance(claimed, ForeignSpec) else None
 
 
 def describe_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
     """Detected format, spec, parameter count and cost of a checkpoint."""
-    from esrgan.models.formats import convert_state_dict
-
     state, meta = read_checkpoint(path)
-    fmt, spec, converted = convert_state_dict(state, meta, str(path))
-    model = build_generator(spec)
-    load_state_into(model, converted, str(path))
+    model = _load(state, meta, str(path))
+    fmt, spec = model.format, spec_of(model)
     notes = [n for n in meta.get(NOTES_KEY, "").split("; ") if n]
     dtypes = sorted({str(v.dtype).replace("torch.", "") for v in state.values() if v.is_floating_point()})
     if dtypes != ["float32"]:

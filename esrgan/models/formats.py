@@ -51,6 +51,9 @@ FORMAT_TITLES = {
 }
 
 
+class UnknownLayoutError(CheckpointError):
+    """No ESRGAN family matches the keys: the loader then offers the file to spandrel."""
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -101,7 +104,7 @@ def _convert(state: StateDict, meta: dict[str, str], src: str) -> tuple[str, Gen
             converted, origin = _rename_all(state, layout, src)
             check_against_spec(converted, layout.spec, src, origin, layout.to_theirs)
             return layout.fmt, layout.spec, _as_float32(converted)
-    raise CheckpointError(
+    raise UnknownLayoutError(
         f"{src}: unknown checkpoint layout: expected an ESRGAN generator (keys such as conv_first.weight, "
         f"RRDB_trunk.0..., model.0.weight or conv1.weight + res_blocks.0...), found {_preview(state)}"
     )
@@ -241,11 +244,6 @@ def _refuse_unsupported(state: StateDict, src: str) -> None:
                 f"{src}: ESRGAN+ (nESRGAN+) checkpoints are not supported: found {key!r}; expected plain RRDB "
                 "blocks with conv1..conv5 only"
             )
-    if "body.0.weight" in state and "conv_first.weight" not in state:
-        raise CheckpointError(
-            f"{src}: looks like Real-ESRGAN's SRVGGNetCompact (body.0.weight, no conv_first), not an RRDB "
-            "ESRGAN generator; it is not supported"
-        )
 
 
 # ---- spec inference ------------------------------------------------------------------------------

@@ -80,6 +80,11 @@ class GeneratorSpec:
         """Input H and W must be multiples of this (the model pads and crops internally)."""
         return self.unshuffle_factor
 
+    @property
+    def size_requirements(self) -> SizeRequirements:
+        """Any input size works: the network pads to its unshuffle factor and crops internally."""
+        return SizeRequirements()
+
     def macs_per_pixel(self) -> float:
         """Multiply-accumulates per *input* pixel (convolutions only), for FLOP/s figures."""
         k = 9
@@ -158,3 +163,130 @@ def _show(value: Any, limit: int = 40) -> str:
 def paper_spec(scale: int = 4) -> GeneratorSpec:
     """The paper's generator: 23 RRDBs, 64 features, 32 growth channels."""
     return GeneratorSpec(arch="rrdbnet", scale=scale, pixel_unshuffle=scale in (1, 2))
+
+
+# ---- architectures loaded through spandrel -------------------------------------------------------
+
+#: Arch names of generators that spandrel builds start with this, then spandrel's architecture id.
+FOREIGN_PREFIX = "spandrel:"
+
+
+@dataclass(frozen=True)
+class SizeRequirements:
+    """Input sizes a network accepts (spandrel's ``SizeRequirements``, kept torch-free for the runtime).
+
+    H and W must be multiples of ``multiple_of`` and at least ``minimum``; ``square`` wants H == W.
+    The runtime pads a window that does not fit (reflecting the image) and crops the output.
+    """
+
+    multiple_of: int = 1
+    minimum: int = 0
+    square: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("multiple_of", "minimum"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise CheckpointError(f"size requirement {name} must be an integer, got {_show(value)}")
+            object.__setattr__(self, name, int(value))
+        if self.multiple_of < 1 or self.minimum < 0:
+            raise CheckpointError(f"size requirements need multiple_of >= 1 and minimum >= 0, got {self}")
+        if not isinstance(self.square, bool):
+            raise CheckpointError(f"size requirement square must be true or false, got {_show(self.square)}")
+
+    @property
+    def none(self) -> bool:
+        return self.multiple_of == 1 and self.minimum == 0 and not self.square
+
+    def fit(self, height: int, width: int) -> tuple[int, int]:
+        """The smallest accepted (H, W) that holds a ``height`` x ``width`` input."""
+        def up(n: int) -> int:
+            n = max(n, self.minimum)
+            return n + (-n) % self.multiple_of
+
+        h, w = up(height), up(width)
+        return (max(h, w), max(h, w)) if self.square else (h, w)
+
+    def describe(self) -> str:
+        parts = ([f"multiple of {self.multiple_of}"] if self.multiple_of > 1 else []) + (
+            [f"at least {self.minimum}"] if self.minimum else []) + (["square"] if self.square else [])
+        return ", ".join(parts) or "any"
+
+
+@dataclass(frozen=True)
+class ForeignSpec:
+    """An image-to-image SR network that spandrel recognised and built (SwinIR, SPAN, ...).
+
+    Its weights keep the published layout and are rebuilt by spandrel from the keys alone; the spec
+    carries what export and the runtime need to know without torch or spandrel: scale, channels and
+    the input sizes the network accepts. ``arch`` is ``FOREIGN_PREFIX`` + spandrel's architecture id.
+    """
+
+    arch: str
+    name: str
+    scale: int
+    num_in_ch: int = 3
+    num_out_ch: int = 3
+    multiple_of: int = 1
+    minimum: int = 0
+    square: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.arch, str) or not self.arch.startswith(FOREIGN_PREFIX) or self.arch == FOREIGN_PREFIX:
+            raise CheckpointError(f"foreign generator arch must be '{FOREIGN_PREFIX}<id>', got {_show(self.arch)}")
+        if not isinstance(self.name, str):
+            raise CheckpointError(f"spec field name must be a string, got {_show(self.name)}")
+        for name in ("scale", "num_in_ch", "num_out_ch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+                raise CheckpointError(f"spec field {name} must be a positive integer, got {_show(value)}")
+            object.__setattr__(self, name, int(value))
+        self.size_requirements  # noqa: B018 (validates multiple_of, minimum, square)
+
+    @property
+    def size_requirements(self) -> SizeRequirements:
+        return SizeRequirements(self.multiple_of, self.minimum, self.square)
+
+    @property
+    def size_multiple(self) -> int:
+        """What tile starts and sizes are aligned to (as for ``GeneratorSpec``)."""
+        return self.multiple_of
+
+    def macs_per_pixel(self) -> float:
+        """Unknown for a network this project does not build itself (NaN, shown as n/a)."""
+        return math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def describe(self) -> str:
+        return (f"{self.name} (spandrel) x{self.scale} in{self.num_in_ch} out{self.num_out_ch}, "
+                f"input size: {self.size_requirements.describe()}")
+
+
+AnySpec = GeneratorSpec | ForeignSpec
+
+
+def spec_from_dict(data: Any) -> AnySpec:
+    """A ``GeneratorSpec``, or a ``ForeignSpec`` when ``arch`` names a spandrel architecture."""
+    if isinstance(data, dict) and isinstance(data.get("arch"), str) and data["arch"].startswith(FOREIGN_PREFIX):
+        known = {f.name for f in fields(ForeignSpec)}
+        unknown = sorted(str(k) for k in set(data) - known)
+        if unknown:
+            raise CheckpointError(f"unknown spec fields {unknown}; known: {sorted(known)}")
+        return ForeignSpec(**data)
+    return GeneratorSpec.from_dict(data)
+
+
+def spec_from_json(text: str) -> AnySpec:
+    """``spec_from_dict`` of JSON text (checkpoint and ONNX metadata), errors in one line."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"spec metadata is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError("spec metadata is not a JSON object")
+    return spec_from_dict(data)

@@ -67,6 +67,7 @@ def measure_openvino_bf16(
     backend really ran (a model that cannot be cut runs all layers in BF16: ``openvino:bf16``).
     """
     from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
+    from esrgan.runtime.tiling import run_fitted
 
     x = load_parity_tile() if image is None else image
     outs: dict[str, np.ndarray] = {}
@@ -76,7 +77,7 @@ def measure_openvino_bf16(
         try:
             key = "fp32" if precision == "fp32" else BF16_LAYOUT_KEYS[backend.info.extra["bf16_layout"]]
             if key not in outs:  # a model that cannot be cut runs "all" for both layouts: run it once
-                outs[key] = backend.run(x)
+                outs[key] = run_fitted(backend.run, x, backend.scale, backend.size_requirements)
         finally:
             backend.close()
     ref = outs.pop("fp32")

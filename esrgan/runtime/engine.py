@@ -251,7 +251,8 @@ class TileEngine:
         """
         batch = np.stack([job.window for job in group])
         try:
-            out = self.backend.run(batch)
+            needs = getattr(self.backend, "size_requirements", None)
+            out = tiling.run_fitted(self.backend.run, batch, self.scale, needs)
         except OutOfMemoryError:
             raise
         except BackendError as exc:

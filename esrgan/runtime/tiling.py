@@ -111,6 +111,26 @@ def extract_window(padded: np.ndarray, tile: Tile) -> np.ndarray:
     return np.ascontiguousarray(win.transpose(2, 0, 1))
 
 
+def run_fitted(run: Any, batch: np.ndarray, scale: int, requirements: Any = None) -> np.ndarray:
+    """``run(batch)``, with the batch first reflect-padded at the bottom and right to the smallest size
+    the network accepts (``SizeRequirements``: multiple-of, minimum, square) and the output cropped back.
+
+    Tile windows and whole images come in any size; networks such as SwinIR or DAT take only some.
+    Padding here, per batch, covers every backend and both the tiled and the whole-image path. An
+    output of an unexpected size is returned as it is, for the caller's shape check to report.
+    """
+    if requirements is None or requirements.none:
+        return run(batch)
+    h, w = batch.shape[2:]
+    fit_h, fit_w = requirements.fit(h, w)
+    if (fit_h, fit_w) == (h, w):
+        return run(batch)
+    out = run(np.pad(batch, ((0, 0), (0, 0), (0, fit_h - h), (0, fit_w - w)), mode="reflect"))
+    if tuple(out.shape[2:]) != (fit_h * scale, fit_w * scale):
+        return out
+    return out[:, :, : h * scale, : w * scale]
+
+
 def to_integer(values: np.ndarray, dtype: np.dtype[Any] | type) -> np.ndarray:
     """Float [0, 1] -> uint8/uint16 with rounding and clipping (models overshoot a little)."""
     maxval = float(np.iinfo(dtype).max)
@@ -132,11 +152,12 @@ def stitch(out: np.ndarray, tile_output: np.ndarray, tile: Tile, scale: int) -> 
 
 def run_tiled(
     run: Any, image: np.ndarray, scale: int, tile: int, pad: int, batch: int = 1, dtype: type = np.uint8,
-    multiple: int = 1,
+    multiple: int = 1, requirements: Any = None,
 ) -> np.ndarray:
     """Upscale one HWC float32 [0, 1] image with ``run`` (NCHW -> NCHW): the simple, synchronous path.
 
     The pipeline does the same with tiles of several images in flight; benchmarks call this one.
+    ``requirements``: the network's ``SizeRequirements`` (see ``run_fitted``).
     """
     h, w, c = image.shape
     padded = pad_image(image, pad, multiple)
@@ -144,7 +165,7 @@ def run_tiled(
     tiles = tile_grid(h, w, tile, pad, multiple)
     for start in range(0, len(tiles), max(1, batch)):
         group = tiles[start : start + max(1, batch)]
-        result = run(np.stack([extract_window(padded, t) for t in group]))
+        result = run_fitted(run, np.stack([extract_window(padded, t) for t in group]), scale, requirements)
         for t, res in zip(group, result, strict=True):
             stitch(out, res, t, scale)
     return out

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from esrgan.models import catalogue
 from esrgan.models.spec import ARCHS, SCALES
 
-#: upstream networks the catalogue may list that esrgan does not load (yet)
-OTHER_NETWORKS = {"srvggnet-compact"}
+#: upstream networks the catalogue may list that esrgan loads through spandrel
+OTHER_NETWORKS = set(catalogue.SPANDREL_NETWORKS)
 
 
 def test_every_entry_has_every_fact():
@@ -45,3 +45,9 @@ def test_the_official_real_esrgan_and_esrgan_models_are_listed():
     assert {"RealESRGAN_x4plus", "RealESRNet_x4plus", "RealESRGAN_x4plus_anime_6B", "RealESRGAN_x2plus",
             "realesr-general-x4v3", "realesr-general-wdn-x4v3", "realesr-animevideov3",
             "ESRGAN_SRx4_DF2KOST_official"} <= names
+
+
+def test_compact_models_load_through_spandrel():
+    compact = [e for e in catalogue.entries() if e.architecture == "srvggnet-compact"]
+    assert compact and all(e.loadable for e in compact)
+    assert all(e.loadable == (e.architecture in catalogue.LOADABLE) for e in catalogue.entries())

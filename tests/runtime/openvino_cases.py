@@ -156,6 +156,34 @@ def test_split_model_chain_equals_the_whole_model_in_fp32(tiny_onnx, layout, whi
     assert np.abs(y - ref).max() <= 1e-5
 
 
+@pytest.mark.parametrize("layout", ["head", "ends"])
+def test_a_model_whose_output_reads_its_input_runs_whole(tmp_path, layout):
+    """Real-ESRGAN's compact network adds the upsampled input to its last conv: no stage after the
+    first may read the input, so such a model is not cut (and the backend runs it)."""
+    import openvino as ov
+    import torch
+
+    from esrgan.runtime.backends.openvino_split import split_for_bf16
+
+    class SkipFromInput(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first, self.last = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 12, 3, padding=1)
+
+        def forward(self, x):
+            up = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+            return torch.nn.functional.pixel_shuffle(self.last(torch.relu(self.first(x))), 2) + up
+
+    path = tmp_path / "skip.onnx"
+    torch.onnx.export(SkipFromInput().eval(), (torch.rand(1, 3, 8, 8),), str(path), dynamo=False,
+                      input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h2", 3: "w2"}})
+    core = ov.Core()
+    assert split_for_bf16(lambda: core.read_model(str(path)), layout) is None
+    backend = _ov(path, tmp_path / "cache", precision="bf16", bf16_layout=layout)
+    assert backend.run(photo_batch(size=12)).shape == (1, 3, 24, 24)
+
+
 def test_head_stage_is_the_first_conv_with_its_bias(tiny_onnx):
     import openvino as ov
     import torch

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from esrgan.errors import EsrganError, ModelError
+from esrgan.models.spec import SizeRequirements
 
 #: Input size of the one run that measures the scale of a model whose file does not state it:
 #: a multiple of 8 (pixel-unshuffle models need one) and not square (both axes are checked).
@@ -37,14 +38,17 @@ class BackendInfo:
 class Backend(ABC):
     """A loaded model that upscales NCHW float32 batches.
 
-    Subclasses set ``scale``, ``in_channels`` and ``info`` when they load, and ``size_multiple``
-    when the model groups pixels (pixel-unshuffle): the tiler aligns tiles to it.
+    Subclasses set ``scale``, ``in_channels`` and ``info`` when they load, ``size_multiple``
+    when the model groups pixels (pixel-unshuffle): the tiler aligns tiles to it, and
+    ``size_requirements`` when the network accepts only some input sizes (from the model's
+    metadata): the tile engine pads each batch to them and crops the output.
     """
 
     scale: int
     in_channels: int
     info: BackendInfo
     size_multiple: int = 1
+    size_requirements: SizeRequirements = SizeRequirements()
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -143,6 +143,7 @@ class OpenVinoBackend(Backend):
                                            file_precision)
         self.metadata = meta
         self.size_multiple = meta.size_multiple
+        self.size_requirements = meta.size_requirements
         self.scale = meta.scale or 0  # measured below, once compiled, when the file does not state it
         self.in_channels = shape[1].get_length() if shape.rank.is_static and shape[1].is_static else 3
         self.mode = mode

@@ -143,6 +143,15 @@ def split_for_bf16(read_model, layout: str) -> list[tuple[object, str]] | None: 
         raise ValueError(f"bf16 layout must be one of {', '.join(BF16_LAYOUTS)}, got {layout!r}")
     if layout == "all":
         return None
+    try:
+        return _split(read_model, layout)
+    except RuntimeError:
+        # A later stage still reads the model's input: a skip connection from the input to the output
+        # (Real-ESRGAN's compact network adds the upsampled input at the end). Such a model is not cut.
+        return None
+
+
+def _split(read_model, layout: str) -> list[tuple[object, str]] | None:  # noqa: ANN001
     full = read_model()
     ops = full.get_ordered_ops()
     head_out, tail_in = _head_output(ops), _tail_input(ops)

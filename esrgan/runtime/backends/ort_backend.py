@@ -131,6 +131,7 @@ class OnnxRuntimeBackend(Backend):
         meta = parse_metadata(dict(self.session.get_modelmeta().custom_metadata_map), str(src), require_scale=False)
         self.metadata = meta
         self.size_multiple = meta.size_multiple
+        self.size_requirements = meta.size_requirements
         inputs = self.session.get_inputs()
         check_io(str(src), inputs, self.session.get_outputs())
         inp = inputs[0]

@@ -216,7 +216,9 @@ class TensorRTBackend(Backend):
         self.scale = self._scale_from_shapes(path)
         self.precision = str(self.sidecar.get("precision", "fp16"))
         sidecar_meta = dict(self.sidecar.get("esrgan_metadata") or {})
-        self.size_multiple = parse_metadata(sidecar_meta, str(path), require_scale=False).size_multiple
+        parsed = parse_metadata(sidecar_meta, str(path), require_scale=False)
+        self.size_multiple = parsed.size_multiple
+        self.size_requirements = parsed.size_requirements
         self._stream = cuda_check(self._cudart, self._cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
         self.info = self._describe(device_id)

@@ -77,6 +77,7 @@ class TorchBackend(Backend):
         self.scale = spec.scale
         self.in_channels = spec.num_in_ch
         self.size_multiple = spec.size_multiple
+        self.size_requirements = spec.size_requirements
         self.info = BackendInfo(
             name="torch-compile" if compile else "torch", precision=precision, device=str(self.device),
             providers=(f"torch {torch.__version__}",), extra={"channels_last": "True"} if channels_last else {},
@@ -88,7 +89,9 @@ class TorchBackend(Backend):
             torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.autocast):
-                x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+                # A copy: some networks scale their input in place (RCAN: x *= rgb_range), which must
+                # not change the caller's array (verification runs the same array through every backend).
+                x = torch.from_numpy(np.array(batch, dtype=np.float32)).to(self.device)
                 x = x.to(self.dtype).contiguous(memory_format=self.memory_format)
                 return self.model(x).float().cpu().numpy()
         except torch.cuda.OutOfMemoryError:
