@@ -117,8 +117,12 @@ def _other_kind_of_file(src: Path) -> str | None:
     # another ModelProto field (producer_name, ..., graph, opset_import), whatever the file name.
     if len(head) >= 3 and head[0] == 0x08 and 0 < head[1] < 0x80 and head[2] in _ONNX_SECOND_FIELD:
         return "this is an ONNX model, not a checkpoint: pass it to esrgan-run --model directly"
-    from PIL import Image, UnidentifiedImageError
-
+    if head.startswith(ZIP_MAGIC) or head[:1] == b"\x80":  # torch's zip archive or a legacy pickle
+        return None
+    try:  # Pillow only tells; a checkpoint reader without it just skips this check
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        return None
     try:
         # Only formats with a real signature: weaker ones could claim random bytes.
         with Image.open(src, formats=_IMAGE_FORMATS) as image:
