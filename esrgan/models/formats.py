@@ -306,15 +306,34 @@ def check_against_spec(
 ) -> None:
     """Raise one line for the first missing, unexpected or mis-shaped tensor that ``spec`` needs.
 
-    The reference shapes come from the module built on the ``meta`` device: no memory, no init cost.
-    ``origin`` maps our key names back to the file's and ``theirs`` names a key the file lacks in the
-    file's own layout, so the message names a key the user can find.
+    The reference shapes come from ``expected_shapes`` (no memory, no init cost, no time in proportion
+    to the size the spec claims). ``origin`` maps our key names back to the file's and ``theirs``
+    names a key the file lacks in the file's own layout, so the message names a key the user can find.
+    """
+    expected = expected_shapes(spec)
+    check_state_shapes(state, expected, src, f" for {spec.describe()}", origin, theirs)
+
+
+def expected_shapes(spec: GeneratorSpec) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the generator ``spec`` describes, in state-dict order.
+
+    A one-block generator is built on the ``meta`` device and its block repeated by name: building
+    all blocks would take time in proportion to ``num_block``, a number an untrusted file claims.
     """
     from esrgan.models.build import build_generator
 
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in build_generator(spec).state_dict().items()}
-    check_state_shapes(state, expected, src, f" for {spec.describe()}", origin, theirs)
+        one = {k: tuple(v.shape) for k, v in build_generator(spec.replace(num_block=1)).state_dict().items()}
+    block = re.compile(r"(body|res_blocks)\.0\.(.*)")  # the trunk's block list in either arch
+    in_block = {key: m for key in one if (m := block.fullmatch(key))}
+    expected: dict[str, tuple[int, ...]] = {}
+    for key, shape in one.items():
+        if key not in in_block:
+            expected[key] = shape
+        elif key == next(iter(in_block)):  # the whole trunk goes where its first block was
+            for n in range(spec.num_block):
+                expected.update({f"{m[1]}.{n}.{m[2]}": one[k] for k, m in in_block.items()})
+    return expected
 
 
 def check_state_shapes(
