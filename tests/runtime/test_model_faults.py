@@ -129,7 +129,7 @@ def test_empty_graph_and_non_upscaling_graph_are_one_line(tmp_path):
         OnnxRuntimeBackend(shrink)
 
 
-@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "0", "-2", "1e999"])
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "0", "-2", "1e999", "1e-300", "100000", "16.5"])
 def test_outscale_is_refused_when_parsing(tmp_path, value):
     r = run(tmp_path / "missing-input", tmp_path / "out", "--model", tmp_path / "missing.onnx", "--outscale", value)
     assert r.exit_code == 2 and "--outscale" in r.output and "missing" not in r.output
