@@ -55,9 +55,17 @@ class OutOfMemoryError(BackendError):
 
 
 class VerificationError(EsrganError):
-    """An exported artefact does not match PyTorch within its precision's threshold."""
+    """An exported artefact does not match PyTorch within its precision's threshold.
+
+    ``failures`` is the figures alone, for callers that word the error their own way (an export to
+    a temporary folder must not point at the folder it is about to delete).
+    """
 
     exit_code = 1
+
+    def __init__(self, failures: str, kept: object = None) -> None:
+        self.failures = failures
+        super().__init__(f"verification failed: {failures}" + (f" (files kept in {kept})" if kept else ""))
 
 
 class TrainingError(EsrganError):

@@ -147,6 +147,27 @@ def test_outscale_is_checked_by_the_python_api_too(tmp_path):
         assert up.upscale(gradient(8, 8), outscale=3).shape == (24, 24, 3)
 
 
+def test_failed_export_on_the_fly_is_a_model_error_without_a_deleted_folder(tmp_path, monkeypatch):
+    import torch
+
+    from esrgan.models.build import build_generator
+    from esrgan.models.checkpoints import save_generator
+    from esrgan.models.spec import GeneratorSpec
+
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    model = build_generator(GeneratorSpec(scale=4, num_feat=8, num_block=1, num_grow_ch=4))
+    with torch.no_grad():  # finite but huge weights: FP32 ONNX and PyTorch overflow differently
+        for p in model.parameters():
+            p.mul_(1e6)
+    ckpt = save_generator(model, tmp_path / "huge.safetensors")
+    save(tmp_path / "in" / "a.png", gradient(8, 8))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", ckpt, *ORT)
+    assert r.exit_code == 2 and len(errors(r)) == 1, r.output
+    assert str(ckpt) in errors(r)[0] and "does not match PyTorch" in errors(r)[0]
+    assert ".export-" not in r.output and "files kept" not in r.output
+    assert not list((tmp_path / "cache" / "onnx").iterdir())
+
+
 def test_checkpoint_export_stages_under_a_unique_name(tmp_path, monkeypatch):
     """Concurrent first runs must not share a staging file: the old fixed name is blocked here."""
     import esrgan.export.pipeline as export_pipeline
