@@ -221,3 +221,27 @@ def test_constant_output_fails_an_image_only_when_every_tile_is_constant(flat_ca
     engine.submit("a", from_array(gradient(40, 40)))
     assert (len(failed), len(done)) == ((1, 0) if fails else (0, 1))
     assert not failed or "constant" in failed[0]
+
+
+@pytest.mark.parametrize("backend,content", [("onnxruntime-cpu", "empty"), ("openvino", "garbage")])
+def test_native_library_logs_stay_out_of_a_load_error(tmp_path, backend, content):
+    """C++ loggers write to fd 2 directly (CliRunner cannot see them): run the CLI as a process."""
+    import os
+    import subprocess
+    import sys
+
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    model = tmp_path / "m.onnx"
+    if content == "empty":
+        empty_model(model)
+    else:
+        model.write_bytes(b"\x08\x07garbage" * 50)
+    save(tmp_path / "in" / "a.png", gradient(8, 8))
+    env = {k: v for k, v in os.environ.items() if k != "ESRGAN_DEBUG"}
+    code = "import sys; from esrgan.runtime.cli import main; sys.argv[0] = 'esrgan-run'; main()"
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(model),
+                        "--backend", backend], capture_output=True, text=True, env=env, timeout=300)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert len(lines[0]) < 500

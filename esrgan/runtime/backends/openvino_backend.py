@@ -38,7 +38,7 @@ from esrgan.errors import (
     install_hint,
 )
 from esrgan.metadata import PRECISION, parse_metadata
-from esrgan.runtime.backends.base import Backend, BackendInfo, check_io, probe_scale
+from esrgan.runtime.backends.base import Backend, BackendInfo, check_io, native_stderr_dropped, probe_scale
 from esrgan.runtime.backends.openvino_split import BF16_LAYOUTS, LAYOUT_NOTES, split_for_bf16
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -192,7 +192,8 @@ class OpenVinoBackend(Backend):
 
     def _read(self):  # -> ov.Model
         try:
-            return self.core.read_model(str(self._src))
+            with native_stderr_dropped():
+                return self.core.read_model(str(self._src))
         except Exception as exc:
             raise ModelError(f"{self._src}: OpenVINO cannot read it ({openvino_reason(exc)})") from None
 

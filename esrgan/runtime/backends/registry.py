@@ -89,7 +89,9 @@ def _onnx_precision(path: Path) -> str:
     try:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
+        from esrgan.runtime.backends.ort_backend import session_options
+
+        opts = session_options(ort)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         return parse_metadata(sess.get_modelmeta().custom_metadata_map, str(path), require_scale=False).precision
