@@ -249,14 +249,21 @@ def load_generator(path: str | os.PathLike[str], device: str | torch.device = "c
 
 
 def describe_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
-    """Detected format, spec, parameter count and cost of a checkpoint."""
-    from esrgan.models.formats import convert_state_dict
+    """Detected format, spec, parameter count and cost of a checkpoint.
+
+    Describing is not inference: weights holding NaN/inf are described, with a note saying so.
+    """
+    from esrgan.models.formats import convert_state_dict, nonfinite_tensors
 
     state, meta = read_checkpoint(path)
-    fmt, spec, converted = convert_state_dict(state, meta, str(path))
+    fmt, spec, converted = convert_state_dict(state, meta, str(path), finite=False)
     model = build_generator(spec)
     load_state_into(model, converted, str(path))
     notes = [n for n in meta.get(NOTES_KEY, "").split("; ") if n]
+    if bad := nonfinite_tensors(converted):
+        notes.append(
+            f"{len(bad)} tensor(s) hold NaN or infinite values (first: {bad[0]}): unusable for inference"
+        )
     dtypes = sorted({str(v.dtype).replace("torch.", "") for v in state.values() if v.is_floating_point()})
     if dtypes != ["float32"]:
         notes.append(f"stored as {'/'.join(dtypes)}, loaded as float32")

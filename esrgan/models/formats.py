@@ -63,20 +63,29 @@ class Layout:
     to_theirs: Callable[[str], str] = field(default=lambda key: key)
 
 
-def convert_state_dict(state: StateDict, meta: dict[str, str], src: str) -> tuple[str, GeneratorSpec, StateDict]:
+def convert_state_dict(
+    state: StateDict, meta: dict[str, str], src: str, *, finite: bool = True
+) -> tuple[str, GeneratorSpec, StateDict]:
     """Return (format name, spec, state dict with our key names, as FP32).
 
-    Raises ``CheckpointError`` with one line naming the expected and the found key or shape, or the
-    first tensor holding NaN/inf (such weights make every output NaN: black images, never an error).
+    Raises ``CheckpointError`` with one line naming the expected and the found key or shape, or
+    (``finite``, for anything that will compute with the weights) the first tensor holding NaN/inf:
+    such weights make every output NaN, black images, never an error.
     """
     fmt, spec, converted = _convert(state, meta, src)
-    check_finite(converted, src)
+    if finite:
+        check_finite(converted, src)
     return fmt, spec, converted
+
+
+def nonfinite_tensors(state: StateDict) -> list[str]:
+    """Keys of the floating-point tensors holding NaN or infinite values."""
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def check_finite(state: StateDict, src: str) -> None:
     """Refuse weights with NaN or infinite values, naming the first such tensor."""
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = nonfinite_tensors(state)
     if bad:
         raise CheckpointError(
             f"{src}: tensor {bad[0]!r} holds NaN or infinite values ({len(bad)} such tensor(s) in all); "

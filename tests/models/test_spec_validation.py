@@ -144,3 +144,19 @@ def test_deep_or_long_spec_metadata_is_one_line(tmp_path, text):
     with pytest.raises(CheckpointError) as err:
         describe_checkpoint(path)
     _one_line(err, path)
+
+
+def test_inspecting_a_nan_checkpoint_describes_it_and_says_so(tmp_path):
+    from click.testing import CliRunner
+
+    from esrgan.export.cli import main
+
+    state = build_generator(TINY).state_dict()
+    state["body.0.rdb2.conv3.weight"][0, 0, 0, 0] = float("nan")
+    path = _write(tmp_path / "nan.safetensors", TINY.to_dict(), state)
+    info = describe_checkpoint(path)
+    assert info.spec == TINY and any("NaN" in n and "body.0.rdb2.conv3.weight" in n for n in info.notes)
+    r = CliRunner().invoke(main, ["--inspect", str(path)])
+    assert r.exit_code == 0 and "NaN" in r.output and "unusable for inference" in r.output, r.output
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        load_generator(path)  # inference still refuses it
