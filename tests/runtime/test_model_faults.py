@@ -15,7 +15,13 @@ from PIL import Image
 from esrgan.errors import ModelError, UsageError
 from esrgan.runtime.cli import main
 from tests.runtime.conftest import gradient, save
-from tests.runtime.onnx_graphs import broken_model, depth_to_space_model, empty_model, resize_model
+from tests.runtime.onnx_graphs import (
+    broken_model,
+    depth_to_space_model,
+    empty_model,
+    fixed_size_model,
+    resize_model,
+)
 
 ORT = ["--backend", "onnxruntime-cpu", "--threads", "1"]
 
@@ -245,3 +251,27 @@ def test_native_library_logs_stay_out_of_a_load_error(tmp_path, backend, content
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), r.stderr
     assert len(lines[0]) < 500
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime-cpu", "openvino"])
+@pytest.mark.parametrize("tile_args", [[], ["--tile", "0"], ["--tile", "200", "--tile-pad", "40", "--batch", "4"]])
+def test_a_fixed_input_model_runs_on_images_of_any_size(tmp_path, backend, tile_args):
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    model = fixed_size_model(tmp_path / "fixed.onnx", (64, 64))
+    sizes = {"a.png": (77, 81), "b.png": (10, 13), "c.png": (64, 64), "d.png": (150, 40)}
+    for name, (h, w) in sizes.items():
+        save(tmp_path / "in" / name, gradient(h, w))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", model, "--backend", backend, *tile_args)
+    assert r.exit_code == 0, r.output
+    assert "64x64 inputs" in r.output
+    for name, (h, w) in sizes.items():
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / name)),
+                                      gradient(h, w).repeat(2, 0).repeat(2, 1))
+
+
+def test_a_non_square_fixed_input_model_is_refused_in_one_line(tmp_path):
+    model = fixed_size_model(tmp_path / "fixed.onnx", (48, 64))
+    save(tmp_path / "in" / "a.png", gradient(20, 20))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", model, *ORT)
+    assert r.exit_code == 2 and len(errors(r)) == 1 and "48x64" in errors(r)[0], r.output

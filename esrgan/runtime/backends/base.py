@@ -75,14 +75,17 @@ class BackendInfo:
 class Backend(ABC):
     """A loaded model that upscales NCHW float32 batches.
 
-    Subclasses set ``scale``, ``in_channels`` and ``info`` when they load, and ``size_multiple``
-    when the model groups pixels (pixel-unshuffle): the tiler aligns tiles to it.
+    Subclasses set ``scale``, ``in_channels`` and ``info`` when they load, ``size_multiple``
+    when the model groups pixels (pixel-unshuffle): the tiler aligns tiles to it, and ``fixed_size``
+    when the model's input has a fixed height and width (some third-party ONNX exports): the tiler
+    then makes every window exactly that size.
     """
 
     scale: int
     in_channels: int
     info: BackendInfo
     size_multiple: int = 1
+    fixed_size: tuple[int, int] | None = None
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -101,6 +104,19 @@ class Backend(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_fixed_size(source: str, size: tuple[int, int] | None) -> tuple[int, int] | None:
+    """A model's fixed input (H, W), refused at load when the tiler cannot make windows of it.
+
+    Tiles are square, so a fixed input must be too; None (any size) passes.
+    """
+    if size is not None and size[0] != size[1]:
+        raise ModelError(
+            f"{source}: the model takes only {size[0]}x{size[1]} inputs; fixed non-square inputs cannot be "
+            "tiled: export it with dynamic height and width (or square)"
+        )
+    return size
 
 
 def check_io(source: str, inputs: list, outputs: list) -> None:

@@ -18,7 +18,14 @@ import numpy as np
 
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, first_line
 from esrgan.metadata import parse_metadata
-from esrgan.runtime.backends.base import Backend, BackendInfo, check_io, debugging, probe_scale
+from esrgan.runtime.backends.base import (
+    Backend,
+    BackendInfo,
+    check_fixed_size,
+    check_io,
+    debugging,
+    probe_scale,
+)
 
 # Registry name -> the ONNX Runtime provider it asks for first.
 PROVIDERS = {
@@ -154,6 +161,7 @@ class OnnxRuntimeBackend(Backend):
             name=kind, precision=meta.precision, device=device, providers=tuple(running),
         )
         static = tuple(inp.shape[2:]) if all(isinstance(d, int) for d in inp.shape[2:]) else None
+        self.fixed_size = check_fixed_size(str(src), static)  # type: ignore[arg-type]
         self.scale = meta.scale if meta.scale is not None else probe_scale(self.run, self.in_channels, str(src), static)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
