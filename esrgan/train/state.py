@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from esrgan.atomic import write_atomic
-from esrgan.errors import CheckpointError
+from esrgan.errors import CheckpointError, ConfigError
 
 
 def state_path(output: str | Path, stage: str) -> Path:
@@ -108,6 +108,12 @@ def check_state(state: dict[str, Any], src: Path, stage: str | None = None, iter
     for entry in _MAPPINGS + (_GAN_MAPPINGS if stage == "gan" else ()):
         if not isinstance(state.get(entry), dict):
             raise bad(entry, f"is {type(state.get(entry)).__name__}, expected a mapping" if entry in state else "is missing")
+    from esrgan.train.config import check_values
+
+    try:
+        check_values(state["config"], "config")
+    except ConfigError as exc:
+        raise bad("config", f"is not a training config ({exc})") from None
     for entry in ("g", "ema"):
         weights = state[entry].get("model") if entry == "ema" else state[entry]
         if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):

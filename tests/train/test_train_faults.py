@@ -73,7 +73,8 @@ def test_malformed_state_is_one_line_exit_2(tiny_flags, tmp_path, damage):
     ("iter", -5, "iter"), ("iter", 2.5, "iter"), ("iter", 10**12, "iter"), ("iter", True, "iter"),
     ("spec", None, "spec"), ("stage", "gan", "stage"), ("data", "x", "data"), ("scaler", 5, "scaler"),
     ("ema", {"updates": 1}, "ema"), ("ema", 3, "ema"), ("rng", {"python": 1}, "rng"),
-    ("data", {"seed": 1, "position": -3}, "data"),
+    ("data", {"seed": 1, "position": -3}, "data"), ("config", {"patch_size": "big"}, "config"),
+    ("config", {"no_such_key": 1}, "config"),
 ])
 def test_wrong_entry_of_a_state_is_named_in_one_line(tiny_flags, tmp_path, entry, value, named):
     args = ["--preset", "tiny", "--stage", "psnr", "--data", tiny_flags["data"], "--output", tiny_flags["output"]]
