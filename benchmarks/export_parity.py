@@ -28,6 +28,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from esrgan.export.options import DEFAULT_ALPHA  # noqa: E402  (torch-free; needs ROOT on the path)
+
 REPORT_DIR = ROOT / "benchmarks" / "reports" / "export"
 
 
@@ -62,12 +64,12 @@ def paper_case(work: Path) -> dict:
         torch.manual_seed(seed)
         ckpts.append(save_generator(build_generator(paper_spec(4)), work / f"paper_x4_{role}.safetensors"))
     out = work / "paper"
-    result = export_artifacts(ckpts[1], out, psnr_ckpt=ckpts[0], alpha=0.8, exporter="dynamo",
+    result = export_artifacts(ckpts[1], out, psnr_ckpt=ckpts[0], alpha=DEFAULT_ALPHA, exporter="dynamo",
                               progress=lambda m: print("  paper:", m, flush=True))
     model = load_generator(result.checkpoint)
     case: dict = {
-        "model": "interpolation (alpha 0.8) of two paper-size x4 RRDBNets with random weights (seeds 0 and 1), "
-                 "as `esrgan-export --psnr P --gan G --alpha 0.8` does it", "spec": model.spec.describe(),
+        "model": f"interpolation (alpha {DEFAULT_ALPHA}) of two paper-size x4 RRDBNets with random weights (seeds 0 and 1), "
+                 f"as `esrgan-export --psnr P --gan G --alpha {DEFAULT_ALPHA}` does it", "spec": model.spec.describe(),
         "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
         "checks": [c.line() for c in result.report.checks],
         "parity": {c.artifact: c.parity.to_dict() for c in result.report.checks},
@@ -134,7 +136,7 @@ def trained_case(work: Path, iters: tuple[int, int]) -> dict:
     train_s = time.perf_counter() - t
     out = work / "trained_out"
     export_cmd = [sys.executable, "-m", "esrgan.export.cli", "--psnr", str(run_dir / "psnr.safetensors"), "--gan",
-                  str(run_dir / "gan.safetensors"), "--alpha", "0.8", "-o", str(out)]
+                  str(run_dir / "gan.safetensors"), "--alpha", str(DEFAULT_ALPHA), "-o", str(out)]
     t = time.perf_counter()
     proc = subprocess.run(export_cmd, env=env, capture_output=True, text=True)
     export_s = time.perf_counter() - t

@@ -46,6 +46,15 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def replace_durably(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """Sync a finished file written elsewhere (a download's .part) and rename it onto ``dest``:
+    a crash right after must leave the whole file or none, never a named but empty one."""
+    with open(src, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(src, dest)
+    _fsync_folder(Path(dest).parent)
+
+
 @contextlib.contextmanager
 def write_atomic(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; sync it and rename it onto ``path`` if the block succeeds.

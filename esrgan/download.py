@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tqdm import tqdm
 
+from esrgan.atomic import replace_durably
 from esrgan.cache import cache_dir
 from esrgan.errors import ModelError, UsageError, first_line
 from esrgan.hashing import file_sha256
@@ -120,7 +121,7 @@ def fetch(entry: Entry, *, progress: bool = True) -> Path:
         if part.exists():
             os.replace(part, parked)  # kept for the next run to resume
         raise
-    os.replace(part, target)
+    replace_durably(part, target)
     return target
 
 

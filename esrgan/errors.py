@@ -55,22 +55,36 @@ class OutOfMemoryError(BackendError):
 
 
 class VerificationError(EsrganError):
-    """An exported artefact does not match PyTorch within its precision's threshold."""
+    """An exported artefact does not match PyTorch within its precision's threshold.
+
+    ``failures`` is the figures alone, for callers that word the error their own way (an export to
+    a temporary folder must not point at the folder it is about to delete).
+    """
 
     exit_code = 1
+
+    def __init__(self, failures: str, kept: object = None) -> None:
+        self.failures = failures
+        super().__init__(f"verification failed: {failures}" + (f" (files kept in {kept})" if kept else ""))
 
 
 class TrainingError(EsrganError):
     """Training cannot continue (non-finite loss, empty data, missing stage)."""
 
 
-def first_line(exc: BaseException) -> str:
-    """The first non-empty line of ``exc``'s message, else its class name.
+# Longest third-party message shown in a one-line error: ONNX Runtime and OpenVINO put whole
+# graph dumps and file paths on their first line.
+FIRST_LINE_LIMIT = 300
+
+
+def first_line(exc: BaseException | str, limit: int = FIRST_LINE_LIMIT) -> str:
+    """The first non-empty line of ``exc``'s message, else its class name, cut to ``limit`` characters.
 
     Third-party errors (ONNX Runtime, OpenVINO, protobuf, PyYAML...) often carry pages of context;
-    wrapped into an EsrganError they must still end in one line.
+    wrapped into an EsrganError they must still end in one short line.
     """
     for line in str(exc).splitlines():
         if line.strip():
-            return line.strip()
+            text = line.strip()
+            return text if len(text) <= limit else text[: limit - 3] + "..."
     return type(exc).__name__

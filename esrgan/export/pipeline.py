@@ -189,7 +189,7 @@ def raise_if_failed(report: ParityReport, out: Path) -> None:
     if report.passed:
         return
     failed = "; ".join(c.line() for c in report.failures)
-    raise VerificationError(f"verification failed: {failed} (files kept in {out})")
+    raise VerificationError(failed, kept=out)
 
 
 def _engine_step(

@@ -156,15 +156,17 @@ def _read_torch(src: Path) -> tuple[StateDict, dict[str, str]]:
     try:
         obj = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{src}: {_torch_load_problem(src, exc)}") from None
+        raise CheckpointError(f"{src}: {torch_load_problem(src, exc)}") from None
     return _unwrap(obj, src)
 
 
-def _torch_load_problem(src: Path, exc: BaseException) -> str:
-    """What a failed ``torch.load(weights_only=True)`` means, for a user, in one line.
+def torch_load_problem(src: Path, exc: BaseException, kind: str = "PyTorch checkpoint") -> str:
+    """What a failed ``torch.load(weights_only=True)`` of a ``kind`` file means, for a user, in one line.
 
-    Only a blocked GLOBAL is pickled code; any other unpickling failure is a file that is not a
-    checkpoint (random bytes) or is damaged, and a zip archive that cannot be read is truncated.
+    The one reading of torch.load's failures, for generator checkpoints and training states alike.
+    Only a blocked GLOBAL is pickled code; a zip archive (what torch.save writes) that cannot be read
+    is truncated or damaged; anything else failed to unpickle: random bytes or another kind of file.
+    torch's own text is not shown: it suggests weights_only=False, which would run the file's code.
     """
     text = str(exc)
     culprit = re.search(r"GLOBAL ([\w.]+)", text)
@@ -173,20 +175,18 @@ def _torch_load_problem(src: Path, exc: BaseException) -> str:
             "refused: the file contains pickled code or objects, not just tensors "
             f"(loaded with weights_only=True for safety{'; blocked: ' + culprit[1] if culprit else ''})"
         )
-    if "Weights only load failed" in text:
-        detail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else ""
-        reason = next((line.strip() for line in detail.splitlines() if line.strip()), type(exc).__name__)
-        return f"not a PyTorch checkpoint, or a damaged one (unpickling failed: {reason})"
     with open(src, "rb") as f:
         zipped = f.read(len(ZIP_MAGIC)) == ZIP_MAGIC
-    truncated = (
-        isinstance(exc, EOFError) or "central directory" in text or "unexpected EOF" in text
-        or (zipped and isinstance(exc, OSError))
-    )
-    if truncated:
+    if zipped or isinstance(exc, EOFError) or "central directory" in text or "unexpected EOF" in text:
         # The reader's own error (often "OSError: [Errno 22] Invalid argument") says nothing useful.
-        return "truncated or damaged PyTorch checkpoint: the file ends early or is corrupt; copy or download it again"
-    return f"not a readable PyTorch checkpoint: {type(exc).__name__}: {first_line(exc)}"
+        return f"truncated or damaged {kind}: the file ends early or is corrupt; copy or download it again"
+    reason = f"{type(exc).__name__}: {first_line(exc)}"
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1]
+        reason = next((line.strip() for line in detail.splitlines() if line.strip()), reason)
+    elif "Weights only load failed" in text:
+        reason = type(exc).__name__
+    return f"not a {kind}, or a damaged one (unpickling failed: {first_line(reason, limit=120)})"
 
 
 def _unwrap(obj: object, src: Path) -> tuple[StateDict, dict[str, str]]:
@@ -252,27 +252,30 @@ def load_generator(path: str | os.PathLike[str], device: str | torch.device = "c
     return _load(state, meta, str(path)).eval().to(device)
 
 
-def _load(state: StateDict, meta: dict[str, str], src: str) -> nn.Module:
+def _load(state: StateDict, meta: dict[str, str], src: str, finite: bool = True) -> nn.Module:
     """The ESRGAN family on the project's own loader; what it does not recognise, through spandrel.
 
     A file whose spec metadata names a spandrel architecture (one this project exported) goes
-    straight to spandrel, which rebuilds it from the keys.
+    straight to spandrel, which rebuilds it from the keys. ``finite``: refuse NaN/inf weights
+    (anything that will compute with them); describing a file passes False.
     """
     from esrgan.models.foreign import load_foreign
     from esrgan.models.formats import UnknownLayoutError, check_finite, convert_state_dict
 
     claimed = _foreign_claim(meta)
     if claimed is not None:
-        check_finite(state, src)
+        if finite:
+            check_finite(state, src)
         model = load_foreign(state, src)
         if spec_of(model) != claimed:
             raise CheckpointError(f"{src}: metadata {SPEC} says {claimed.describe()}, the tensors are "
                                   f"{spec_of(model).describe()}")
         return model
     try:
-        fmt, spec, converted = convert_state_dict(state, meta, src)
+        fmt, spec, converted = convert_state_dict(state, meta, src, finite=finite)
     except UnknownLayoutError as exc:
-        check_finite(state, src)
+        if finite:
+            check_finite(state, src)
         return load_foreign(state, src, exc)
     model = load_state_into(build_generator(spec), converted, src)
     model.format = fmt  # type: ignore[assignment]
@@ -290,11 +293,20 @@ def _foreign_claim(meta: dict[str, str]) -> ForeignSpec | None:
 
 
 def describe_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
-    """Detected format, spec, parameter count and cost of a checkpoint."""
+    """Detected format, spec, parameter count and cost of a checkpoint.
+
+    Describing is not inference: weights holding NaN/inf are described, with a note saying so.
+    """
+    from esrgan.models.formats import nonfinite_tensors
+
     state, meta = read_checkpoint(path)
-    model = _load(state, meta, str(path))
+    model = _load(state, meta, str(path), finite=False)
     fmt, spec = model.format, spec_of(model)
     notes = [n for n in meta.get(NOTES_KEY, "").split("; ") if n]
+    if bad := nonfinite_tensors(model.state_dict()):
+        notes.append(
+            f"{len(bad)} tensor(s) hold NaN or infinite values (first: {bad[0]}): unusable for inference"
+        )
     dtypes = sorted({str(v.dtype).replace("torch.", "") for v in state.values() if v.is_floating_point()})
     if dtypes != ["float32"]:
         notes.append(f"stored as {'/'.join(dtypes)}, loaded as float32")

@@ -66,20 +66,29 @@ class Layout:
     to_theirs: Callable[[str], str] = field(default=lambda key: key)
 
 
-def convert_state_dict(state: StateDict, meta: dict[str, str], src: str) -> tuple[str, GeneratorSpec, StateDict]:
+def convert_state_dict(
+    state: StateDict, meta: dict[str, str], src: str, *, finite: bool = True
+) -> tuple[str, GeneratorSpec, StateDict]:
     """Return (format name, spec, state dict with our key names, as FP32).
 
-    Raises ``CheckpointError`` with one line naming the expected and the found key or shape, or the
-    first tensor holding NaN/inf (such weights make every output NaN: black images, never an error).
+    Raises ``CheckpointError`` with one line naming the expected and the found key or shape, or
+    (``finite``, for anything that will compute with the weights) the first tensor holding NaN/inf:
+    such weights make every output NaN, black images, never an error.
     """
     fmt, spec, converted = _convert(state, meta, src)
-    check_finite(converted, src)
+    if finite:
+        check_finite(converted, src)
     return fmt, spec, converted
+
+
+def nonfinite_tensors(state: StateDict) -> list[str]:
+    """Keys of the floating-point tensors holding NaN or infinite values."""
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def check_finite(state: StateDict, src: str) -> None:
     """Refuse weights with NaN or infinite values, naming the first such tensor."""
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = nonfinite_tensors(state)
     if bad:
         raise CheckpointError(
             f"{src}: tensor {bad[0]!r} holds NaN or infinite values ({len(bad)} such tensor(s) in all); "
@@ -304,15 +313,34 @@ def check_against_spec(
 ) -> None:
     """Raise one line for the first missing, unexpected or mis-shaped tensor that ``spec`` needs.
 
-    The reference shapes come from the module built on the ``meta`` device: no memory, no init cost.
-    ``origin`` maps our key names back to the file's and ``theirs`` names a key the file lacks in the
-    file's own layout, so the message names a key the user can find.
+    The reference shapes come from ``expected_shapes`` (no memory, no init cost, no time in proportion
+    to the size the spec claims). ``origin`` maps our key names back to the file's and ``theirs``
+    names a key the file lacks in the file's own layout, so the message names a key the user can find.
+    """
+    expected = expected_shapes(spec)
+    check_state_shapes(state, expected, src, f" for {spec.describe()}", origin, theirs)
+
+
+def expected_shapes(spec: GeneratorSpec) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the generator ``spec`` describes, in state-dict order.
+
+    A one-block generator is built on the ``meta`` device and its block repeated by name: building
+    all blocks would take time in proportion to ``num_block``, a number an untrusted file claims.
     """
     from esrgan.models.build import build_generator
 
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in build_generator(spec).state_dict().items()}
-    check_state_shapes(state, expected, src, f" for {spec.describe()}", origin, theirs)
+        one = {k: tuple(v.shape) for k, v in build_generator(spec.replace(num_block=1)).state_dict().items()}
+    block = re.compile(r"(body|res_blocks)\.0\.(.*)")  # the trunk's block list in either arch
+    in_block = {key: m for key in one if (m := block.fullmatch(key))}
+    expected: dict[str, tuple[int, ...]] = {}
+    for key, shape in one.items():
+        if key not in in_block:
+            expected[key] = shape
+        elif key == next(iter(in_block)):  # the whole trunk goes where its first block was
+            for n in range(spec.num_block):
+                expected.update({f"{m[1]}.{n}.{m[2]}": one[k] for k, m in in_block.items()})
+    return expected
 
 
 def check_state_shapes(

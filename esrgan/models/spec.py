@@ -17,6 +17,13 @@ from esrgan.errors import CheckpointError
 ARCHS = ("rrdbnet", "pytorch-gan")
 SCALES = (1, 2, 4, 8)
 _SIZE_FIELDS = ("num_feat", "num_block", "num_grow_ch", "num_in_ch", "num_out_ch")
+# Upper bounds of the size fields. Published ESRGAN generators stay far below them (the paper: nf 64,
+# nb 23, gc 32, 3 channels); a spec is a claim of an untrusted file, and without bounds a claim such as
+# nb 10**6 or nf 2**40 hangs or overflows model building before any tensor is compared with it.
+MAX_SIZES = {"num_feat": 1024, "num_block": 256, "num_grow_ch": 1024, "num_in_ch": 16, "num_out_ch": 16}
+# A spec's JSON is about 150 characters; a longer metadata string is no spec (and deep nesting in
+# an arbitrary one would exhaust the parser's recursion).
+MAX_SPEC_JSON = 4096
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,10 @@ class GeneratorSpec:
         for name in _SIZE_FIELDS:
             if getattr(self, name) <= 0:
                 raise CheckpointError(f"spec field {name} must be positive, got {getattr(self, name)}")
+            if getattr(self, name) > MAX_SIZES[name]:
+                raise CheckpointError(
+                    f"spec field {name} must be at most {MAX_SIZES[name]}, got {_show(getattr(self, name))}"
+                )
         if self.pixel_unshuffle and (self.arch != "rrdbnet" or self.scale not in (1, 2)):
             raise CheckpointError("pixel_unshuffle applies only to rrdbnet at scale 1 or 2")
         if self.arch == "pytorch-gan" and self.num_grow_ch != self.num_feat:
@@ -133,10 +144,17 @@ class GeneratorSpec:
 
     @classmethod
     def from_json(cls, text: str) -> GeneratorSpec:
+        """The one parser of spec metadata (checkpoints and ONNX files both come here)."""
+        if not isinstance(text, str):
+            raise CheckpointError(f"spec metadata is not text, got {_show(text)}")
+        if len(text) > MAX_SPEC_JSON:
+            raise CheckpointError(f"spec metadata is {len(text):,} characters long; a spec is under {MAX_SPEC_JSON:,}")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise CheckpointError(f"spec metadata is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise CheckpointError("spec metadata is not a spec: JSON nested too deeply") from None
         if not isinstance(data, dict):
             raise CheckpointError("spec metadata is not a JSON object")
         return cls.from_dict(data)
@@ -154,7 +172,10 @@ class GeneratorSpec:
 
 def _show(value: Any, limit: int = 40) -> str:
     """A field value for a one-line message: its repr (shortened) and its JSON-ish type."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        text = "<too many digits>"
     text = text if len(text) <= limit else text[: limit - 3] + "..."
     kind = "null" if value is None else type(value).__name__
     return f"{text} ({kind})"

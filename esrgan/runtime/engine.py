@@ -107,6 +107,19 @@ def fit_profile(info: BackendInfo, tile: int, pad: int, batch: int) -> tuple[int
     )
 
 
+def fit_fixed(size: tuple[int, int], pad: int) -> tuple[int, int, str]:
+    """(tile, pad, notice) for a model that takes only ``size`` inputs: every window is exactly that.
+
+    The pad shrinks when ``size`` leaves no room for a MIN_TILE core; batches are of one tile, as
+    such exports usually fix the batch size too. Backends refuse non-square sizes at load
+    (``check_fixed_size``): tiles are square.
+    """
+    side = size[0]
+    new_pad = min(pad, max(0, (side - MIN_TILE) // 2))
+    tile = side - 2 * new_pad
+    return tile, new_pad, f"the model takes only {side}x{side} inputs: using tile {tile}, tile pad {new_pad}, batch 1"
+
+
 def pad_for_min_input(info: BackendInfo, size: tuple[int, int], pad: int) -> int:
     """A pad large enough that an image smaller than the engine's smallest profile still fits it."""
     if info.min_input is None:
@@ -128,6 +141,7 @@ class ImageWork:
     scale: int
     pad: int
     multiple: int = 1  # the model's size multiple: tiles are aligned to it
+    fit: int = 0  # a fixed-size model's tile: smaller images are reflect-padded up to it, then cropped
     tile: int = 0
     outputs: list[np.ndarray] = field(default_factory=list)
     remaining: int = 0
@@ -139,10 +153,10 @@ class ImageWork:
 
     def start(self, tile: int) -> list[tiling.TileJob]:
         """(Re)lay out the tiles at ``tile`` px; return every tile job of every plane."""
-        h, w = self.decoded.size
+        h, w = self.laid_out_size
         planes = self.decoded.planes()
         if not self._padded:
-            self._padded = [tiling.pad_image(p, self.pad, self.multiple) for p in planes]
+            self._padded = [tiling.pad_image(self._fitted(p), self.pad, self.multiple) for p in planes]
             # One integer buffer per plane for the whole run: no float copy of the upscaled image.
             self.outputs = [np.empty((h * self.scale, w * self.scale, 3), self.decoded.dtype) for _ in planes]
         self.tile = tile
@@ -154,6 +168,23 @@ class ImageWork:
         ]
         self.remaining = self.total = len(jobs)
         return jobs
+
+    @property
+    def laid_out_size(self) -> tuple[int, int]:
+        """The image's size, raised to at least ``fit`` on each axis."""
+        h, w = self.decoded.size
+        return max(h, self.fit), max(w, self.fit)
+
+    def _fitted(self, plane: np.ndarray) -> np.ndarray:
+        h, w = self.laid_out_size
+        extra = [(0, h - plane.shape[0]), (0, w - plane.shape[1])] + [(0, 0)] * (plane.ndim - 2)
+        return np.pad(plane, extra, mode="reflect") if any(e for _, e in extra) else plane
+
+    def crop_outputs(self) -> None:
+        """Drop what padding up to ``fit`` added: the outputs are then the image's own size."""
+        h, w = self.decoded.size
+        if (h, w) != self.laid_out_size:
+            self.outputs = [np.ascontiguousarray(o[: h * self.scale, : w * self.scale]) for o in self.outputs]
 
     @property
     def done(self) -> bool:
@@ -199,7 +230,12 @@ class TileEngine:
             tile = auto_tile(backend.info, tile_pad, bytes_per_input_pixel(spec, backend.scale))
         if int(tile) < 0 or tile_pad < 0 or batch < 1:
             raise ValueError("tile and tile pad must be >= 0 and batch >= 1")
-        self.tile, self.batch, why = fit_profile(backend.info, int(tile), tile_pad, batch)
+        self.fixed = getattr(backend, "fixed_size", None)
+        if self.fixed:
+            self.tile, self.pad, why = fit_fixed(self.fixed, tile_pad)
+            self.batch = 1
+        else:
+            self.tile, self.batch, why = fit_profile(backend.info, int(tile), tile_pad, batch)
         if why:
             say(why)
         self.on_done, self.on_fail, self.say, self.on_tiles = on_done, on_fail, say, on_tiles
@@ -217,7 +253,7 @@ class TileEngine:
     def submit(self, key: Hashable, decoded: Decoded, more_coming: bool = False) -> None:
         """Queue an image. With ``more_coming`` a partial batch may wait for the next image's tiles."""
         work = ImageWork(key, decoded, self.scale, pad_for_min_input(self.backend.info, decoded.size, self.pad),
-                         getattr(self.backend, "size_multiple", 1))
+                         getattr(self.backend, "size_multiple", 1), fit=self.tile if self.fixed else 0)
         self.in_flight[key] = work
         self._guarded(lambda: self._feed(work, self.tile))
         if not more_coming or len(self.in_flight) >= self.max_in_flight:
@@ -282,6 +318,7 @@ class TileEngine:
                 del self.in_flight[key]
                 advanced.pop(key, None)
                 work.release_inputs()
+                work.crop_outputs()
                 if work.input_varies and not work.output_varies:
                     self.on_fail(work, CONSTANT)
                 else:
@@ -318,6 +355,8 @@ class TileEngine:
                         self._run(group)
 
     def _shrink(self) -> bool:
+        if self.fixed:
+            return False  # the model takes no other size
         if self.tile == 0:
             sizes = [max(w.decoded.size) for w in self.in_flight.values()] or [2 * MIN_TILE]
             new = max(sizes) // 2

@@ -135,6 +135,9 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     except UnidentifiedImageError as exc:
         raise ImageError(f"{src}: not an image Pillow can read") from exc
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+            # The file system refused (permission denied, a folder, gone meanwhile): not a decoding fault.
+            raise ImageError(f"{src}: cannot read ({exc.strerror.lower()})") from exc
         # Damaged files make decoders raise almost anything (pypng ChunkError, zlib.error, TypeError
         # from a fuzzed TIFF header...): whatever it is, it is this one file's failure.
         raise ImageError(f"{src}: cannot decode ({reason(exc)})") from exc

@@ -19,7 +19,7 @@ from pathlib import Path
 from esrgan.atomic import write_atomic
 from esrgan.cache import cache_dir
 from esrgan.elapsed import stamp, timed
-from esrgan.errors import DependencyError, ModelError, install_hint
+from esrgan.errors import DependencyError, ModelError, VerificationError, install_hint
 from esrgan.hashing import file_sha256
 
 
@@ -56,12 +56,21 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
         "several for the paper-size model), then cached")
     started = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
-        result = export_artifacts(src, Path(tmp), fp16=False, verify=True, progress=timed(lambda line: say(f"  {line}")))
-        # A uniquely named temp file, then one rename: concurrent first runs on the same checkpoint
-        # (a Slurm array) each stage their own copy, and the last rename wins with identical bytes.
-        with write_atomic(target) as staged:
-            shutil.copyfile(result.onnx_fp32, staged)
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+            result = export_artifacts(
+                src, Path(tmp), fp16=False, verify=True, progress=timed(lambda line: say(f"  {line}"))
+            )
+            # A uniquely named temp file, then one rename: concurrent first runs on the same checkpoint
+            # (a Slurm array) each stage their own copy, and the last rename wins with identical bytes.
+            with write_atomic(target) as staged:
+                shutil.copyfile(result.onnx_fp32, staged)
+    except VerificationError as exc:
+        # The export's folder is temporary and gone by now: the model is at fault, not an input (exit 2).
+        raise ModelError(
+            f"{src}: its ONNX export does not match PyTorch ({exc.failures}); nothing was cached. To keep "
+            f"the files for a look: {export_command(src)}"
+        ) from None
     say(f"{stamp(time.perf_counter() - started)} exported {src.name}; cached as {target} "
         "(later runs of this checkpoint start at once)")
     return target

@@ -41,14 +41,22 @@ class RunOptions:
         object.__setattr__(self, "outscale", check_outscale(self.outscale))
 
 
+# --outscale's range. Above MAX_OUTSCALE the resize of even a modest image runs out of memory (x16
+# already makes a 4000 px photo 64000 px wide); below MIN_OUTSCALE the output of any image within
+# the pixel limit would shrink to a few pixels, which is no use as a result.
+MIN_OUTSCALE = 1 / 64
+MAX_OUTSCALE = 16.0
+
+
 def check_outscale(value: float | None) -> float | None:
-    """``--outscale`` must be a finite number > 0 (or None): checked before any model runs."""
+    """``--outscale`` must be a number in [MIN_OUTSCALE, MAX_OUTSCALE] (or None): checked before any model runs."""
     if value is None:
         return None
+    expected = f"expected a number from {MIN_OUTSCALE:g} to {MAX_OUTSCALE:g}"
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise UsageError(f"--outscale {value!r}: expected a number > 0") from None
-    if not math.isfinite(number) or number <= 0:
-        raise UsageError(f"--outscale {value}: expected a finite number > 0")
+        raise UsageError(f"--outscale {value!r}: {expected}") from None
+    if not math.isfinite(number) or not MIN_OUTSCALE <= number <= MAX_OUTSCALE:
+        raise UsageError(f"--outscale {value}: {expected}")
     return number

@@ -226,6 +226,11 @@ def check_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
     return out
 
 
+def check_values(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Known keys with values of their fields' types (a YAML file's, or a training state's record)."""
+    return {k: _coerce(k, v, source) for k, v in check_keys(values, source).items()}
+
+
 def _coerce(name: str, value: Any, source: str) -> Any:
     """Check a YAML value's type against the dataclass field (ints accepted where floats are)."""
     owner = GeneratorSpec if name in GENERATOR_KEYS else TrainConfig

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from esrgan.atomic import is_temp_file
 from esrgan.errors import TrainingError, first_line
-from esrgan.runtime.images import IMAGE_SUFFIXES
+from esrgan.runtime.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 from esrgan.train.imresize import downscale_uint8, mod_crop
 
 log = logging.getLogger("esrgan.train")
@@ -43,14 +45,28 @@ def find_images(root: str | os.PathLike[str]) -> list[Path]:
     )
 
 
+#: Largest training image: the runtime's input limit. Each sample decodes its whole image (unless
+#: the images are cached), so a photograph far above the usual 2-12 MP makes every step slow.
+MAX_PIXELS = DEFAULT_MAX_PIXELS
+
 #: What reading a training image may raise for a bad file: skipped with a warning, never a crash.
 #: Pillow refuses images over twice its pixel limit (decompression bombs) with its own error class.
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
+@contextmanager
+def _pillow_quiet() -> Iterator[None]:
+    """Pillow's warnings (over its own pixel limit, damaged metadata) print raw source lines; the scan
+    below reports each image in one line instead, and refuses those over MAX_PIXELS itself."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
+        yield
+
+
 def load_rgb(path: Path) -> np.ndarray:
     """An H x W x 3 uint8 array (grey and RGBA images converted), or OSError/ValueError."""
-    with Image.open(path) as img:
+    with _pillow_quiet(), Image.open(path) as img:
         img.load()
         if img.mode in ("I;16", "I;16B", "I"):  # 16-bit grey: scale to 8 bits before RGB
             grey = np.clip(np.asarray(img, dtype=np.float64) / 257.0, 0, 255).astype(np.uint8)
@@ -60,7 +76,7 @@ def load_rgb(path: Path) -> np.ndarray:
 
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the header, after checking the file's integrity."""
-    with Image.open(path) as img:
+    with _pillow_quiet(), Image.open(path) as img:
         size = img.size
         img.verify()
     return size
@@ -77,6 +93,10 @@ def scan_images(root: str | os.PathLike[str], min_size: int) -> list[Path]:
             w, h = image_size(path)
         except UNREADABLE as exc:
             log.warning("skipping unreadable image %s (%s)", path, first_line(exc))
+            continue
+        if w * h > MAX_PIXELS:
+            log.warning("skipping %s: %dx%d = %d pixels is more than %d (every sample would decode it whole)",
+                        path, w, h, w * h, MAX_PIXELS)
             continue
         if min(w, h) < min_size:
             log.warning("skipping %s: %dx%d is smaller than the %d px training patch", path, w, h, min_size)

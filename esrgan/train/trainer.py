@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from esrgan.atomic import write_text_atomic
-from esrgan.errors import CheckpointError, ConfigError, TrainingError, UsageError
+from esrgan.errors import CheckpointError, ConfigError, TrainingError, UsageError, first_line
 from esrgan.models.build import build_generator, spec_of
 from esrgan.models.checkpoints import load_generator, save_generator
 from esrgan.train import losses
@@ -145,35 +145,32 @@ class StageRun:
         self.g.load_state_dict(model.state_dict())
 
     def resume(self) -> None:
-        state = load_state(self.state_file)
-        try:
-            self._restore(state)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
-            # A state file that loads but lacks an entry or holds the wrong shapes (hand-edited,
-            # another version, another model): one line naming the file, not a traceback.
-            what = f"missing entry {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:200]
-            raise CheckpointError(
-                f"{self.state_file}: not a usable {self.stage}-stage training state ({what or type(exc).__name__})"
-            ) from None
+        state = load_state(self.state_file, self.stage, self.iters)
+        self._restore(state)
         if self.info.is_main:
             truncate_log(self.out / LOG_FILE, self.stage, self.start_iter)
             log.info("resuming the %s stage at iteration %d", self.stage, self.start_iter)
 
     def _restore(self, state: dict[str, Any]) -> None:
-        saved_spec = state.get("spec")
-        if saved_spec is not None and saved_spec != self.config.spec.to_dict():
-            raise ConfigError(f"{self.state_file} was trained with a different generator ({saved_spec})")
-        self.g.load_state_dict(state["g"])
-        self.ema.load_state_dict(state["ema"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.sched_g.load_state_dict(state["sched_g"])
+        """Restore each entry (checked by ``load_state``), naming the entry whose contents do not fit."""
+        if state["spec"] != self.config.spec.to_dict():
+            raise ConfigError(f"{self.state_file} was trained with a different generator ({state['spec']})")
+        restore = {"g": self.g.load_state_dict, "ema": self.ema.load_state_dict, "opt_g": self.opt_g.load_state_dict,
+                   "sched_g": self.sched_g.load_state_dict, "scaler": self.scaler.load_state_dict, "rng": set_rng_state}
         if self.d is not None:
-            self.d.load_state_dict(state["d"])
-            self.opt_d.load_state_dict(state["opt_d"])
-            self.sched_d.load_state_dict(state["sched_d"])
-        self.scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        self.start_iter = int(state["iter"])
+            restore.update(d=self.d.load_state_dict, opt_d=self.opt_d.load_state_dict,
+                           sched_d=self.sched_d.load_state_dict)
+        for entry, load in restore.items():
+            try:
+                load(state[entry])
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+                # Wrong shapes or contents (hand-edited, another version, another model): one line.
+                what = f"missing {exc}" if isinstance(exc, KeyError) else first_line(exc, limit=200)
+                raise CheckpointError(
+                    f"{self.state_file}: entry {entry!r} of the training state does not fit ({what}); "
+                    f"not a usable {self.stage}-stage state"
+                ) from None
+        self.start_iter = state["iter"]
 
     def state(self, iteration: int) -> dict[str, Any]:
         state: dict[str, Any] = {

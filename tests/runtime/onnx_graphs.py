@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 
 
-def _save(nodes, path: Path, initializers=(), props: dict[str, str] | None = None, io=True) -> Path:
+def _save(nodes, path: Path, initializers=(), props: dict[str, str] | None = None, io=True,
+          in_shape=("n", 3, "h", "w"), out_shape=("n", 3, "H", "W")) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
-    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, "h", "w"])] if io else []
-    outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", 3, "H", "W"])] if io else []
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(in_shape))] if io else []
+    outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, list(out_shape))] if io else []
     graph = helper.make_graph(nodes, "graph", inputs, outputs, initializer=list(initializers))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
@@ -38,6 +39,13 @@ def resize_model(path: Path, scale: int = 2, props: dict[str, str] | None = None
     """Nearest-neighbour upscale by ``scale``, with no metadata unless ``props`` are given."""
     node, scales = _resize(scale)
     return _save([node], path, [scales], props)
+
+
+def fixed_size_model(path: Path, size: tuple[int, int] = (64, 64), scale: int = 2) -> Path:
+    """Nearest upscale whose input is fixed at 1x3xHxW, as some third-party exports are."""
+    node, scales = _resize(scale)
+    h, w = size
+    return _save([node], path, [scales], in_shape=(1, 3, h, w), out_shape=(1, 3, h * scale, w * scale))
 
 
 def depth_to_space_model(path: Path, scale: int = 2) -> Path:

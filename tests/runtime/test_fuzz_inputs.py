@@ -160,3 +160,21 @@ def test_every_damaged_file_is_written_or_reported(tmp_path, nearest_onnx):
 def test_docs_state_the_corpus_size():
     count = len(originals()) * (1 + MUTANTS_PER_FILE)
     assert f"{count} damaged and intact files" in RUNNING_DOC.read_text()
+
+
+def test_a_file_the_system_refuses_is_reported_as_unreadable(tmp_path, monkeypatch):
+    """Root reads any file, so the refusal is made where the image is opened."""
+    import pytest
+
+    from esrgan.errors import ImageError
+
+    path = tmp_path / "a.png"
+    Image.fromarray(gradient(8, 8)).save(path)
+
+    def refuse(fp, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(fp))
+
+    monkeypatch.setattr(images.Image, "open", refuse)
+    with pytest.raises(ImageError) as err:
+        images.read_image(path)
+    assert str(err.value) == f"{path}: cannot read (permission denied)"

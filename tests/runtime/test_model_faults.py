@@ -15,7 +15,13 @@ from PIL import Image
 from esrgan.errors import ModelError, UsageError
 from esrgan.runtime.cli import main
 from tests.runtime.conftest import gradient, save
-from tests.runtime.onnx_graphs import broken_model, depth_to_space_model, empty_model, resize_model
+from tests.runtime.onnx_graphs import (
+    broken_model,
+    depth_to_space_model,
+    empty_model,
+    fixed_size_model,
+    resize_model,
+)
 
 ORT = ["--backend", "onnxruntime-cpu", "--threads", "1"]
 
@@ -129,7 +135,7 @@ def test_empty_graph_and_non_upscaling_graph_are_one_line(tmp_path):
         OnnxRuntimeBackend(shrink)
 
 
-@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "0", "-2", "1e999"])
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "0", "-2", "1e999", "1e-300", "100000", "16.5"])
 def test_outscale_is_refused_when_parsing(tmp_path, value):
     r = run(tmp_path / "missing-input", tmp_path / "out", "--model", tmp_path / "missing.onnx", "--outscale", value)
     assert r.exit_code == 2 and "--outscale" in r.output and "missing" not in r.output
@@ -145,6 +151,27 @@ def test_outscale_is_checked_by_the_python_api_too(tmp_path):
         with pytest.raises(UsageError):
             up.upscale(gradient(8, 8), outscale=float("nan"))
         assert up.upscale(gradient(8, 8), outscale=3).shape == (24, 24, 3)
+
+
+def test_failed_export_on_the_fly_is_a_model_error_without_a_deleted_folder(tmp_path, monkeypatch):
+    import torch
+
+    from esrgan.models.build import build_generator
+    from esrgan.models.checkpoints import save_generator
+    from esrgan.models.spec import GeneratorSpec
+
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    model = build_generator(GeneratorSpec(scale=4, num_feat=8, num_block=1, num_grow_ch=4))
+    with torch.no_grad():  # finite but huge weights: FP32 ONNX and PyTorch overflow differently
+        for p in model.parameters():
+            p.mul_(1e6)
+    ckpt = save_generator(model, tmp_path / "huge.safetensors")
+    save(tmp_path / "in" / "a.png", gradient(8, 8))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", ckpt, *ORT)
+    assert r.exit_code == 2 and len(errors(r)) == 1, r.output
+    assert str(ckpt) in errors(r)[0] and "does not match PyTorch" in errors(r)[0]
+    assert ".export-" not in r.output and "files kept" not in r.output
+    assert not list((tmp_path / "cache" / "onnx").iterdir())
 
 
 def test_checkpoint_export_stages_under_a_unique_name(tmp_path, monkeypatch):
@@ -200,3 +227,51 @@ def test_constant_output_fails_an_image_only_when_every_tile_is_constant(flat_ca
     engine.submit("a", from_array(gradient(40, 40)))
     assert (len(failed), len(done)) == ((1, 0) if fails else (0, 1))
     assert not failed or "constant" in failed[0]
+
+
+@pytest.mark.parametrize("backend,content", [("onnxruntime-cpu", "empty"), ("openvino", "garbage")])
+def test_native_library_logs_stay_out_of_a_load_error(tmp_path, backend, content):
+    """C++ loggers write to fd 2 directly (CliRunner cannot see them): run the CLI as a process."""
+    import os
+    import subprocess
+    import sys
+
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    model = tmp_path / "m.onnx"
+    if content == "empty":
+        empty_model(model)
+    else:
+        model.write_bytes(b"\x08\x07garbage" * 50)
+    save(tmp_path / "in" / "a.png", gradient(8, 8))
+    env = {k: v for k, v in os.environ.items() if k != "ESRGAN_DEBUG"}
+    code = "import sys; from esrgan.runtime.cli import main; sys.argv[0] = 'esrgan-run'; main()"
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(model),
+                        "--backend", backend], capture_output=True, text=True, env=env, timeout=300)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert len(lines[0]) < 500
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime-cpu", "openvino"])
+@pytest.mark.parametrize("tile_args", [[], ["--tile", "0"], ["--tile", "200", "--tile-pad", "40", "--batch", "4"]])
+def test_a_fixed_input_model_runs_on_images_of_any_size(tmp_path, backend, tile_args):
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    model = fixed_size_model(tmp_path / "fixed.onnx", (64, 64))
+    sizes = {"a.png": (77, 81), "b.png": (10, 13), "c.png": (64, 64), "d.png": (150, 40)}
+    for name, (h, w) in sizes.items():
+        save(tmp_path / "in" / name, gradient(h, w))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", model, "--backend", backend, *tile_args)
+    assert r.exit_code == 0, r.output
+    assert "64x64 inputs" in r.output
+    for name, (h, w) in sizes.items():
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / name)),
+                                      gradient(h, w).repeat(2, 0).repeat(2, 1))
+
+
+def test_a_non_square_fixed_input_model_is_refused_in_one_line(tmp_path):
+    model = fixed_size_model(tmp_path / "fixed.onnx", (48, 64))
+    save(tmp_path / "in" / "a.png", gradient(20, 20))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", model, *ORT)
+    assert r.exit_code == 2 and len(errors(r)) == 1 and "48x64" in errors(r)[0], r.output

@@ -104,3 +104,25 @@ def test_lr_patch_is_the_crop_of_the_whole_image_lr(tmp_path, scale):
         lr_aug, hr_aug = (_u8(t) for t in augmented[position])
         pairs = zip(_dihedral(expected_lr), _dihedral(expected_hr), strict=True)
         assert any(np.array_equal(lr_aug, a) and np.array_equal(hr_aug, b) for a, b in pairs)
+
+
+def test_images_over_the_pixel_limit_are_skipped_in_one_line_without_raw_warnings(tmp_path, caplog, monkeypatch):
+    """Limits shrunk so that a small image stands for a 100 MP photograph: Pillow warns above its
+    MAX_IMAGE_PIXELS (raw lines with source code), the scan must refuse above MAX_PIXELS itself."""
+    import warnings
+
+    from PIL import Image
+
+    from esrgan.train import data
+
+    write_png(tmp_path / "huge.png", photo("chelsea")[:200, :200])  # 40,000 px: warned, not refused, by Pillow
+    write_png(tmp_path / "fine.png", photo("chelsea")[:64, :64])
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30_000)
+    monkeypatch.setattr(data, "MAX_PIXELS", 35_000)
+    with caplog.at_level(logging.WARNING, logger="esrgan.train"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning that escapes fails the test
+        paths = scan_images(tmp_path, 32)
+        data.load_rgb(tmp_path / "huge.png")  # a file loaded anyway (changed since the scan) is quiet too
+    assert [p.name for p in paths] == ["fine.png"]
+    lines = [r.getMessage() for r in caplog.records if "huge.png" in r.getMessage()]
+    assert len(lines) == 1 and "more than 35000" in lines[0], lines

@@ -67,3 +67,41 @@ def test_malformed_state_is_one_line_exit_2(tiny_flags, tmp_path, damage):
     result, errors = _cli([*args, "--resume"])
     assert result.exit_code == 2 and len(errors) == 1, result.stderr
     assert str(path) in errors[0] and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("entry,value,named", [
+    ("iter", -5, "iter"), ("iter", 2.5, "iter"), ("iter", 10**12, "iter"), ("iter", True, "iter"),
+    ("spec", None, "spec"), ("stage", "gan", "stage"), ("data", "x", "data"), ("scaler", 5, "scaler"),
+    ("ema", {"updates": 1}, "ema"), ("ema", 3, "ema"), ("rng", {"python": 1}, "rng"),
+    ("data", {"seed": 1, "position": -3}, "data"), ("config", {"patch_size": "big"}, "config"),
+    ("config", {"no_such_key": 1}, "config"),
+])
+def test_wrong_entry_of_a_state_is_named_in_one_line(tiny_flags, tmp_path, entry, value, named):
+    args = ["--preset", "tiny", "--stage", "psnr", "--data", tiny_flags["data"], "--output", tiny_flags["output"]]
+    result, errors = _cli(args)
+    assert result.exit_code == 0, result.stderr
+    path = tmp_path / "out" / "state_psnr.pt"
+    saved = state.load_state(path)
+    saved[entry] = value
+    torch.save(saved, path)
+    result, errors = _cli([*args, "--resume"])
+    assert result.exit_code == 2 and len(errors) == 1, result.stderr
+    assert str(path) in errors[0] and f"entry '{named}'" in errors[0], errors
+    assert "Traceback" not in result.output and "resuming" not in result.stderr
+
+
+@pytest.mark.parametrize("content", ["random", "truncated"])
+def test_unreadable_state_never_suggests_weights_only_false(tiny_flags, tmp_path, content):
+    args = ["--preset", "tiny", "--stage", "psnr", "--data", tiny_flags["data"], "--output", tiny_flags["output"]]
+    assert _cli(args)[0].exit_code == 0
+    path = tmp_path / "out" / "state_psnr.pt"
+    data = path.read_bytes()
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # random bytes fail in many ways inside torch.load
+        path.write_bytes(rng.bytes(4000) if content == "random" else data[: len(data) // 2])
+        result, errors = _cli([*args, "--resume"])
+        assert result.exit_code == 2 and len(errors) == 1, result.stderr
+        assert "weights_only" not in errors[0].replace("weights_only=True", "") and "Errno" not in errors[0], errors
+        assert ("truncated or damaged training state" if content == "truncated" else "not a training state") in errors[0]
+        if content == "truncated":
+            break

@@ -196,6 +196,18 @@ def test_missing_or_broken_sidecar(tmp_path):
         trt_backend.read_sidecar(engine)
 
 
+@pytest.mark.parametrize("text", ["{bad", "[]", "{}", '{"profile": 1}', "[" * 100_000, b"\xff\xfe"])
+def test_every_sidecar_problem_names_the_rebuild_command(tmp_path, text):
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"ENGINE{}")
+    side = trt_backend.sidecar_path(engine)
+    side.write_bytes(text) if isinstance(text, bytes) else side.write_text(text)
+    with pytest.raises(ModelError) as err:
+        trt_backend.read_sidecar(engine)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.endswith("esrgan-export --build-engine MODEL_FP16.onnx"), msg
+
+
 @pytest.fixture
 def built_engine(fakes, onnx_file, tmp_path):
     engine = tmp_path / "model_fp16.engine"

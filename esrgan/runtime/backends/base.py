@@ -7,14 +7,52 @@ TensorRT and PyTorch be swapped without the rest of the runtime knowing.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from esrgan.errors import EsrganError, ModelError
 from esrgan.models.spec import SizeRequirements
+
+
+def debugging() -> bool:
+    """Whether ``--debug`` / ``ESRGAN_DEBUG`` asks for everything the libraries say."""
+    return os.environ.get("ESRGAN_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@contextlib.contextmanager
+def native_stderr_dropped() -> Iterator[None]:
+    """Drop what C++ code writes straight to file descriptor 2 during the block, unless debugging.
+
+    Some libraries log from C++ without a Python-side switch (OpenVINO's TensorFlow frontend prints
+    protobuf parse errors while it probes a file that is no model); our own one line says what
+    failed. Only for short calls made before any worker thread starts: fd 2 is the process's.
+    """
+    if debugging():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no fd 2 (closed, or a replaced sys.stderr): nothing to drop
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
 
 #: Input size of the one run that measures the scale of a model whose file does not state it:
 #: a multiple of 8 (pixel-unshuffle models need one) and not square (both axes are checked).
@@ -39,9 +77,11 @@ class Backend(ABC):
     """A loaded model that upscales NCHW float32 batches.
 
     Subclasses set ``scale``, ``in_channels`` and ``info`` when they load, ``size_multiple``
-    when the model groups pixels (pixel-unshuffle): the tiler aligns tiles to it, and
+    when the model groups pixels (pixel-unshuffle): the tiler aligns tiles to it,
     ``size_requirements`` when the network accepts only some input sizes (from the model's
-    metadata): the tile engine pads each batch to them and crops the output.
+    metadata): the tile engine pads each batch to them and crops the output, and ``fixed_size``
+    when the model's input has a fixed height and width (some third-party ONNX exports): the tiler
+    then makes every window exactly that size.
     """
 
     scale: int
@@ -49,6 +89,7 @@ class Backend(ABC):
     info: BackendInfo
     size_multiple: int = 1
     size_requirements: SizeRequirements = SizeRequirements()
+    fixed_size: tuple[int, int] | None = None
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -67,6 +108,19 @@ class Backend(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_fixed_size(source: str, size: tuple[int, int] | None) -> tuple[int, int] | None:
+    """A model's fixed input (H, W), refused at load when the tiler cannot make windows of it.
+
+    Tiles are square, so a fixed input must be too; None (any size) passes.
+    """
+    if size is not None and size[0] != size[1]:
+        raise ModelError(
+            f"{source}: the model takes only {size[0]}x{size[1]} inputs; fixed non-square inputs cannot be "
+            "tiled: export it with dynamic height and width (or square)"
+        )
+    return size
 
 
 def check_io(source: str, inputs: list, outputs: list) -> None:

@@ -38,7 +38,14 @@ from esrgan.errors import (
     install_hint,
 )
 from esrgan.metadata import PRECISION, parse_metadata
-from esrgan.runtime.backends.base import Backend, BackendInfo, check_io, probe_scale
+from esrgan.runtime.backends.base import (
+    Backend,
+    BackendInfo,
+    check_fixed_size,
+    check_io,
+    native_stderr_dropped,
+    probe_scale,
+)
 from esrgan.runtime.backends.openvino_split import BF16_LAYOUTS, LAYOUT_NOTES, split_for_bf16
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -186,14 +193,15 @@ class OpenVinoBackend(Backend):
                 "loaded_from_cache": str(all(_loaded_from_cache(c) for c in compiled)).lower(),
             },
         )
+        fixed = shape.rank.is_static and shape[2].is_static and shape[3].is_static
+        self.fixed_size = check_fixed_size(str(src), (shape[2].get_length(), shape[3].get_length()) if fixed else None)
         if meta.scale is None:
-            fixed = shape.rank.is_static and shape[2].is_static and shape[3].is_static
-            static = (shape[2].get_length(), shape[3].get_length()) if fixed else None
-            self.scale = probe_scale(self.run, self.in_channels, str(src), static)
+            self.scale = probe_scale(self.run, self.in_channels, str(src), self.fixed_size)
 
     def _read(self):  # -> ov.Model
         try:
-            return self.core.read_model(str(self._src))
+            with native_stderr_dropped():
+                return self.core.read_model(str(self._src))
         except Exception as exc:
             raise ModelError(f"{self._src}: OpenVINO cannot read it ({openvino_reason(exc)})") from None
 

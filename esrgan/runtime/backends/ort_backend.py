@@ -18,7 +18,14 @@ import numpy as np
 
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, first_line
 from esrgan.metadata import parse_metadata
-from esrgan.runtime.backends.base import Backend, BackendInfo, check_io, probe_scale
+from esrgan.runtime.backends.base import (
+    Backend,
+    BackendInfo,
+    check_fixed_size,
+    check_io,
+    debugging,
+    probe_scale,
+)
 
 # Registry name -> the ONNX Runtime provider it asks for first.
 PROVIDERS = {
@@ -56,8 +63,20 @@ def fallback_warning(kind: str, running: list[str]) -> str | None:
 
 def quiet_native_logs(ort: object) -> None:
     """Silence ORT's C++ logger (provider load failures print a dozen lines) unless debugging."""
-    if os.environ.get("ESRGAN_DEBUG", "").strip().lower() in ("", "0", "false", "no"):
+    if not debugging():
         ort.set_default_logger_severity(4)  # type: ignore[attr-defined]
+
+
+def session_options(ort: object) -> object:  # -> ort.SessionOptions
+    """SessionOptions whose log says nothing below errors, and nothing at all unless debugging.
+
+    Every session the runtime opens starts here: a failed load or a graph optimisation
+    ("Removing initializer ...") must not print native log lines beside our one-line error.
+    """
+    quiet_native_logs(ort)
+    opts = ort.SessionOptions()  # type: ignore[attr-defined]
+    opts.log_severity_level = 3 if debugging() else 4
+    return opts
 
 
 def nvidia_gpu_visible() -> bool:
@@ -104,10 +123,9 @@ class OnnxRuntimeBackend(Backend):
                 f"{kind}: this onnxruntime build has no {PROVIDERS[kind]} (it has {', '.join(available)}); "
                 "install onnxruntime-gpu or choose another --backend"
             )
-        opts = ort.SessionOptions()
+        opts = session_options(ort)  # provider load failures are reported by our own one line
         # ORT_ENABLE_ALL adds the NCHWc layout transforms that make the convolutions fast on CPU.
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3  # provider load failures are reported by our own one line
         if threads:
             opts.intra_op_num_threads = threads
         if kind == "onnxruntime-cpu":
@@ -116,7 +134,6 @@ class OnnxRuntimeBackend(Backend):
             # paper-size x4 on 2 cores under load, 2 threads took 3.5 s with spinning vs 1.8 s
             # without (benchmarks/reports/bench/paper_x4/ort_tuning.md); with 1 thread it changes nothing.
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        quiet_native_logs(ort)
         try:
             # ORT print()s an "EP Error ... Falling back" banner when a GPU provider fails to load;
             # the one line below says the same, so the banner is swallowed.
@@ -145,6 +162,7 @@ class OnnxRuntimeBackend(Backend):
             name=kind, precision=meta.precision, device=device, providers=tuple(running),
         )
         static = tuple(inp.shape[2:]) if all(isinstance(d, int) for d in inp.shape[2:]) else None
+        self.fixed_size = check_fixed_size(str(src), static)  # type: ignore[arg-type]
         self.scale = meta.scale if meta.scale is not None else probe_scale(self.run, self.in_channels, str(src), static)
 
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from esrgan.errors import BackendError, DependencyError, ModelError, UsageError
-from esrgan.metadata import PRECISION
+from esrgan.metadata import parse_metadata
 from esrgan.runtime.backends.base import Backend
 
 # name -> "module:Class". The ONNX Runtime names share one class (kind=name).
@@ -108,10 +108,12 @@ def _onnx_precision(path: Path) -> str:
     try:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
+        from esrgan.runtime.backends.ort_backend import session_options
+
+        opts = session_options(ort)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        return sess.get_modelmeta().custom_metadata_map.get(PRECISION, "fp32")
+        return parse_metadata(sess.get_modelmeta().custom_metadata_map, str(path), require_scale=False).precision
     except Exception:
         return "fp32"
 

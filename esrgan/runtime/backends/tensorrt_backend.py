@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError
+from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, first_line
 from esrgan.metadata import parse_metadata
 from esrgan.runtime.backends.base import Backend, BackendInfo
 from esrgan.runtime.tensorrt_profile import Profile
@@ -127,6 +127,10 @@ def sidecar_path(engine_path: str | os.PathLike[str]) -> Path:
     return engine.with_name(engine.name + ".json")
 
 
+# How every sidecar problem ends: the one command that writes a good engine and sidecar again.
+REBUILD = "rebuild the engine with esrgan-export --build-engine MODEL_FP16.onnx"
+
+
 def read_sidecar(engine_path: str | os.PathLike[str]) -> dict[str, Any]:
     path = sidecar_path(engine_path)
     if not path.is_file():
@@ -136,11 +140,11 @@ def read_sidecar(engine_path: str | os.PathLike[str]) -> dict[str, Any]:
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: not a readable engine sidecar ({exc})") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelError(f"{path}: not a readable engine sidecar ({first_line(exc)}); {REBUILD}") from None
     missing = [k for k in ("tensorrt_version", "compute_capability", "profile") if k not in data] if isinstance(data, dict) else []
     if not isinstance(data, dict) or missing:
-        raise ModelError(f"{path}: engine sidecar lacks {', '.join(missing) or 'a JSON object'}")
+        raise ModelError(f"{path}: engine sidecar lacks {', '.join(missing) or 'a JSON object'}; {REBUILD}")
     return data
 
 
