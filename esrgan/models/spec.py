@@ -144,20 +144,8 @@ class GeneratorSpec:
 
     @classmethod
     def from_json(cls, text: str) -> GeneratorSpec:
-        """The one parser of spec metadata (checkpoints and ONNX files both come here)."""
-        if not isinstance(text, str):
-            raise CheckpointError(f"spec metadata is not text, got {_show(text)}")
-        if len(text) > MAX_SPEC_JSON:
-            raise CheckpointError(f"spec metadata is {len(text):,} characters long; a spec is under {MAX_SPEC_JSON:,}")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"spec metadata is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise CheckpointError("spec metadata is not a spec: JSON nested too deeply") from None
-        if not isinstance(data, dict):
-            raise CheckpointError("spec metadata is not a JSON object")
-        return cls.from_dict(data)
+        """An ESRGAN-family spec from metadata text (``spec_from_json`` also takes foreign specs)."""
+        return cls.from_dict(spec_json_object(text))
 
     def replace(self, **changes: Any) -> GeneratorSpec:
         return replace(self, **changes)
@@ -304,10 +292,25 @@ def spec_from_dict(data: Any) -> AnySpec:
 
 def spec_from_json(text: str) -> AnySpec:
     """``spec_from_dict`` of JSON text (checkpoint and ONNX metadata), errors in one line."""
+    return spec_from_dict(spec_json_object(text))
+
+
+def spec_json_object(text: object) -> dict[str, Any]:
+    """The one reader of spec metadata text: a JSON object, or one line saying what it is instead.
+
+    The text comes from files anyone can write, so its length and nesting are bounded before and
+    while it is parsed (deep nesting would otherwise end in a RecursionError traceback).
+    """
+    if not isinstance(text, str):
+        raise CheckpointError(f"spec metadata is not text, got {_show(text)}")
+    if len(text) > MAX_SPEC_JSON:
+        raise CheckpointError(f"spec metadata is {len(text):,} characters long; a spec is under {MAX_SPEC_JSON:,}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"spec metadata is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise CheckpointError("spec metadata is not a spec: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise CheckpointError("spec metadata is not a JSON object")
-    return spec_from_dict(data)
+    return data
