@@ -195,11 +195,12 @@ class FolderRun:
                         "precision, not 16 bits; --backend onnxruntime-cpu with an FP32 model keeps them exact"
                     )
                 more = bool(decodes) and decodes[0].done()
+                status.show(draw=False, image=job.src.name)  # entering the model; tiles() adds its count
                 engine.submit(i, decoded, more_coming=more)
                 collect(block_until=2 * opts.workers)
             engine.flush()
             collect(block_until=0)
-        bar.close()
+        status.close()
         self.summary.seconds = time.perf_counter() - started
         return self.summary
 
@@ -221,16 +222,31 @@ class _BarStatus:
     """
 
     REFRESH_S = 0.5
+    TICK_S = 1.0
 
     def __init__(self, bar: tqdm) -> None:
         self.bar = bar
         self.parts = {"image": "", "rate": ""}
         self.drawn = 0.0
+        self._stop = threading.Event()
+        if not bar.disable:
+            # One model call on a large image can take minutes with nothing to count: redrawing each
+            # second keeps the bar's elapsed time moving, so a working run never looks hung.
+            threading.Thread(target=self._tick, name="progress", daemon=True).start()
 
-    def show(self, **parts: str) -> None:
+    def _tick(self) -> None:
+        while not self._stop.wait(self.TICK_S):
+            self.bar.refresh()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.bar.close()
+
+    def show(self, draw: bool = True, **parts: str) -> None:
+        """Set parts of the postfix; ``draw=False`` leaves the drawing to the next redraw or tick."""
         self.parts.update(parts)
         self.bar.set_postfix_str(", ".join(p for p in self.parts.values() if p), refresh=False)
         now = time.perf_counter()
-        if now - self.drawn >= self.REFRESH_S:
+        if draw and now - self.drawn >= self.REFRESH_S:
             self.drawn = now
             self.bar.refresh()

@@ -45,3 +45,26 @@ def test_folder_progress_bar_names_the_image_and_its_tiles(tmp_path, capsys):
     summary = FolderRun(Nearest(), RunOptions(tile=16, tile_pad=4, batch=2), progress=True).run(jobs)
     assert summary.written == 1
     assert "big.png tile 0/9" in capsys.readouterr().err
+
+
+def test_one_long_model_call_keeps_the_bar_moving(tmp_path, capsys, monkeypatch):
+    """A whole image in one call has no tiles to count: the bar still redraws, naming the image."""
+    import time
+
+    from esrgan.runtime import pipeline
+
+    monkeypatch.setattr(pipeline._BarStatus, "TICK_S", 0.1)
+
+    class Slow(Nearest):
+        def run(self, batch):
+            time.sleep(0.6)
+            return super().run(batch)
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((24, 24, 3), 9, np.uint8)).save(src / "whole.png")
+    jobs = paths.plan_run(str(src), tmp_path / "out", "same", None, suffix="").jobs
+    summary = FolderRun(Slow(), RunOptions(tile=0, tile_pad=4), progress=True).run(jobs)
+    assert summary.written == 1
+    frames = [f for f in capsys.readouterr().err.split("\r") if "whole.png" in f and "0/1" in f]
+    assert len(frames) >= 3, frames  # redrawn while the one call ran, not only before and after
