@@ -23,8 +23,9 @@ from esrgan.photographs import photograph
 from esrgan.runtime.cpu_features import probe_cpu_features
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
-MAX_CHECKPOINT_BYTES = 2 * 1024 * 1024
-QUALITY_BAR_DB = 0.5
+MAX_CHECKPOINT_BYTES = 4 * 1024 * 1024  # as the shipped ONNX file: small enough for the repository and the wheel
+QUALITY_BAR_DB = 0.5  # the shipped model's bar (README, tests)
+GOAL_DB = 1.0  # what the default-x4 preset aims for on the held-out photographs
 
 
 
@@ -53,6 +54,7 @@ def plot_learning(records: list[dict[str, Any]], dest: Path) -> None:
     axes[0].plot(its, [r["psnr_y"] - r["bicubic_psnr_y"] for r in records], "k-", lw=2.5, label="mean")
     axes[1].plot(its, [r["ssim_y"] - r["bicubic_ssim_y"] for r in records], "k-", lw=2.5, label="mean")
     axes[0].axhline(QUALITY_BAR_DB, color="red", ls=":", label=f"+{QUALITY_BAR_DB} dB bar")
+    axes[0].axhline(GOAL_DB, color="green", ls=":", label=f"+{GOAL_DB} dB goal")
     for ax in axes:
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlabel("iteration")
@@ -87,6 +89,20 @@ def side_by_side(model: Any, dest: Path, name: str = "chelsea", box: tuple[int, 
         canvas.save(tmp, format="PNG", optimize=True)
 
 
+def load_summary(path: Path | None) -> str:
+    """One phrase on the machine's load from a file of ``HH:MM load1 load5 load15`` lines sampled during the run.
+
+    The run's wall time depends on what else the shared machine ran, so the report states it.
+    """
+    if path is None:
+        return "load not recorded"
+    loads = [float(line.split()[1]) for line in path.read_text().splitlines() if len(line.split()) >= 2]
+    if not loads:
+        return "load not recorded"
+    return (f"1-minute load average {min(loads):.1f} to {max(loads):.1f}, mean {sum(loads) / len(loads):.1f} "
+            f"over {len(loads)} samples during the run")
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -96,7 +112,11 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 @click.command()
 @click.option("--run", "run_dir", default="/work/runs/default_x4", type=click.Path(file_okay=False, exists=True),
               help="The run folder written by benchmarks.default_model.train.")
-def main(run_dir: str) -> None:
+@click.option("--load-log", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Lines 'HH:MM load1 load5 load15' sampled during the run (e.g. from /proc/loadavg).")
+@click.option("--notes", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Markdown appended to the report: what the numbers alone do not say about the run.")
+def main(run_dir: str, load_log: Path | None, notes: Path | None) -> None:
     """Report the held-out numbers of a default-x4 run and copy its checkpoint into the repo."""
     import yaml
 
@@ -123,7 +143,7 @@ def main(run_dir: str) -> None:
     default_dir = REPORTS / "default_model"
     default_dir.mkdir(parents=True, exist_ok=True)
     if ckpt.stat().st_size > MAX_CHECKPOINT_BYTES:
-        raise click.ClickException(f"{ckpt} is {ckpt.stat().st_size} bytes, over the 2 MB limit")
+        raise click.ClickException(f"{ckpt} is {ckpt.stat().st_size} bytes, over the {MAX_CHECKPOINT_BYTES // 2**20} MB limit")
     shutil.copyfile(ckpt, default_dir / "default_x4.safetensors")
     summary = {
         "spec": model.spec.to_dict(),  # type: ignore[attr-defined]
@@ -154,6 +174,8 @@ def main(run_dir: str) -> None:
     )
     verdict = (f"**Passes** the +{QUALITY_BAR_DB} dB bar ({gain:+.3f} dB mean PSNR-Y gain)." if gain >= QUALITY_BAR_DB
                else f"**Does not reach** the +{QUALITY_BAR_DB} dB bar ({gain:+.3f} dB mean PSNR-Y gain).")
+    verdict += (f" It {'reaches' if gain >= GOAL_DB else 'does **not** reach'} the +{GOAL_DB} dB goal"
+                f" of the `{config['preset']}` preset.")
     if len(records) >= 2:
         last_step = (records[-1]["psnr_y"] - records[-2]["psnr_y"])
         verdict += (f" The mean gain still rose by {last_step:+.3f} dB over the last {records[-1]['iter'] - records[-2]['iter']}"
@@ -174,14 +196,16 @@ A compact RRDBNet ({spec.describe()}, {sum(p.numel() for p in model.parameters()
 OMP_NUM_THREADS=1 python -m benchmarks.default_model.train --output /work/runs/default_x4
 # = export the photographs to DIR/data/{{train,heldout}}, then
 esrgan-train --preset default-x4 --data DIR/data/train --val-data DIR/data/heldout --output DIR
-python -m benchmarks.default_model.report --run /work/runs/default_x4   # this report
+python -m benchmarks.default_model.report --run /work/runs/default_x4 \\
+    --load-log LOAD.txt --notes benchmarks/reports/learning/notes.md   # this report
 ```
 
 Preset `default-x4` (resolved config in the run folder): batch {config['batch_size']}, HR patch
 {config['patch_size']} px, {config['psnr_iters']} iterations of L1, Adam lr {config['lr']} with a cosine
 schedule to {config['min_lr']}, β = ({config['beta1']}, {config['beta2']}), EMA decay {config['ema_decay']}
 (the saved weights), seed {config['seed']}. One CPU thread on a shared, heavily loaded machine
-({probe_cpu_features().model}, 2 cores shared by several jobs): {minutes:.0f} minutes.
+({probe_cpu_features().model}, 2 cores shared by several jobs; {load_summary(load_log)}):
+{minutes:.0f} minutes.
 
 ## Data
 
@@ -212,6 +236,8 @@ schedule to {config['min_lr']}, β = ({config['beta1']}, {config['beta2']}), EMA
 The checkpoint is checked in as `benchmarks/reports/default_model/default_x4.safetensors`
 ({(default_dir / 'default_x4.safetensors').stat().st_size / 1e6:.2f} MB) with its numbers in `default_x4.json`.
 """
+    if notes is not None:
+        report += "\n" + notes.read_text()
     write_text_atomic(learning / "report.md", report)
     click.echo(f"mean held-out PSNR-Y gain {gain:+.3f} dB; report in {learning / 'report.md'}")
 

@@ -25,7 +25,7 @@ def test_training_and_held_out_photos_are_disjoint_and_exportable(tmp_path):
 def test_checked_in_model_reproduces_its_held_out_numbers():
     ckpt = REPORT / "default_x4.safetensors"
     summary = json.loads((REPORT / "default_x4.json").read_text())
-    assert ckpt.stat().st_size < 2 * 1024 * 1024
+    assert ckpt.stat().st_size < 4 * 1024 * 1024  # as the shipped ONNX file (tests/runtime)
     model = load_generator(ckpt)
     assert model.spec.scale == 4 and summary["spec"] == model.spec.to_dict()
     held = summary["held_out"]
