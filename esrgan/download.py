@@ -21,6 +21,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -66,11 +67,14 @@ def mirrored(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + original.path, original.query, ""))
 
 
-def resolve_model_argument(text: str | None, *, progress: bool = True) -> str | None:
+def resolve_model_argument(
+    text: str | None, *, progress: bool = True, check: Callable[[str, str], None] | None = None
+) -> str | None:
     """The file a ``--model``-like argument means: an existing path as given, a catalogue name downloaded.
 
     Anything else is returned unchanged (the loader then reports the missing file as before), except a
-    bare name close to a catalogue name, which gets a did-you-mean.
+    bare name close to a catalogue name, which gets a did-you-mean. ``check(filename, sha256)`` runs before
+    the download, so that an install that could not use the file refuses before fetching 64 MB.
     """
     if text is None or Path(text).exists():
         return text
@@ -84,6 +88,8 @@ def resolve_model_argument(text: str | None, *, progress: bool = True) -> str | 
             f"{entry.name} is a {entry.architecture} network, which esrgan cannot load yet "
             f"(it loads {', '.join(catalogue.LOADABLE)}): pick another model from esrgan-run --list-models"
         )
+    if check is not None:
+        check(entry.filename, entry.sha256)
     return str(fetch(entry, progress=progress))
 
 

@@ -95,6 +95,7 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
     """
     from esrgan.download import resolve_model_argument
     from esrgan.runtime import paths
+    from esrgan.runtime.model_source import check_published_runnable
     from esrgan.runtime.upscaler import Upscaler
 
     signal.signal(signal.SIGTERM, _terminate)
@@ -102,7 +103,8 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
     shard_t = paths.parse_shard(shard)
     # Bad paths fail in one line before any model is loaded (loading can take seconds).
     paths.plan_run(input, Path(output), fmt, shard_t, suffix=suffix)
-    model = resolve_model_argument(model, progress=not quiet)
+    check = None if backend == "torch" else check_published_runnable  # torch runs the checkpoint itself
+    model = resolve_model_argument(model, progress=not quiet, check=check)
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     with Upscaler(model, backend, tile, tile_pad, batch, device_id=device_id, threads=threads, say=say) as up:
         if not quiet:

@@ -31,6 +31,31 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def cached_export(sha256: str) -> Path:
+    """Where the ONNX export of the checkpoint with this sha256 is cached."""
+    return cache_dir() / "onnx" / f"{sha256}.onnx"
+
+
+def require_export(name: str, elsewhere: str) -> None:
+    """Refuse, in one line, a checkpoint that needs exporting where the export extra is missing."""
+    try:  # the export extra's packages that the export pipeline imports
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        raise DependencyError(
+            f"{name} is a checkpoint: running it needs an ONNX export, and exporting needs PyTorch "
+            f"({install_hint('export')}); or export it once elsewhere: {elsewhere}"
+        ) from None
+
+
+def check_published_runnable(filename: str, sha256: str) -> None:
+    """Before a published file is downloaded: can this install run it? (A checkpoint's export may be cached.)"""
+    if Path(filename).suffix.lower() in (".onnx", ".engine") or cached_export(sha256).is_file():
+        return
+    name = Path(filename).stem
+    require_export(name, f"esrgan-export --gan {name} -o DIR --no-fp16, then --model DIR/model.onnx")
+
+
 def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] = _stderr) -> Path:
     """The FP32 ONNX export of checkpoint ``path``, from the cache or exported now (verified).
 
@@ -39,17 +64,10 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
     src = Path(path)
     if not src.is_file():
         raise ModelError(f"{src}: no such checkpoint")
-    target = cache_dir() / "onnx" / f"{file_sha256(src)}.onnx"
+    target = cached_export(file_sha256(src))
     if target.is_file():
         return target
-    try:  # the export extra's packages that the export pipeline imports
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
-        raise DependencyError(
-            f"{src.name} is a checkpoint: running it needs an ONNX export, and exporting needs PyTorch "
-            f"({install_hint('export')}); or export it once elsewhere: {export_command(src)}"
-        ) from None
+    require_export(src.name, export_command(src))
     from esrgan.export.pipeline import export_artifacts
 
     say(f"{src.name} is a checkpoint: exporting it to ONNX and verifying it, once (a minute or more; "

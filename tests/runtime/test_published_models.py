@@ -313,3 +313,19 @@ def test_export_inspect_takes_a_published_name(server, published, tiny_spec, tmp
     assert r.exit_code == 0, r.output
     assert "rrdbnet" in r.output and "nf8" in r.output.replace(" ", "")
     assert (tmp_path / "cache" / "models" / "Tiny_x4.pth").read_bytes() == body
+
+
+def test_run_without_the_export_extra_refuses_a_checkpoint_before_downloading(server, published, tmp_path,
+                                                                              monkeypatch):
+    """The runtime-only install cannot export a checkpoint: say so before fetching it, not after."""
+    entry = make_entry()
+    published(entry)
+    server.files[path_of(entry)] = BODY
+    monkeypatch.setitem(sys.modules, "torch", None)
+    src = tmp_path / "in"
+    save(src / "a.png", gradient())
+    r = run(src, tmp_path / "out", "--model", "tiny_x4", "--quiet")
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and "needs PyTorch" in lines[0] and 'pip install "esrgan[export]"' in lines[0], r.output
+    assert server.requests == [] and models_dir_files(tmp_path) == []
