@@ -74,7 +74,7 @@ def export(model, path: Path) -> Path:
 def centre_tile(size: int, tile: int, pad: int) -> tiling.Tile:
     """A full tile centred in the image: interior, its window needs no reflection at any pad measured."""
     start = (size - tile) // 2
-    span = tiling.Span(start, tile, start, start + tile)
+    span = tiling.Span(start, tile + 2 * pad, start, start + tile)  # window in the image padded by ``pad``
     assert start >= pad and start + tile + pad <= size, "tile not interior"
     return tiling.Tile(span, span, pad)
 
