@@ -38,7 +38,9 @@ DEFAULT_TILE_PAD = 32
 #: Measured against ground truth, not against another padding (benchmarks/reports/tiling/border_pad.md):
 #: HR photographs downscaled x4 by MATLAB-style bicubic, upscaled whole by Real-ESRGAN x4plus with the
 #: LR image reflect-padded by 0/4/8/16/32 px; PSNR vs the HR photograph over the outer 32 HR px band.
-#: BORDER_RATIONALE
+#: 32 px is the best (mean 25.92 dB), the only pad within 0.05 dB of the best; none gives 25.75 dB and
+#: 4-16 px are no better than none (25.39-25.74 dB). The gain is small, so it is bought only where it
+#: is cheap: see MAX_PADDED_SHARE.
 BORDER_PAD = 32
 
 #: The most pixels the border padding may make the model run, per image pixel. The border's quality
