@@ -43,12 +43,12 @@ def _sizes(config: Any, quick: bool) -> tuple[int, int, int]:
     """(tile, pad, image side) for the checks: 2 x 2 tiles, so every kind of seam, the least compute.
 
     Tile and pad are the config's (``BenchConfig.check_tile``/``check_pad``; the paper-size model at
-    the default 256 px tile costs minutes per image on two cores); --quick uses small ones.
+    the default 256 px tile costs minutes per image on two cores); --quick uses small ones. The side
+    exceeds one window (tile + 2 pad), else the runtime would run the image whole and there would be
+    no seam to check.
     """
-    if quick:
-        return 16, 8, 28
-    tile, pad = config.check_tile, config.check_pad
-    return tile, pad, tile + tile // 4
+    tile, pad = (32, 8) if quick else (config.check_tile, config.check_pad)
+    return tile, pad, tile + max(tile // 4, 2 * pad + 8)
 
 
 def tiling_check(model: PreparedModel, config: Any, quick: bool = False) -> dict[str, Any]:
