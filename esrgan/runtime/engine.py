@@ -192,6 +192,8 @@ class TileEngine:
     ``on_tiles(work)`` reports progress within an image: once its tiles are laid out and after every
     batch that advanced it (``work.tiles_done`` of ``work.total``); a large image takes many batches.
     Tile, pad and batch default to ``RunOptions``' values, so the engine alone tiles like ``esrgan-run``.
+    With ``tile="auto"`` an image whose whole window fits the memory budget runs whole (``tile_for``):
+    tiles only add work, their context; larger images get the largest square tile the budget allows.
     """
 
     def __init__(
