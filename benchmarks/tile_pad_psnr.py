@@ -202,8 +202,8 @@ DEFAULT_RATIONALE = (
     "and costs (tile + 64)^2 / tile^2 = 1.56x compute at tile 256, 1.27x at 512, 1.13x at 1024 (`--tile "
     "auto` on a CPU picks 600-1024), 3-11 % more than the previous default of 24 px. "
     "This pad is context between tiles, taken from real neighbouring pixels; the image's outer border is "
-    "padded separately and less (`tiling.BORDER_PAD`, capped by `tiling.MAX_PADDED_SHARE`; measured against "
-    "ground truth in [border_pad.md](border_pad.md)). "
+    "padded separately (`tiling.BORDER_PAD`: not at all; measured against ground truth in "
+    "[border_pad.md](border_pad.md)), so an image that fits one window runs as just its own pixels. "
     "Re-measure with another trained model: `python -m benchmarks.tile_pad_psnr --checkpoint CKPT "
     "--only-checkpoints`, then `--report-from` this JSON `--add-from` that run's."
 )

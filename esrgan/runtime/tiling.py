@@ -34,19 +34,21 @@ import numpy as np
 #: the whole-image output at every tile size >= 48 px; 32 px gives >= 53 dB there.
 DEFAULT_TILE_PAD = 32
 
-#: Reflect padding at the image's outer border, in input pixels (never more than the tile pad).
+#: Reflect padding at the image's outer border, in input pixels (never more than the tile pad): none.
 #: Measured against ground truth, not against another padding (benchmarks/reports/tiling/border_pad.md):
 #: HR photographs downscaled x4 by MATLAB-style bicubic, upscaled whole by Real-ESRGAN x4plus with the
 #: LR image reflect-padded by 0/4/8/16/32 px; PSNR vs the HR photograph over the outer 32 HR px band.
-#: 32 px is the best (mean 25.92 dB), the only pad within 0.05 dB of the best; none gives 25.75 dB and
-#: 4-16 px are no better than none (25.39-25.74 dB). The gain is small, so it is bought only where it
-#: is cheap: see MAX_PADDED_SHARE.
-BORDER_PAD = 32
+#: Mean: none 25.75 dB, 4-16 px 25.39-25.74 dB (worse), 32 px 25.92 dB, but per photograph 32 px vs none
+#: ranges from -0.05 to +0.49 dB: no systematic border gain. What padding does do, on a small image, is
+#: move the whole output: 1 px of reflection puts a 48 x 64 photograph's output 28.9 dB from the
+#: unpadded one (benchmarks/reports/end_to_end/end_to_end_border_1px.json), so a padded image could not stay within 45 dB
+#: of a plain PyTorch forward. Unpadded, the whole-image pass is exactly the model's forward (as
+#: Real-ESRGAN's inference script with its default --pre_pad 0), and the model runs the image's pixels.
+BORDER_PAD = 0
 
-#: The most pixels the border padding may make the model run, per image pixel. The border's quality
-#: gain is a fraction of a dB on a band a few pixels wide, while padding a small image by 32 px costs
-#: 2.8x its pixels (96 x 96): for small images the border shrinks until the padded image is within
-#: this share (2 px at 96 x 96, the full BORDER_PAD from about 1300 px a side).
+#: The most pixels the border padding may make the model run, per image pixel: a guard on its cost
+#: should BORDER_PAD be raised for another model (padding a 96 x 96 image by 32 px costs 2.8x its
+#: pixels); small images then get less border.
 MAX_PADDED_SHARE = 1.1
 
 
