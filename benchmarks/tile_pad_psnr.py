@@ -74,7 +74,7 @@ def export(model, path: Path) -> Path:
 def centre_tile(size: int, tile: int, pad: int) -> tiling.Tile:
     """A full tile centred in the image: interior, its window needs no reflection at any pad measured."""
     start = (size - tile) // 2
-    span = tiling.Span(start, tile, start, start + tile)
+    span = tiling.Span(start, tile + 2 * pad, start, start + tile)  # window in the image padded by ``pad``
     assert start >= pad and start + tile + pad <= size, "tile not interior"
     return tiling.Tile(span, span, pad)
 
@@ -201,6 +201,9 @@ DEFAULT_RATIONALE = (
     ">= 48 px (63 dB at 128; esrgan-bench measured 61.4 dB over a whole 320 px image at tile 256 with 24 px) "
     "and costs (tile + 64)^2 / tile^2 = 1.56x compute at tile 256, 1.27x at 512, 1.13x at 1024 (`--tile "
     "auto` on a CPU picks 600-1024), 3-11 % more than the previous default of 24 px. "
+    "This pad is context between tiles, taken from real neighbouring pixels; the image's outer border is "
+    "padded separately (`tiling.BORDER_PAD`: not at all; measured against ground truth in "
+    "[border_pad.md](border_pad.md)), so an image that fits one window runs as just its own pixels. "
     "Re-measure with another trained model: `python -m benchmarks.tile_pad_psnr --checkpoint CKPT "
     "--only-checkpoints`, then `--report-from` this JSON `--add-from` that run's."
 )

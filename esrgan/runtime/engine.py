@@ -38,20 +38,36 @@ def bytes_per_input_pixel(spec: object | None, scale: int) -> float:
     return 4.0 * (2 * (nf + 4 * gc) + 2 * nf * scale * scale)
 
 
+def memory_budget(info: BackendInfo) -> int:
+    """Bytes one window may take: on a CPU a quarter of the free memory (at most 4 GiB), on a GPU half."""
+    if info.device == "cpu":
+        return min(CPU_BUDGET_BYTES, _available_memory() // 4)
+    free = gpu_free_bytes(int(info.device.split(":")[-1]) if ":" in info.device else 0)
+    # Half the free memory: the framework's workspace and fragmentation take the rest.
+    return free // 2 if free else GPU_BUDGET_BYTES
+
+
 def auto_tile(info: BackendInfo, pad: int, per_pixel: float, budget: int | None = None) -> int:
     """The largest tile that fits the engine profile, else the memory budget (multiple of 8)."""
     if info.max_input is not None:
         _, max_h, max_w = info.max_input
         return max(MIN_TILE, min(max_h, max_w) - 2 * pad)
-    if budget is None:
-        if info.device == "cpu":
-            budget = min(CPU_BUDGET_BYTES, _available_memory() // 4)
-        else:
-            free = gpu_free_bytes(int(info.device.split(":")[-1]) if ":" in info.device else 0)
-            # Half the free memory: the framework's workspace and fragmentation take the rest.
-            budget = free // 2 if free else GPU_BUDGET_BYTES
+    budget = memory_budget(info) if budget is None else budget
     side = int(math.sqrt(budget / per_pixel)) - 2 * pad
     return max(MIN_TILE, min(MAX_AUTO_TILE, side // 8 * 8))
+
+
+def whole_image_pixels(info: BackendInfo, pad: int, per_pixel: float, budget: int | None = None) -> int:
+    """With ``--tile auto``: the largest window, in pixels, in which an image may run whole.
+
+    Tiling an image that fits the memory budget only adds work (every window carries its context),
+    so such an image runs as one window of any aspect ratio, as large as the largest auto tile's
+    window. An engine with a fixed input profile has no such freedom: 0.
+    """
+    if info.max_input is not None:
+        return 0
+    budget = memory_budget(info) if budget is None else budget
+    return min(int(budget / per_pixel), (MAX_AUTO_TILE + 2 * pad) ** 2)
 
 
 def parse_nvidia_smi_free(text: str, device_id: int) -> int | None:
@@ -121,7 +137,7 @@ def fit_fixed(size: tuple[int, int], pad: int) -> tuple[int, int, str]:
 
 
 def pad_for_min_input(info: BackendInfo, size: tuple[int, int], pad: int) -> int:
-    """A pad large enough that an image smaller than the engine's smallest profile still fits it."""
+    """A border pad large enough that an image smaller than the engine's smallest profile still fits it."""
     if info.min_input is None:
         return pad
     _, min_h, min_w = info.min_input
@@ -139,9 +155,10 @@ class ImageWork:
     key: Hashable
     decoded: Decoded
     scale: int
-    pad: int
+    pad: int  # context around each tile, from its neighbours
     multiple: int = 1  # the model's size multiple: tiles are aligned to it
-    fit: int = 0  # a fixed-size model's tile: smaller images are reflect-padded up to it, then cropped
+    border: int = 0  # reflect padding at the image's outer border (see tiling.border_pad)
+    fit: int = 0  # a fixed-size model's window: smaller images are reflect-padded up to it, then cropped
     tile: int = 0
     outputs: list[np.ndarray] = field(default_factory=list)
     remaining: int = 0
@@ -156,12 +173,12 @@ class ImageWork:
         h, w = self.laid_out_size
         planes = self.decoded.planes()
         if not self._padded:
-            self._padded = [tiling.pad_image(self._fitted(p), self.pad, self.multiple) for p in planes]
+            self._padded = [tiling.pad_image(self._fitted(p), self.border, self.multiple) for p in planes]
             # One integer buffer per plane for the whole run: no float copy of the upscaled image.
             self.outputs = [np.empty((h * self.scale, w * self.scale, 3), self.decoded.dtype) for _ in planes]
         self.tile = tile
         self.input_varies = self.output_varies = False
-        grid = tiling.tile_grid(h, w, tile, self.pad, self.multiple)
+        grid = tiling.tile_grid(h, w, tile, self.pad, self.multiple, self.border)
         jobs = [
             tiling.TileJob((self.key, i), t, tiling.extract_window(padded, t))
             for i, padded in enumerate(self._padded) for t in grid
@@ -206,6 +223,8 @@ class TileEngine:
     ``on_tiles(work)`` reports progress within an image: once its tiles are laid out and after every
     batch that advanced it (``work.tiles_done`` of ``work.total``); a large image takes many batches.
     Tile, pad and batch default to ``RunOptions``' values, so the engine alone tiles like ``esrgan-run``.
+    With ``tile="auto"`` an image whose whole window fits the memory budget runs whole (``tile_for``):
+    tiles only add work, their context; larger images get the largest square tile the budget allows.
     """
 
     def __init__(
@@ -225,9 +244,14 @@ class TileEngine:
         self.scale = backend.scale
         self.pad = tile_pad
         self.batch = batch
+        # With --tile auto, an image whose whole window fits the memory budget runs whole (0: never).
+        self.whole_pixels = 0
         if tile == "auto":
             spec = getattr(getattr(backend, "metadata", None), "spec", None)
-            tile = auto_tile(backend.info, tile_pad, bytes_per_input_pixel(spec, backend.scale))
+            per_pixel = bytes_per_input_pixel(spec, backend.scale)
+            budget = None if backend.info.max_input is not None else memory_budget(backend.info)
+            tile = auto_tile(backend.info, tile_pad, per_pixel, budget)
+            self.whole_pixels = whole_image_pixels(backend.info, tile_pad, per_pixel, budget)
         if int(tile) < 0 or tile_pad < 0 or batch < 1:
             raise ValueError("tile and tile pad must be >= 0 and batch >= 1")
         self.fixed = getattr(backend, "fixed_size", None)
@@ -252,10 +276,12 @@ class TileEngine:
     # ---- feeding ----------------------------------------------------------------------------
     def submit(self, key: Hashable, decoded: Decoded, more_coming: bool = False) -> None:
         """Queue an image. With ``more_coming`` a partial batch may wait for the next image's tiles."""
-        work = ImageWork(key, decoded, self.scale, pad_for_min_input(self.backend.info, decoded.size, self.pad),
-                         getattr(self.backend, "size_multiple", 1), fit=self.tile if self.fixed else 0)
+        border = pad_for_min_input(self.backend.info, decoded.size, tiling.border_pad(self.pad, *decoded.size))
+        # A fixed-size model's windows are exactly its input: an image smaller than one is padded up to it.
+        fit = self.fixed[0] if self.fixed else 0
+        work = ImageWork(key, decoded, self.scale, self.pad, getattr(self.backend, "size_multiple", 1), border, fit)
         self.in_flight[key] = work
-        self._guarded(lambda: self._feed(work, self.tile))
+        self._guarded(lambda: self._feed(work, self.tile_for(work)))
         if not more_coming or len(self.in_flight) >= self.max_in_flight:
             self.flush()
 
@@ -266,6 +292,14 @@ class TileEngine:
                 self._run(group)
 
         self._guarded(run_all)
+
+    def tile_for(self, work: ImageWork) -> int:
+        """The tile for this image: 0 (whole) under ``--tile auto`` when its whole window fits the budget."""
+        if self.fixed:  # every window is the model's fixed input
+            return self.tile
+        h, w = work.decoded.size
+        side = 2 * work.border + work.multiple - 1
+        return 0 if (h + side) * (w + side) <= self.whole_pixels else self.tile
 
     def _feed(self, work: ImageWork, tile: int) -> None:
         jobs = work.start(tile)
@@ -350,7 +384,7 @@ class TileEngine:
                 def action(pending: list[ImageWork] = pending) -> None:
                     for work in pending:
                         if work.key in self.in_flight:
-                            self._feed(work, self.tile)
+                            self._feed(work, self.tile_for(work))
                     for group in list(self.batcher.flush()):
                         self._run(group)
 
@@ -364,6 +398,7 @@ class TileEngine:
             new = self.tile // 2
         if new < MIN_TILE:
             return False
+        self.whole_pixels = 0  # the budget was too optimistic: tile from now on
         if not self._oom_said:
             old = "the whole image" if self.tile == 0 else f"tile {self.tile}"
             self.say(f"out of memory with {old}: halving the tile to {new} px and retrying (said once)")

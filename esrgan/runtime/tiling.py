@@ -2,39 +2,80 @@
 
 How tiles are laid out, and why:
 
-* The image is reflect-padded by ``pad`` once, and the whole-image path (``tile=0``) runs on the same
-  padded image. Reflection gives the network natural-looking context at the border instead of the
-  zeros its convolutions would add, and it makes every tile window (core + ``pad`` on every side)
-  lie inside the padded image, so tiled and whole-image outputs differ only by the context a tile
-  lacks beyond its pad (measured in ``benchmarks/reports/tiling/``).
-* Edge tiles are shifted inward rather than shrunk: every window of an image has the same shape,
-  so tiles batch together (also across images) and fit a fixed engine profile. The overlap a
-  shifted tile creates is written once, by the tile whose window gives it more context.
+* The work must stay proportional to the image. Between tiles the context a window needs comes from
+  real neighbouring pixels: each window reaches ``pad`` px into its neighbours. Only at the image's
+  outer border is there nothing real; there the image is reflect-padded by ``border`` px (at most
+  ``BORDER_PAD``, measured against ground truth), not by the full tile pad. Reflection gives the
+  network natural-looking context instead of the zeros its convolutions would add.
+* An image (or one axis of it) that fits one window runs as one window: the whole image plus its
+  border, so the model runs little more than the image's own pixels. Tiled and whole-image outputs
+  differ only by the context a tile lacks beyond its pad (measured in ``benchmarks/reports/tiling/``).
+* Edge tiles are shifted inward rather than shrunk, and a window that would reach past the border
+  padding is shifted inward too (taking its context from the interior side): every window of an
+  image has the same shape, so tiles batch together (also across images) and fit a fixed engine
+  profile. The overlap a shifted tile creates is written once, by the tile whose window gives it
+  more context.
 * The model's output is written straight into a uint8/uint16 buffer allocated once per image: no
   float copy of the whole upscaled image is ever made.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-#: Default context around each tile, in input pixels. Chosen from the pad/PSNR curve in
-#: benchmarks/reports/tiling/: with real pretrained paper-size x4 weights (Real-ESRGAN x4plus) 28 px is
-#: the smallest pad that keeps tiled output >= 50 dB PSNR from the whole-image output at every tile
-#: size >= 48 px; 32 px gives >= 53 dB there.
+#: Default context around each tile, in input pixels, taken from the neighbouring tiles' real pixels.
+#: Chosen from the pad/PSNR curve in benchmarks/reports/tiling/: with real pretrained paper-size x4
+#: weights (Real-ESRGAN x4plus) 28 px is the smallest pad that keeps tiled output >= 50 dB PSNR from
+#: the whole-image output at every tile size >= 48 px; 32 px gives >= 53 dB there.
 DEFAULT_TILE_PAD = 32
+
+#: Reflect padding at the image's outer border, in input pixels (never more than the tile pad): none.
+#: Measured against ground truth, not against another padding (benchmarks/reports/tiling/border_pad.md):
+#: HR photographs downscaled x4 by MATLAB-style bicubic, upscaled whole by Real-ESRGAN x4plus with the
+#: LR image reflect-padded by 0/4/8/16/32 px; PSNR vs the HR photograph over the outer 32 HR px band.
+#: Mean: none 25.75 dB, 4-16 px 25.39-25.74 dB (worse), 32 px 25.92 dB, but per photograph 32 px vs none
+#: ranges from -0.05 to +0.49 dB: no systematic border gain. What padding does do, on a small image, is
+#: move the whole output: 1 px of reflection puts a 48 x 64 photograph's output 28.9 dB from the
+#: unpadded one (benchmarks/reports/end_to_end/end_to_end_border_1px.json), so a padded image could not stay within 45 dB
+#: of a plain PyTorch forward. Unpadded, the whole-image pass is exactly the model's forward (as
+#: Real-ESRGAN's inference script with its default --pre_pad 0), and the model runs the image's pixels.
+BORDER_PAD = 0
+
+#: The most pixels the border padding may make the model run, per image pixel: a guard on its cost
+#: should BORDER_PAD be raised for another model (padding a 96 x 96 image by 32 px costs 2.8x its
+#: pixels); small images then get less border.
+MAX_PADDED_SHARE = 1.1
+
+
+def border_pad(pad: int, height: int | None = None, width: int | None = None) -> int:
+    """The outer-border reflection for a tile pad of ``pad`` on a ``height`` x ``width`` image.
+
+    ``BORDER_PAD``, but never more than ``pad`` (so a whole image fits any window a tile fits, and
+    ``--tile-pad 0`` means no padding anywhere), and for a given size never more than keeps the
+    padded image within ``MAX_PADDED_SHARE`` of the image's pixels.
+    """
+    border = min(pad, BORDER_PAD)
+    if height is None or width is None:
+        return border
+    total = height + width
+    fits = int((math.sqrt(total * total + 4 * (MAX_PADDED_SHARE - 1) * height * width) - total) / 4)
+    border = max(0, min(border, fits))
+    while border and (height + 2 * border) * (width + 2 * border) > MAX_PADDED_SHARE * height * width:
+        border -= 1
+    return border
 
 
 @dataclass(frozen=True)
 class Span:
-    """One tile along one axis: its core in image coordinates and the part of it it writes."""
+    """One window along one axis: where it lies in the padded image and the part of the image it writes."""
 
-    start: int  # core start (== window start in the padded image)
-    size: int  # core size
+    start: int  # window start in the padded image
+    size: int  # window size
     keep_start: int  # first image index this tile writes
     keep_end: int  # one past the last image index this tile writes
 
@@ -45,57 +86,77 @@ class Tile:
 
     y: Span
     x: Span
-    pad: int
+    border: int  # the padded image's border: image index i is padded index i + border
 
     @property
     def window_shape(self) -> tuple[int, int]:
-        return self.y.size + 2 * self.pad, self.x.size + 2 * self.pad
+        return self.y.size, self.x.size
 
 
-def axis_spans(length: int, tile: int, multiple: int = 1) -> list[Span]:
-    """Split ``length`` pixels into cores of ``tile`` px; the last is shifted inward, not shrunk.
+def axis_spans(length: int, tile: int, multiple: int = 1, pad: int = 0, border: int = 0) -> list[Span]:
+    """Split ``length`` pixels into cores of ``tile`` px, each run in a window ``pad`` px wider on each side.
 
-    ``tile <= 0`` or ``tile >= length`` gives one core covering everything. ``multiple`` is the
-    model's size multiple (its pixel-unshuffle factor): every core starts at a multiple of it and
-    ``tile`` is rounded down to one, so that each window groups pixels into the same 2x2/4x4 blocks
-    as the whole-image pass; a core may then run up to ``multiple - 1`` px past the end, into the
-    extra padding ``pad_image`` adds for it.
+    The image is padded by ``border`` px at both ends (``pad_image``). ``tile <= 0``, ``tile >= length``,
+    or an axis whose padded length is no more than one window, gives one window covering the whole
+    padded axis. Otherwise every window has the same size; the last core is shifted inward, not
+    shrunk, and a window that would leave the padded image is shifted back into it.
+
+    ``multiple`` is the model's size multiple (its pixel-unshuffle factor): every window starts at a
+    multiple of it in the padded image, so that each window groups pixels into the same 2x2/4x4 blocks
+    as the whole-image pass (``tile`` is rounded down to a multiple and the context up so that this
+    holds); the padded image runs up to ``multiple - 1`` px past the end, into the extra padding
+    ``pad_image`` adds for it.
     """
     if length <= 0:
         raise ValueError(f"cannot tile an axis of length {length}")
     if multiple < 1:
         raise ValueError(f"size multiple must be >= 1, got {multiple}")
-    aligned = length + (-length) % multiple
+    if pad < 0 or border < 0:
+        raise ValueError(f"tile pad and border must be >= 0, got {pad} and {border}")
+    padded = length + (-length) % multiple + 2 * border
     if tile > 0:
         tile = max(multiple, tile // multiple * multiple)
-    if tile <= 0 or tile >= length:
-        return [Span(0, aligned, 0, length)]
+    context = pad + (border - pad) % multiple  # window starts stay on the multiple
+    window = tile + 2 * context
+    if tile <= 0 or tile >= length or window >= padded:
+        return [Span(0, padded, 0, length)]
     count = -(-length // tile)
     last = -(-(length - tile) // multiple) * multiple
-    starts = [i * tile for i in range(count - 1)] + [last]
+    cores = [i * tile for i in range(count - 1)] + [last]
     spans = []
-    for i, start in enumerate(starts):
+    for i, core in enumerate(cores):
         # Tile i writes from where tile i-1 stopped: the shifted last tile keeps only its new part,
         # which sits deeper inside its window (more context) than in the previous tile.
-        keep_start = i * tile
-        keep_end = min((i + 1) * tile, length)
-        spans.append(Span(start, tile, keep_start, keep_end))
+        start = min(max(core + border - context, 0), padded - window)
+        spans.append(Span(start, window, i * tile, min((i + 1) * tile, length)))
     return spans
 
 
-def tile_grid(height: int, width: int, tile: int, pad: int, multiple: int = 1) -> list[Tile]:
-    """All tiles of an image, row-major. ``tile=0`` is the whole image in one window."""
+def tile_grid(height: int, width: int, tile: int, pad: int, multiple: int = 1, border: int | None = None) -> list[Tile]:
+    """All tiles of an image, row-major. ``tile=0`` is the whole image in one window.
+
+    ``border`` is the image's padding in ``pad_image`` (default ``border_pad(pad, height, width)``)."""
     if pad < 0:
         raise ValueError(f"tile pad must be >= 0, got {pad}")
+    border = border_pad(pad, height, width) if border is None else border
     return [
-        Tile(ys, xs, pad)
-        for ys in axis_spans(height, tile, multiple) for xs in axis_spans(width, tile, multiple)
+        Tile(ys, xs, border)
+        for ys in axis_spans(height, tile, multiple, pad, border)
+        for xs in axis_spans(width, tile, multiple, pad, border)
     ]
+
+
+def pixels_run(height: int, width: int, tile: int, pad: int, multiple: int = 1, border: int | None = None) -> int:
+    """How many input pixels the model runs for one image plane: the sum of its windows' areas."""
+    return sum(h * w for h, w in (t.window_shape for t in tile_grid(height, width, tile, pad, multiple, border)))
 
 
 def pad_image(image: np.ndarray, pad: int, multiple: int = 1) -> np.ndarray:
     """Reflect-pad an HWC (or HW) image by ``pad`` on every side (repeated reflection if it is tiny),
-    plus what rounds the bottom and right up to a multiple of ``multiple`` (see ``axis_spans``)."""
+    plus what rounds the bottom and right up to a multiple of ``multiple`` (see ``axis_spans``).
+
+    The runtime pads by the border (``border_pad``), not by the tile pad: tiles take their context
+    from their neighbours."""
     h, w = image.shape[:2]
     extra_h, extra_w = (-h) % multiple, (-w) % multiple
     if pad == 0 and extra_h == 0 and extra_w == 0:
@@ -106,8 +167,8 @@ def pad_image(image: np.ndarray, pad: int, multiple: int = 1) -> np.ndarray:
 
 def extract_window(padded: np.ndarray, tile: Tile) -> np.ndarray:
     """The CHW float32 [0, 1] window of ``tile`` from the padded HWC float32 image."""
-    wh, ww = tile.window_shape
-    win = padded[tile.y.start : tile.y.start + wh, tile.x.start : tile.x.start + ww]
+    y, x = tile.y, tile.x
+    win = padded[y.start : y.start + y.size, x.start : x.start + x.size]
     return np.ascontiguousarray(win.transpose(2, 0, 1))
 
 
@@ -139,11 +200,11 @@ def to_integer(values: np.ndarray, dtype: np.dtype[Any] | type) -> np.ndarray:
 
 def stitch(out: np.ndarray, tile_output: np.ndarray, tile: Tile, scale: int) -> None:
     """Write the kept centre of one tile's CHW float output into the HWC integer image ``out``."""
-    p = tile.pad
-    y0 = (tile.y.keep_start - tile.y.start + p) * scale
-    y1 = (tile.y.keep_end - tile.y.start + p) * scale
-    x0 = (tile.x.keep_start - tile.x.start + p) * scale
-    x1 = (tile.x.keep_end - tile.x.start + p) * scale
+    b = tile.border
+    y0 = (tile.y.keep_start + b - tile.y.start) * scale
+    y1 = (tile.y.keep_end + b - tile.y.start) * scale
+    x0 = (tile.x.keep_start + b - tile.x.start) * scale
+    x1 = (tile.x.keep_end + b - tile.x.start) * scale
     centre = tile_output[:, y0:y1, x0:x1].transpose(1, 2, 0)
     out[tile.y.keep_start * scale : tile.y.keep_end * scale, tile.x.keep_start * scale : tile.x.keep_end * scale] = (
         to_integer(centre, out.dtype)
@@ -160,9 +221,10 @@ def run_tiled(
     ``requirements``: the network's ``SizeRequirements`` (see ``run_fitted``).
     """
     h, w, c = image.shape
-    padded = pad_image(image, pad, multiple)
+    border = border_pad(pad, h, w)
+    padded = pad_image(image, border, multiple)
     out = np.empty((h * scale, w * scale, c), dtype=dtype)
-    tiles = tile_grid(h, w, tile, pad, multiple)
+    tiles = tile_grid(h, w, tile, pad, multiple, border)
     for start in range(0, len(tiles), max(1, batch)):
         group = tiles[start : start + max(1, batch)]
         result = run_fitted(run, np.stack([extract_window(padded, t) for t in group]), scale, requirements)

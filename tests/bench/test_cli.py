@@ -23,8 +23,9 @@ def test_quick_on_tiny_model_writes_a_valid_report(tmp_path, monkeypatch, bench_
     assert doc["environment"]["model"]["spec"]["num_feat"] == 8
     assert "ort-fp32" in (out / "report.md").read_text()
     tiling, e2e = doc["tiling"], doc["end_to_end"]
-    assert tiling["tile"] == 16 and (tiling["psnr_db"] == "inf" or tiling["psnr_db"] > 50)
+    assert tiling["tile"] == 32 and (tiling["psnr_db"] == "inf" or tiling["psnr_db"] > 50)
     assert e2e["windows"] == 4 and 0 < e2e["pipeline_share_of_raw"] < 10
+    assert e2e["pixels_run_ratio"] > 1.1 and 1.0 <= e2e["default_pixels_run_ratio"] <= 1.1  # 2 x 2 tiles vs whole
     assert e2e["raw_mpix_s"] > 0 and e2e["pipeline_mpix_s"] > 0
     # every preparation step and check is a line stamped with the elapsed time
     steps = [line for line in res.stderr.splitlines() if line.startswith("[")]

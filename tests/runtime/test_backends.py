@@ -7,6 +7,7 @@ import pytest
 
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
 from esrgan.hashing import file_sha256
+from esrgan.runtime import tiling
 from esrgan.runtime.backends import ort_backend, registry
 from esrgan.runtime.backends.base import Backend, BackendInfo
 from esrgan.runtime.engine import TileEngine
@@ -139,7 +140,8 @@ def test_tiles_of_small_images_share_batches():
     eng, done, failed, _ = _engine(backend, 16, batch=4)
     for key in range(4):
         eng.submit(key, from_array(gradient(10, 10)), more_coming=key < 3)
-    assert len(done) == 4 and backend.shapes == [(4, 3, 14, 14)]
+    side = 10 + 2 * tiling.border_pad(2, 10, 10)  # each whole image, plus the border its size allows
+    assert len(done) == 4 and backend.shapes == [(4, 3, side, side)]
 
 
 def test_engine_profile_limits_tile_batch_and_small_images_are_padded_up():

@@ -106,8 +106,8 @@ def test_upscaler_and_folder_run_use_run_options(tmp_path):
         paths.plan_run(str(src), tmp_path / "out", RunOptions().format, RunOptions().shard,
                        suffix=RunOptions().suffix).jobs
     )
-    pad = RunOptions().tile_pad
-    assert summary.written == 1 and backend.shapes == [(1, 3, 20 + 2 * pad, 24 + 2 * pad)]
+    border = tiling.border_pad(RunOptions().tile_pad, 20, 24)  # the whole image plus a border within its share
+    assert summary.written == 1 and backend.shapes == [(1, 3, 20 + 2 * border, 24 + 2 * border)]
 
 
 def test_docs_state_the_run_options_defaults():

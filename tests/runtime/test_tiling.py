@@ -23,6 +23,48 @@ def test_axis_spans_cover_every_pixel_once_with_equal_tiles(length, tile):
     assert spans[0].size == (min(tile, length) if tile > 0 else length)
 
 
+@pytest.mark.parametrize("length,tile,pad,border,multiple", [
+    (100, 16, 8, 0, 1), (100, 16, 8, 4, 1), (300, 64, 32, 8, 1), (97, 30, 12, 3, 4), (301, 64, 32, 8, 2),
+    (200, 32, 32, 40, 1),
+])
+def test_windows_reach_into_their_neighbours_and_stay_in_the_padded_image(length, tile, pad, border, multiple):
+    spans = tiling.axis_spans(length, tile, multiple, pad, border)
+    padded = length + (-length) % multiple + 2 * border
+    written = np.zeros(length, int)
+    assert len(spans) > 1 and len({s.size for s in spans}) == 1  # tiled, every window the same shape
+    for s in spans:
+        written[s.keep_start : s.keep_end] += 1
+        assert 0 <= s.start and s.start + s.size <= padded and s.start % multiple == 0
+        before = s.keep_start + border - s.start  # context on each side of what it writes, in window px
+        after = s.start + s.size - (s.keep_end + border)
+        # Full context from real neighbours; less only where the padded image itself ends.
+        assert before >= min(pad, s.keep_start + border) and after >= min(pad, padded - s.keep_end - border)
+    assert (written == 1).all()
+
+
+@pytest.mark.parametrize("h,w,tile", [(96, 96, 256), (128, 150, 0), (70, 200, 64), (300, 40, 512), (1400, 1400, 2048)])
+def test_an_axis_that_fits_one_window_runs_whole_with_only_the_border(h, w, tile):
+    pad = tiling.DEFAULT_TILE_PAD
+    border = tiling.border_pad(pad, h, w)
+    grid = tiling.tile_grid(h, w, tile, pad)
+    assert border <= pad and (h + 2 * border) * (w + 2 * border) <= tiling.MAX_PADDED_SHARE * h * w
+    for t in grid:
+        for length, span in ((h, t.y), (w, t.x)):
+            if tile == 0 or length + 2 * border <= tile + 2 * pad:
+                assert span.size == length + 2 * border and span.start == 0
+
+
+def test_border_pad_is_the_measured_one_within_the_padded_share(monkeypatch):
+    assert tiling.border_pad(0) == 0 and tiling.border_pad(1000) == tiling.BORDER_PAD
+    monkeypatch.setattr(tiling, "BORDER_PAD", 32)  # the cap matters for any border larger than none
+    assert tiling.border_pad(32, 96, 96) == 2  # 100 x 100 = 1.085x; 104 x 104 would be 1.17x
+    assert tiling.border_pad(1000, 4000, 4000) == 32
+    for h, w in [(1, 1), (5, 300), (96, 96), (128, 150), (1080, 1920)]:
+        b = tiling.border_pad(32, h, w)
+        assert (h + 2 * b) * (w + 2 * b) <= tiling.MAX_PADDED_SHARE * h * w
+        assert (h + 2 * b + 2) * (w + 2 * b + 2) > tiling.MAX_PADDED_SHARE * h * w or b == 32
+
+
 def test_pad_image_reflects_even_beyond_the_image_size():
     img = np.arange(6, dtype=np.float32).reshape(2, 3, 1)
     padded = tiling.pad_image(img, 4)
@@ -68,7 +110,8 @@ def test_default_pad_matches_whole_image_on_a_tiny_model(tiny_onnx):
     backend = OnnxRuntimeBackend(tiny_onnx, threads=1)
     from tests.conftest import photo
 
-    img = photo("coffee")[100:164, 200:260].astype(np.float32) / 255.0
+    img = photo("coffee")[100:228, 200:320].astype(np.float32) / 255.0
+    assert len(tiling.tile_grid(128, 120, 16, tiling.DEFAULT_TILE_PAD)) > 1  # windows smaller than the image: tiled
     whole = tiling.run_tiled(backend.run, img, 4, 0, tiling.DEFAULT_TILE_PAD)
     tiled = tiling.run_tiled(backend.run, img, 4, 16, tiling.DEFAULT_TILE_PAD, batch=4)
     no_pad = tiling.run_tiled(backend.run, img, 4, 16, 0, batch=4)
@@ -86,6 +129,41 @@ def test_auto_tile_uses_engine_profile_then_memory():
     small = auto_tile(cpu, 24, 1000.0, budget=100 * 100 * 1000)
     big = auto_tile(cpu, 24, 1000.0, budget=400 * 400 * 1000)
     assert small % 8 == 0 and big % 8 == 0 and small < big <= 1024
+
+
+def test_tile_auto_runs_an_image_within_the_memory_budget_whole(monkeypatch):
+    from esrgan.bench.extras import CountingBackend
+    from esrgan.runtime import engine
+    from esrgan.runtime.images import from_array
+
+    per_pixel = engine.bytes_per_input_pixel(None, 4)
+    monkeypatch.setattr(engine, "memory_budget", lambda info: int(per_pixel * 100 * 100))
+    backend, done = CountingBackend(), []
+    eng = engine.TileEngine(backend, "auto", 32, on_done=done.append, on_fail=lambda w, m: None)
+    assert eng.tile == 32  # the square tile the budget allows, (100 - 2 * 32) rounded down to 8
+    border = tiling.border_pad(32, 40, 160)
+    rng = np.random.default_rng(0)
+    long_ = rng.integers(0, 256, (40, 160, 3), dtype=np.uint8)  # wider than the tile, within the budget: whole
+    eng.submit("long", from_array(long_))
+    assert backend.pixels == (40 + 2 * border) * (160 + 2 * border)
+    big = rng.integers(0, 256, (120, 120, 3), dtype=np.uint8)  # beyond the budget: tiled
+    eng.submit("big", from_array(big))
+    assert backend.pixels - (40 + 2 * border) * (160 + 2 * border) == 16 * (32 + 64) ** 2  # 4 x 4 tiles
+    expected = long_.repeat(4, 0).repeat(4, 1)
+    np.testing.assert_array_equal(done[0].outputs[0], expected)
+    np.testing.assert_array_equal(done[1].outputs[0], big.repeat(4, 0).repeat(4, 1))
+
+
+@pytest.mark.parametrize("sizes", [[(96, 96)], [(128, 150), (256, 300)], [(480, 640)], [(200, 1400)]])
+def test_default_run_makes_the_model_run_little_more_than_the_image(sizes, monkeypatch):
+    """``esrgan-run``'s defaults on a CPU: pixels run <= 1.1x the image's own, for images within the budget."""
+    from esrgan.bench.extras import pixels_run_ratio
+    from esrgan.runtime import engine
+
+    monkeypatch.setattr(engine, "memory_budget", lambda info: engine.CPU_BUDGET_BYTES)  # not this machine's free memory
+    per_pixel = engine.bytes_per_input_pixel(None, 4)
+    assert all((h + 64) * (w + 64) * per_pixel <= engine.CPU_BUDGET_BYTES for h, w in sizes)  # within the budget
+    assert 1.0 <= pixels_run_ratio(sizes) <= 1.1
 
 
 def test_auto_tile_on_a_gpu_uses_free_memory(monkeypatch):
