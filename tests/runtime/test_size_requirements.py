@@ -59,7 +59,7 @@ def test_without_requirements_windows_are_not_padded():
     backend, done = Picky(SizeRequirements()), []
     engine = TileEngine(backend, 0, 3, 1, on_done=done.append, on_fail=lambda _w, m: None)
     engine.submit(0, from_array(gradient(21, 34)))
-    assert backend.shapes == [(1, 3, 27, 40)]
+    assert backend.shapes == [(1, 3, 21, 34)]  # the image itself: no border pad, no padding for requirements
 
 
 def test_run_tiled_honours_the_requirements():
