@@ -136,7 +136,8 @@ def _download(url: str, part: Path, entry: Entry, progress: bool) -> None:
     offline = f"download it by hand from {url} and put it at {model_path(entry)}"
     done = part.stat().st_size if part.exists() else 0
     bar = tqdm(total=entry.size, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
-               desc=entry.name, file=sys.stderr, dynamic_ncols=True, disable=not progress)
+               desc=entry.name, file=sys.stderr, dynamic_ncols=True, disable=not progress,
+               leave=False)  # a failed download ends in its one error line, not under a stale bar
     reason = ""
     with bar:
         for _ in range(MAX_RETRIES + 1):

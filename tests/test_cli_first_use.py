@@ -55,6 +55,7 @@ def test_help_and_version_need_no_extra(command):
     ("esrgan-train", ["--preset", "tiny", "--data", "x"], "train"),
     ("esrgan-export", ["--gan", "x.safetensors", "-o", "d"], "export"),
     ("esrgan-bench", ["--quick", "-o", "d"], "export"),
+    ("esrgan-bench", ["--quick"], "export"),  # the missing extra first, not after a round on -o
 ])
 def test_a_missing_extra_is_one_line_and_exit_2(command, args, extra, tmp_path):
     result = run_without(command, args, cwd=tmp_path)

@@ -84,6 +84,10 @@ def main(
         for key, row in rowmod.all_rows().items():
             click.echo(f"{key:22s} {row.precision:5s} {row.device:5s} {row.description}")
         return
+    # Every model is exported and compared with PyTorch: without the export extra this import ends
+    # the run in one line, before the arguments send the user round twice or any preparation starts.
+    import esrgan.export.pipeline  # noqa: F401
+
     if out_dir is None:
         raise UsageError("-o OUTDIR is required")
     flags = {
@@ -99,9 +103,6 @@ def main(
 
     from tqdm import tqdm
 
-    # Every model is exported and compared with PyTorch: without the export extra this import ends
-    # the run in one line, before any preparation is announced.
-    import esrgan.export.pipeline  # noqa: F401
     from esrgan.bench.models import prepare_model
     from esrgan.bench.report import write_report
     from esrgan.bench.runner import run_benchmark, steps_per_case
