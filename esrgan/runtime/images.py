@@ -28,7 +28,7 @@ from PIL import (
 )
 
 from esrgan.atomic import write_atomic
-from esrgan.errors import ImageError
+from esrgan.errors import ImageError, first_line
 
 # tifffile logs each damaged tag it skips; with no handler anywhere Python would print those records
 # raw on stderr. A NullHandler keeps them for applications that configure logging, and quiet otherwise.
@@ -93,10 +93,6 @@ class Decoded:
         return out
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
-
-
 def _png_bit_depth(path: Path) -> int:
     """The bit depth in a PNG's IHDR (Pillow silently reduces 16-bit RGB PNGs to 8 bits)."""
     with open(path, "rb") as fh:
@@ -131,7 +127,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{src}: {_first_line(exc)}") from exc
+        raise ImageError(f"{src}: {first_line(exc)}") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{src}: not an image Pillow can read") from exc
     except Exception as exc:
@@ -146,7 +142,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
 def reason(exc: BaseException) -> str:
     """One line for a failure; the exception's type too unless it is the usual OSError."""
     name = type(exc).__name__
-    line = _first_line(exc) if str(exc).strip() else ""
+    line = first_line(exc) if str(exc).strip() else ""
     if not line:
         return name
     return line if type(exc) is OSError or line.startswith(name) else f"{name}: {line}"
