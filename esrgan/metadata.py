@@ -6,6 +6,7 @@ Torch-free: both sides import it, so the keys are defined once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from esrgan.errors import EsrganError, ModelError
 from esrgan.models.spec import AnySpec, SizeRequirements, spec_from_json
@@ -22,6 +23,17 @@ EXPORTER = PREFIX + "exporter"
 OPSET = PREFIX + "opset"
 PARITY = PREFIX + "parity"  # JSON: the verified figures
 VERSION = PREFIX + "version"  # esrgan package version that wrote the file
+
+# An FP32 model's INT8 version sits beside it as "<stem>_int8.onnx" (esrgan-export writes model.onnx and
+# model_int8.onnx; the built-in model ships default_x4.onnx and default_x4_int8.onnx): --backend auto
+# may run it instead when its parity measured on this machine passes (esrgan.runtime.cpu_parity).
+INT8_SUFFIX = "_int8"
+
+
+def int8_companion(fp32_path: Path) -> Path:
+    """Where the INT8 version of an FP32 model file lives (whether or not it exists)."""
+    return fp32_path.with_name(f"{fp32_path.stem}{INT8_SUFFIX}{fp32_path.suffix}")
+
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"

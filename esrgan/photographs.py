@@ -18,7 +18,7 @@ import numpy as np
 # character (camera: edges, moon: smooth texture, coins: small objects).
 DEFAULT_MODEL_TRAIN = (
     "astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-    "motorcycle_left", "brick", "grass", "gravel", "clock", "page", "text", "cell",
+    "motorcycle_left", "brick", "grass", "gravel", "clock", "page", "text", "cell", "grace_hopper",
 )
 DEFAULT_MODEL_HELD_OUT = ("chelsea", "camera", "moon", "coins")
 
@@ -26,11 +26,25 @@ DEFAULT_MODEL_HELD_OUT = ("chelsea", "camera", "moon", "coins")
 _CROPS = (("astronaut", 40, 160), ("coffee", 120, 200), ("chelsea", 60, 120), ("rocket", 100, 250))
 
 
+def photo_source(name: str) -> str:
+    """Where a photograph of ``photograph(name)`` comes from, for reports and model cards."""
+    return "matplotlib sample_data/grace_hopper.jpg" if name == "grace_hopper" else f"skimage.data.{name}"
+
+
 def photograph(name: str = "astronaut") -> np.ndarray:
     """An HxWx3 uint8 photograph from scikit-image's data (grey images are repeated to RGB).
 
-    ``motorcycle_left`` is the left view of ``stereo_motorcycle``.
+    ``motorcycle_left`` is the left view of ``stereo_motorcycle``. ``grace_hopper`` is matplotlib's
+    sample portrait (a train dependency too): the only photograph of a person's face, hair and cloth
+    besides astronaut among the bundled ones.
     """
+    if name == "grace_hopper":
+        import matplotlib.cbook
+        from PIL import Image
+
+        with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as im:
+            img = np.asarray(im.convert("RGB"))
+        return np.ascontiguousarray(img)
     from skimage import data
 
     img = data.stereo_motorcycle()[0] if name == "motorcycle_left" else getattr(data, name)()

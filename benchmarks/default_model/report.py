@@ -19,7 +19,7 @@ import click
 from esrgan.atomic import write_atomic, write_text_atomic
 from esrgan.photographs import DEFAULT_MODEL_HELD_OUT as HELD_OUT
 from esrgan.photographs import DEFAULT_MODEL_TRAIN as TRAIN
-from esrgan.photographs import photograph
+from esrgan.photographs import photo_source, photograph
 from esrgan.runtime.cpu_features import probe_cpu_features
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
@@ -148,8 +148,8 @@ def main(run_dir: str, load_log: Path | None, notes: Path | None) -> None:
     summary = {
         "spec": model.spec.to_dict(),  # type: ignore[attr-defined]
         "preset": config["preset"], "iterations": config["psnr_iters"],
-        "training_photos": [f"skimage.data.{n}" for n in TRAIN],
-        "held_out_photos": [f"skimage.data.{n}" for n in HELD_OUT],
+        "training_photos": [photo_source(n) for n in TRAIN],
+        "held_out_photos": [photo_source(n) for n in HELD_OUT],
         "held_out": {"psnr_y": final.psnr, "ssim_y": final.ssim, "bicubic_psnr_y": final.bicubic_psnr,
                      "bicubic_ssim_y": final.bicubic_ssim, "per_image": final.per_image,
                      "metric": "PSNR/SSIM on Y (BT.601), 4 px border crop, LR = MATLAB bicubic x1/4 (uint8)"},
@@ -185,8 +185,8 @@ def main(run_dir: str, load_log: Path | None, notes: Path | None) -> None:
 
 A compact RRDBNet ({spec.describe()}, {sum(p.numel() for p in model.parameters()):,} parameters,
 {spec.macs_per_pixel() / 1e6:.2f} M MAC per input pixel), PSNR stage only, trained by this project's
-`esrgan-train` on {len(TRAIN)} photographs that ship inside scikit-image and validated on {len(HELD_OUT)}
-**other** scikit-image photographs held out of training.
+`esrgan-train` on {len(TRAIN)} photographs that ship inside scikit-image and matplotlib and validated on
+{len(HELD_OUT)} **other** scikit-image photographs held out of training.
 
 {verdict}
 
@@ -209,8 +209,8 @@ schedule to {config['min_lr']}, β = ({config['beta1']}, {config['beta2']}), EMA
 
 ## Data
 
-- Training (`skimage.data`): {", ".join(TRAIN)} (grey ones used as RGB; `motorcycle_left` is the left
-  view of `stereo_motorcycle`).
+- Training: {", ".join(TRAIN)} (`skimage.data`, except `grace_hopper`: matplotlib's sample portrait;
+  grey ones used as RGB; `motorcycle_left` is the left view of `stereo_motorcycle`).
 - Held out (`skimage.data`): {", ".join(HELD_OUT)}.
 - LR inputs: MATLAB-style antialiased bicubic x1/4, rounded to uint8 (HR mod-cropped to a multiple of 4).
 - Metrics: PSNR and SSIM (scikit-image, Gaussian window σ 1.5) on the Y channel (BT.601), 4 px border

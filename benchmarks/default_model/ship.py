@@ -3,7 +3,9 @@
     python -m benchmarks.default_model.ship [--checkpoint benchmarks/reports/default_model/default_x4.safetensors]
 
 1. exports the checkpoint with this project's exporter (FP32 ONNX, verified against PyTorch);
-2. copies it to esrgan/runtime/models/default_x4.onnx;
+2. copies it to esrgan/runtime/models/default_x4.onnx, and its INT8 version (esrgan's INT8 export,
+   calibrated on the training photographs, parity measured on the held-out ones) to
+   default_x4_int8.onnx, which ``--backend auto`` runs where it is faithful and faster;
 3. upscales the held-out photographs through the torch-free runtime (the same code path as
    ``esrgan-run`` with ONNX Runtime on the CPU) and scores them against bicubic;
 4. writes esrgan/runtime/models/default_x4.json (spec, data lists, iterations, held-out figures, sha256)
@@ -23,6 +25,7 @@ import click
 import numpy as np
 
 from esrgan.atomic import write_atomic, write_text_atomic
+from esrgan.export.int8 import read_int8_report
 from esrgan.hashing import file_sha256
 from esrgan.photographs import DEFAULT_MODEL_HELD_OUT as HELD_OUT
 from esrgan.photographs import photograph
@@ -50,6 +53,23 @@ def held_out_scores(onnx_path: Path) -> dict[str, dict[str, float]]:
     return scores
 
 
+def write_int8(fp32: Path, work: Path) -> Path:
+    """The INT8 companion of the shipped model: calibrated on the training photographs (64 px crops,
+    the model is small enough to calibrate on many), parity on the held-out ones."""
+    from esrgan.export.int8 import quantize_int8
+    from esrgan.metadata import int8_companion
+    from esrgan.photographs import DEFAULT_MODEL_TRAIN, export_photos
+
+    export_photos(work / "calib", DEFAULT_MODEL_TRAIN)
+    export_photos(work / "held_out", HELD_OUT)
+    dest = int8_companion(fp32)
+    quantize_int8(fp32, work / "calib", work / dest.name, held_out_dir=work / "held_out", crop=64,
+                  crops_per_image=2, max_crops=30)
+    with write_atomic(dest) as out:
+        shutil.copyfile(work / dest.name, out)
+    return dest
+
+
 def mean_of(scores: dict[str, dict[str, float]], key: str) -> float:
     return float(np.mean([v[key] for v in scores.values()]))
 
@@ -68,6 +88,7 @@ def main(checkpoint: str) -> None:
         dest = MODEL_DIR / "default_x4.onnx"
         with write_atomic(dest) as out:
             shutil.copyfile(result.onnx_fp32, out)
+        int8 = write_int8(dest, Path(tmp))
     scores = held_out_scores(dest)
     held = {k: mean_of(scores, k) for k in ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y")}
     held["psnr_y_gain_db"] = held["psnr_y"] - held["bicubic_psnr_y"]
@@ -84,6 +105,7 @@ def main(checkpoint: str) -> None:
                      "measured_with": "esrgan runtime, ONNX Runtime CPU, whole image (no tiling)",
                      "metric": training["held_out"]["metric"]},
         "onnx_sha256": file_sha256(dest),
+        "int8": {"file": int8.name, "sha256": file_sha256(int8), "parity_vs_fp32": read_int8_report(int8)},
         "regenerate": "python -m benchmarks.default_model.train --output RUN && "
                       "python -m benchmarks.default_model.report --run RUN && python -m benchmarks.default_model.ship",
     }
@@ -97,7 +119,7 @@ def main(checkpoint: str) -> None:
 ({dest.stat().st_size / 1e6:.2f} MB, FP32): {spec.describe()}, {spec.macs_per_pixel() / 1e6:.3f} M MAC
 per input pixel (the paper's x4 model: 17.93 M), trained by this project's `esrgan-train --preset
 {training['preset']}` for {training['iterations']} iterations (PSNR stage) on {len(training['training_photos'])}
-scikit-image photographs. How it learned: [../learning/report.md](../learning/report.md).
+photographs that ship inside scikit-image and matplotlib. How it learned: [../learning/report.md](../learning/report.md).
 
 ## Held-out photographs, measured through the runtime (`esrgan.runtime.Upscaler`, ONNX Runtime CPU)
 
@@ -110,6 +132,12 @@ LR = MATLAB-style bicubic x1/4 of the photograph (uint8); PSNR/SSIM on Y (BT.601
 
 Quality bar: at least +0.5 dB mean PSNR-Y over bicubic on photographs not used for training:
 **{'met' if held['psnr_y_gain_db'] >= 0.5 else 'NOT met'}** ({held['psnr_y_gain_db']:+.2f} dB).
+
+INT8 companion: `{int8.name}` ({int8.stat().st_size / 1e6:.2f} MB; esrgan's INT8 export, calibrated on
+the training photographs, first conv and upsampling tail in FP32): **{sidecar['int8']['parity_vs_fp32']['psnr_db']:.1f} dB**
+from the FP32 model's output, worst of the held-out tiles. `--backend auto` measures it against FP32 once
+per machine and runs it where it passes 45 dB and is the fastest path measured
+([docs/cpu.md](../../../docs/cpu.md)).
 
 Side by side (bicubic | default model | ground truth, held-out `chelsea`, enlarged x2):
 

@@ -43,7 +43,7 @@ class Int8Report:
 
     method: str
     calibration_crops: int
-    held_out: tuple[str, ...]
+    held_out: tuple[str, ...]  # file names of the held-out images (their folder is the user's business)
     kept_fp32: tuple[str, ...]
     parity: Parity
 
@@ -216,7 +216,7 @@ def quantize_int8(
             extra_options={"ActivationSymmetric": activation_type == "int8", "WeightSymmetric": True},
         )
         parity = measure_int8_parity(src, raw, held_tiles, threads)
-        report = Int8Report(method, len(crops), tuple(str(f) for f in held_files), tuple(kept), parity)
+        report = Int8Report(method, len(crops), tuple(f.name for f in held_files), tuple(kept), parity)
         quantized = load_onnx(raw)
         del quantized.metadata_props[:]  # quantize_static's own entries: the FP32 file's keys are the record
         out.parent.mkdir(parents=True, exist_ok=True)

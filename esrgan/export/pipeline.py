@@ -48,7 +48,7 @@ from esrgan.models.spec import AnySpec
 CHECKPOINT_NAME = "model.safetensors"
 FP32_NAME = "model.onnx"
 FP16_NAME = "model_fp16.onnx"
-INT8_NAME = "model_int8.onnx"
+INT8_NAME = meta.int8_companion(Path(FP32_NAME)).name  # model_int8.onnx
 
 Progress = Callable[[str], None]
 

@@ -69,11 +69,12 @@ def test_auto_precision_follows_native_bf16(tiny_onnx, tmp_path):
 
 
 def test_bf16_parity_on_a_real_photograph(tiny_onnx, tmp_path):
-    from esrgan.runtime.cpu_parity import measure_openvino_bf16
+    from esrgan.runtime.cpu_parity import measure_cpu_paths
 
-    figures = measure_openvino_bf16(tiny_onnx, cache_dir=tmp_path, threads=1)
-    assert set(figures) == {"openvino:bf16-fp32-head", "openvino:bf16-fp32-ends"}
-    for parity in figures.values():
+    figures = measure_cpu_paths(tiny_onnx, cache_dir=tmp_path, threads=1)
+    assert set(figures.parity) == {"openvino:bf16-fp32-head", "openvino:bf16-fp32-ends"}
+    assert set(figures.seconds) == {"openvino:fp32", *figures.parity} and min(figures.seconds.values()) > 0
+    for parity in figures.parity.values():
         assert passes(parity, "bf16")
         if probe_cpu_features().bf16_native:  # BF16 really ran: the output is not bit-identical to FP32
             assert parity.max_abs_err > 0.0
@@ -84,13 +85,14 @@ def test_bf16_parity_is_measured_once_then_read_from_the_cache(tiny_onnx, tmp_pa
 
     first = cp.select_cpu_backend(tiny_onnx, "fp32", ["openvino", "onnxruntime-cpu"], features=WITH_BF16,
                                   cache_dir=tmp_path, threads=1)
-    assert (first.backend, first.precision) == ("openvino", "bf16")
+    # BF16 or FP32, whichever was measured faster on this machine (the tiny model's parity passes)
+    assert first.backend == "openvino" and first.precision in ("bf16", "fp32")
     assert list((tmp_path / "parity").glob("*.json"))
 
     def boom(*a, **k):
         raise AssertionError("measured again instead of reading the cache")
 
-    monkeypatch.setattr(cp, "measure_openvino_bf16", boom)
+    monkeypatch.setattr(cp, "measure_cpu_paths", boom)
     again = cp.select_cpu_backend(tiny_onnx, "fp32", ["openvino", "onnxruntime-cpu"], features=WITH_BF16,
                                   cache_dir=tmp_path, threads=1)
     assert again == first
