@@ -2,10 +2,10 @@
 
     python -m benchmarks.int8_study -o benchmarks/reports/int8 \
         --weights /tmp/esrgan-real/realesrgan_x4plus.safetensors --onnx x4plus_fp32.onnx \
-        [--stages sens,weights,nncf,speed]
+        [--stages sens,weights,bits,ort,nncf,speed]
 
 ``--weights``: the safetensors file ``python -m benchmarks.real_weights`` writes; ``--onnx``: the same
-weights exported to FP32 ONNX (``esrgan-export``), needed by the ``nncf`` and ``speed`` stages.
+weights exported to FP32 ONNX (``esrgan-export``), needed by the ``ort``, ``nncf`` and ``speed`` stages.
 
 Stages (each adds its figures to ``results.json`` in the output folder, so they can run separately):
 * ``sens``: fake quantisation in PyTorch, switchable per convolution. Activations: per-tensor
@@ -13,10 +13,14 @@ Stages (each adds its figures to ``results.json`` in the output folder, so they 
   channel -- the scheme of ``esrgan.export.int8`` (ONNX Runtime QDQ). All convs except
   ``DEFAULT_KEEP_FP32`` quantised is checked against the ONNX Runtime file's figure, then every RRDB
   alone and every conv position (rdbR.convJ across all RRDBs) alone, weights and activations apart
-  and together, on the hardest held-out tiles. A greedy choice of groups to keep in FP32 follows
-  (error powers of separate groups add up nearly exactly, checked), then is measured on all tiles.
+  and together, on the hardest held-out tiles. A greedy choice of groups to keep in FP32 follows,
+  predicted by adding the groups' error powers (``additivity_sum_over_measured`` says how well that
+  holds per tile), then measured on all tiles, adding groups until the goal holds.
 * ``weights``: cheaper weight rounding: per-channel MSE-optimal clipping of the scale, and GPTQ
   (error-compensating rounding with the conv inputs of the calibration crops).
+* ``bits``: activations or weights at 8, 9, 10, 12 bits (the other half FP32): the width each needs.
+* ``ort``: the ONNX Runtime file (``esrgan.export.int8``'s quantize_static call) in ONNX Runtime and
+  OpenVINO, with and without Q/DQ on conv outputs, and the fake-quant model with output rounding.
 * ``nncf``: OpenVINO's NNCF: SmoothQuant for convolutions and accuracy-controlled quantisation.
 * ``speed``: OpenVINO on one thread, one 64 px tile: FP32, all-INT8 and the greedy mixed files.
 
@@ -93,14 +97,19 @@ class FakeQuant:
         self._calibrating = True
         self.run(calib)
         self._calibrating = False
-        self.qparams = {n: self._qparams(*r) for n, r in self.ranges.items()}
-        self.out_qparams = {n: self._qparams(*r) for n, r in self.out_ranges.items()}
+        self.act_bits(8)
+
+    def act_bits(self, bits: int) -> None:
+        """Activation grid: 2**bits levels (8: uint8)."""
+        self.qmax = 2**bits - 1
+        self.qparams = {n: self._qparams(*r, self.qmax) for n, r in self.ranges.items()}
+        self.out_qparams = {n: self._qparams(*r, self.qmax) for n, r in self.out_ranges.items()}
 
     @staticmethod
-    def _qparams(lo: float, hi: float) -> tuple[float, int]:
+    def _qparams(lo: float, hi: float, qmax: int) -> tuple[float, int]:
         """ONNX Runtime's asymmetric uint8 rule: the range is widened to hold 0."""
         lo, hi = min(lo, 0.0), max(hi, 0.0)
-        scale = (hi - lo) / 255.0 or 1.0
+        scale = (hi - lo) / qmax or 1.0
         return scale, int(round(-lo / scale))
 
     def _out_hook(self, name: str):
@@ -112,7 +121,7 @@ class FakeQuant:
                 r[0], r[1] = min(r[0], float(y.min())), max(r[1], float(y.max()))
             elif name in self.outs:
                 scale, zp = self.out_qparams[name]
-                return self.torch.fake_quantize_per_tensor_affine(y, scale, zp, 0, 255)
+                return self.torch.fake_quantize_per_tensor_affine(y, scale, zp, 0, self.qmax)
             return None
 
         return hook
@@ -125,7 +134,7 @@ class FakeQuant:
                 r[0], r[1] = min(r[0], float(x.min())), max(r[1], float(x.max()))
             elif name in self.acts:
                 scale, zp = self.qparams[name]
-                return (self.torch.fake_quantize_per_tensor_affine(x, scale, zp, 0, 255),)
+                return (self.torch.fake_quantize_per_tensor_affine(x, scale, zp, 0, self.qmax),)
             return None
 
         return hook
@@ -172,13 +181,14 @@ class FakeQuant:
         return outs
 
 
-def quant_weight(w, ratio=None):
+def quant_weight(w, ratio=None, bits: int = 8):
     """Symmetric per-output-channel int8 (-127..127) rounding; ``ratio`` clips the scale per channel."""
+    qmax = 2 ** (bits - 1) - 1
     absmax = w.abs().flatten(1).amax(1).clamp_min(1e-12)
     if ratio is not None:
         absmax = absmax * ratio
-    scale = (absmax / 127.0).view(-1, 1, 1, 1)
-    return (w / scale).round().clamp(-127, 127) * scale
+    scale = (absmax / qmax).view(-1, 1, 1, 1)
+    return (w / scale).round().clamp(-qmax, qmax) * scale
 
 
 CLIP_GRID = np.linspace(0.5, 1.0, 51)  # clipping ratios searched per output channel
@@ -362,10 +372,41 @@ def stage_weights(fq: FakeQuant, tiles, refs, calib, res: dict) -> None:
     fq.set()
 
 
+def stage_bits(fq: FakeQuant, tiles, refs, res: dict) -> None:
+    """How many bits each half would need: activations or weights at 8..12 bits, the other FP32."""
+    from esrgan.export.int8 import DEFAULT_KEEP_FP32
+
+    names = [n for n in fq.convs if not n.startswith(DEFAULT_KEEP_FP32)]
+    out = res.setdefault("bits", {"acts_only": {}, "weights_only": {}, "both": {}})
+    for bits in (8, 9, 10, 12):
+        fq.act_bits(bits)
+        fq.set(acts=names)
+        out["acts_only"][bits] = summary(psnrs(fq.run(tiles), refs))["worst_db"]
+        wts = {n: quant_weight(fq.fp32[n], bits=bits) for n in names}
+        fq.set(weights=wts)
+        out["weights_only"][bits] = summary(psnrs(fq.run(tiles), refs))["worst_db"]
+        fq.set(acts=names, weights=wts)
+        out["both"][bits] = summary(psnrs(fq.run(tiles), refs))["worst_db"]
+        print("bits", bits, {k: v[bits] for k, v in out.items()}, flush=True)
+    fq.act_bits(8)
+    fq.set()
+
+
 # ---------------------------------------------------------------- ONNX Runtime files
-def ort_int8(src: Path, calib_dir: Path, dst: Path, keep: tuple[str, ...], conv_outputs: bool) -> Path:
+def keep_prefixes(groups) -> tuple[str, ...]:
+    """Weight-name prefixes (``keep_fp32`` of esrgan.export.int8) of the sensitivity groups."""
+    out = []
+    for g in groups:
+        out += [g + "."] if g.startswith("body.") else ([f"body.{k}.{g}" for k in range(23)] if g.startswith("rdb")
+                                                         else [g])
+    return tuple(out)
+
+def ort_int8(src: Path, calib_dir: Path, dst: Path, keep: tuple[str, ...], conv_outputs: bool,
+             dedicated: bool = False) -> Path:
     """``esrgan.export.int8.quantize_int8``'s quantize_static call; ``conv_outputs=False`` adds
-    ``OpTypesToExcludeOutputQuantization=["Conv"]`` (Q/DQ on conv inputs and weights only)."""
+    ``OpTypesToExcludeOutputQuantization=["Conv"]`` (Q/DQ on conv inputs and weights only);
+    ``dedicated`` adds ``DedicatedQDQPair`` (a tensor read by a quantised and an FP32 conv is then
+    rounded only on the quantised conv's edge)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -377,6 +418,8 @@ def ort_int8(src: Path, calib_dir: Path, dst: Path, keep: tuple[str, ...], conv_
     extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
     if not conv_outputs:
         extra["OpTypesToExcludeOutputQuantization"] = ["Conv"]
+    if dedicated:
+        extra["DedicatedQDQPair"] = True
     quantize_static(str(prepped), str(dst), _calibration_reader(calib, "input"), quant_format=QuantFormat.QDQ,
                     per_channel=True, op_types_to_quantize=["Conv"], activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, nodes_to_exclude=conv_nodes_for(src, keep),
@@ -401,14 +444,29 @@ def stage_ort(fq: FakeQuant, onnx_path: Path, tiles, refs, res: dict, work: Path
 
     names = [n for n in fq.convs if not n.startswith(DEFAULT_KEEP_FP32)]
     out = res.setdefault("conv_outputs", {})
-    fq.set(acts=names, weights={n: quant_weight(fq.fp32[n]) for n in names}, outs=names)
-    out["fake_quant_inputs_weights_outputs"] = summary(psnrs(fq.run(tiles), refs))
+    if "fake_quant_inputs_weights_outputs" not in out:
+        fq.set(acts=names, weights={n: quant_weight(fq.fp32[n]) for n in names}, outs=names)
+        out["fake_quant_inputs_weights_outputs"] = summary(psnrs(fq.run(tiles), refs))
+    if "greedy" in res and "fake_quant_keep_rrdb_with_outputs" not in out:
+        keep = DEFAULT_KEEP_FP32 + keep_prefixes(res["greedy"]["rrdb"]["keep_fp32"])
+        q = [n for n in names if not n.startswith(keep)]
+        fq.set(acts=q, weights={n: quant_weight(fq.fp32[n]) for n in q}, outs=q)
+        out["fake_quant_keep_rrdb_with_outputs"] = summary(psnrs(fq.run(tiles), refs))
+        print("fake quant, RRDB plan, outputs rounded", out["fake_quant_keep_rrdb_with_outputs"]["worst_db"])
     fq.set()
     calib_dir = work / "calib"
     export_photos(calib_dir, CALIB)
-    for label, conv_outputs in (("ort_file_default", True), ("ort_file_no_conv_output_qdq", False)):
+    files = [("ort_file_default", (), True, False), ("ort_file_no_conv_output_qdq", (), False, False)]
+    if "greedy" in res:  # the greedy RRDB plan as a file, with shared and with dedicated Q/DQ pairs
+        keep = keep_prefixes(res["greedy"]["rrdb"]["keep_fp32"])
+        files += [("ort_file_keep_rrdb", keep, True, False), ("ort_file_keep_rrdb_dedicated_qdq", keep, True, True),
+                  ("ort_file_keep_rrdb_no_conv_output_qdq", keep, False, False)]
+    for label, keep, conv_outputs, dedicated in files:
+        if label in out:
+            continue
         t0 = time.time()
-        path = ort_int8(onnx_path, calib_dir, work / f"{label}.onnx", DEFAULT_KEEP_FP32, conv_outputs)
+        path = ort_int8(onnx_path, calib_dir, work / f"{label}.onnx", DEFAULT_KEEP_FP32 + keep, conv_outputs,
+                        dedicated)
         secs = time.time() - t0
         out[label] = {"seconds": round(secs), "onnxruntime": summary(psnrs(ort_outputs(path, tiles), refs)),
                       "openvino": summary(psnrs(ov_model_run(str(path), tiles), refs))}
@@ -451,17 +509,20 @@ def stage_nncf(onnx_path: Path, tiles, refs, calib, res: dict, alphas, ac_tiles:
         adv = AdvancedQuantizationParameters(
             smooth_quant_alphas=AdvancedSmoothQuantParameters(convolution=alpha, matmul=-1),
             activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
+        # NNCF 3.4 runs SmoothQuant only for ModelType.TRANSFORMER (post_training/pipeline.py), and
+        # even then skips convs fed by a quantisation-agnostic op such as Concat.
         return nncf.quantize(model, nncf.Dataset(data), preset=nncf.QuantizationPreset.MIXED,
                              target_device=nncf.TargetDevice.CPU, subset_size=len(data), ignored_scope=scope,
-                             advanced_parameters=adv)
+                             advanced_parameters=adv, model_type=nncf.ModelType.TRANSFORMER if alpha >= 0 else None)
 
     for alpha in alphas:
         t0 = time.time()
         q = quantize(base.clone(), alpha, calib)
         secs = time.time() - t0
         fqs = sum(1 for op in q.get_ops() if op.get_type_name() == "FakeQuantize")
+        smoothed = sum(1 for op in q.get_ops() if "smooth_quant" in op.get_friendly_name())
         out[f"smoothquant_{alpha}"] = {**summary(psnrs(ov_model_run(q, tiles), refs)), "seconds": round(secs),
-                                       "fake_quantize_ops": fqs}
+                                       "fake_quantize_ops": fqs, "smooth_quant_ops": smoothed}
         print("nncf alpha", alpha, out[f"smoothquant_{alpha}"]["worst_db"], flush=True)
 
     if not ac_iterations:
@@ -509,11 +570,7 @@ def stage_speed(onnx_path: Path, res: dict, tiles, refs, repeat: int, conv_outpu
 
     plans = {"int8_all": ()}
     for label, plan in res.get("greedy", {}).items():
-        prefixes = []
-        for g in plan["keep_fp32"]:
-            prefixes += [g + "."] if g.startswith("body.") else (
-                [f"body.{k}.{g}" for k in range(23)] if g.startswith("rdb") else [g])
-        plans[f"int8_keep_{label}"] = tuple(prefixes)
+        plans[f"int8_keep_{label}"] = keep_prefixes(plan["keep_fp32"])
     core = ov.Core()
     config = {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
     x = np.random.default_rng(0).random((1, 3, HELD_CROP, HELD_CROP), dtype=np.float32)
@@ -607,7 +664,7 @@ def main() -> None:
     ap.add_argument("-o", "--out", type=Path, required=True, help="folder for results.json and the plot")
     ap.add_argument("--weights", type=Path, required=True, help="realesrgan_x4plus.safetensors (real_weights.py)")
     ap.add_argument("--onnx", type=Path, help="the same weights as FP32 ONNX (nncf and speed stages)")
-    ap.add_argument("--stages", default="sens,weights,ort,nncf,speed")
+    ap.add_argument("--stages", default="sens,weights,bits,ort,nncf,speed")
     ap.add_argument("--hard", type=int, default=3, help="hardest held-out tiles used for the sensitivity scan")
     ap.add_argument("--alphas", default="0.15,0.5", help="SmoothQuant alphas for convolutions")
     ap.add_argument("--ac-tiles", type=int, default=3, help="held-out tiles in accuracy control's metric")
@@ -646,6 +703,9 @@ def main() -> None:
         plot(res, args.out / "sensitivity.png")
     if "weights" in stages:
         stage_weights(fq, tiles, refs, calib, res)
+        save()
+    if "bits" in stages:
+        stage_bits(fq, tiles, refs, res)
         save()
     if "ort" in stages:
         with tempfile.TemporaryDirectory(prefix="int8-study-") as tmp:
