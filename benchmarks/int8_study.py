@@ -5,7 +5,7 @@
         [--stages sens,weights,bits,ort,nncf,speed]
 
 ``--weights``: the safetensors file ``python -m benchmarks.real_weights`` writes; ``--onnx``: the same
-weights exported to FP32 ONNX (``esrgan-export``), needed by the ``ort``, ``nncf`` and ``speed`` stages.
+weights exported to FP32 ONNX (``esrgan-export --gan WEIGHTS -o DIR``), needed by the ``ort``, ``nncf`` and ``speed`` stages.
 
 Stages (each adds its figures to ``results.json`` in the output folder, so they can run separately):
 * ``sens``: fake quantisation in PyTorch, switchable per convolution. Activations: per-tensor
