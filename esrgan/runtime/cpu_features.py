@@ -5,13 +5,13 @@ Two parts with one job each:
 * ``probe_cpu_features()`` reads what the CPU can do (``/proc/cpuinfo`` on Linux). It is injectable:
   tests and ``choose_cpu_backend`` take a ``CpuFeatures`` value, never the real machine.
 * ``choose_cpu_backend(...)`` is pure: from the features, the backends that import, the model file's
-  precision and the parity figures measured for this model, it returns the path to use and one line
-  saying why. The ranking below comes from measurement (benchmarks/reports/cpu/report.md), not from
-  guesses: on a CPU with native BF16 (AVX-512 BF16), the paper-size model with real weights
-  (Real-ESRGAN x4plus), OpenVINO BF16 with the first conv in FP32 is 2.41-2.46x PyTorch eager FP32 on
-  1 thread and 2.54-2.71x on 2 (52.0 dB from the FP32 output, worst of five photographs), while ONNX
-  Runtime FP32 is 1.14-1.19x and OpenVINO FP32 1.22-1.36x; on CPUs without native BF16 the BF16 path
-  is emulated and slower than FP32, so it is never picked there.
+  precision and the parity and speed figures measured for this model on this machine, it returns the
+  path to use and one line saying why. Speed is measured rather than inferred from the flags: on an AMD
+  EPYC with AVX-512 BF16, the paper-size model with real weights (Real-ESRGAN x4plus) ran OpenVINO BF16
+  with the first conv in FP32 at 2.41-2.71x PyTorch eager FP32 (52.0 dB from the FP32 output, worst of
+  five photographs) against 1.22-1.36x for OpenVINO FP32 (benchmarks/reports/cpu/report.md), while an
+  Intel Xeon whose flags list AVX-512 BF16 too ran it at 0.66x OpenVINO FP32. On CPUs without native
+  BF16 the BF16 path is emulated and slower than FP32, so it is not even measured there.
 """
 
 from __future__ import annotations
@@ -211,10 +211,10 @@ def choose_cpu_backend(
     (esrgan.runtime.cpu_parity).
     ``measured_seconds``: the time of one run of each path on the same photograph, same keys plus
     ``FP32_KEY``. When every candidate path was timed, the fastest faithful one wins: whether BF16 or
-    INT8 pays off depends on the model as much as on the CPU (the paper-size x4 model runs 2.7x faster
-    in BF16 than in FP32 on an AVX-512 BF16 CPU; the built-in 32-channel model runs 0.7x, because its
-    narrow convolutions and reorders cost more than BF16 saves). Without timings the order is INT8,
-    BF16, FP32 (the order on the paper-size model).
+    INT8 pays off depends on the CPU and the model, not on the flags alone (OpenVINO BF16 ran the
+    paper-size x4 model about 2x faster than FP32 on an AMD EPYC with AVX-512 BF16, 0.66x as fast on an
+    Intel Xeon whose flags list AVX-512 BF16 too, without AMX; the built-in 32-channel model 0.7x there).
+    Without timings the order is INT8, BF16, FP32 (the order measured on the AMD EPYC).
     Raises nothing: with no CPU backend importable it still names ONNX Runtime, whose loader then
     raises the DependencyError with the install hint.
     """

@@ -4,8 +4,9 @@ against its FP32 path.
 ``--backend auto`` may only pick BF16 or INT8 when it is within its threshold (>= 45 dB) for *this*
 model, and only when it is faster *here*: BF16 keeps 8 mantissa bits and INT8 rounds every
 activation, and what that costs depends on the weights; how much they save depends on the model's
-shape as much as on the CPU (the built-in 32-channel model runs slower in BF16 than in FP32 on an
-AVX-512 BF16 CPU, the paper-size model 2.7x faster). The check runs the model at FP32, in the BF16
+shape as much as on the CPU (OpenVINO BF16 ran the paper-size model about 2x faster than FP32 on an
+AMD EPYC with AVX-512 BF16, but 0.66x as fast on an Intel Xeon whose flags list AVX-512 BF16 too, and
+the built-in 32-channel model 0.7x there). The check runs the model at FP32, in the BF16
 layouts (CPUs with native BF16) and as its INT8 companion file (``esrgan.metadata.int8_companion``,
 when one exists for this model) on a real photograph (a 64x64 crop of scikit-image's astronaut,
 NASA, public domain, shipped as package data so the torch-free runtime needs nothing else), compares
