@@ -48,8 +48,7 @@ def test_two_process_gloo_run_matches_one_process_in_both_stages(tiny_flags, tmp
 
     # The global batch is split across ranks and DDP averages gradients, so one process with the
     # same global batch must reach the same weights (up to float summation order). It runs in a fresh
-    # process too, as a user's would: in the test runner's process, after the native libraries earlier
-    # tests load (ONNX Runtime, OpenVINO, ncnn's Vulkan), the training was seen to crash the runner.
+    # process too, as the ranks and a user's run do, with the ranks' thread count.
     single_cmd = [sys.executable, "-m", "esrgan.train", "--preset", "tiny", "--stage", "both",
                   "--data", str(tiny_flags["data"]), "--output", str(tmp_path / "single")]
     proc = subprocess.run(single_cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
