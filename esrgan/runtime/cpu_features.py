@@ -141,9 +141,9 @@ def parse_cpuinfo(text: str, arch: str | None = None) -> CpuFeatures:
 def openvino_capabilities() -> frozenset[str]:
     """OpenVINO's CPU OPTIMIZATION_CAPABILITIES (it lists BF16 only where the CPU computes it natively)."""
     try:
-        import openvino
+        from esrgan.runtime.backends.openvino_backend import openvino_core
 
-        return frozenset(str(c) for c in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        return frozenset(str(c) for c in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     except Exception:  # not installed, or no CPU plugin
         return frozenset()
 
