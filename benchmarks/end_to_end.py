@@ -134,6 +134,10 @@ def markdown(r: dict) -> str:
     met = met_speed and worst >= PARITY_DB
     others = ", ".join(f"{k} (≥ {v}×)" for k, v in TARGETS.items() if k != r["cpu_kind"])
     said = [line for line in r["esrgan_run_said"] if "\r" not in line and "%|" not in line]  # no progress bar
+    areas = [int(h) * int(w) for h, w in (i.split()[-1].split("x") for i in r["images"])]
+    small = ("The images are small because the paper-size model is slow on two shared cores; on them "
+             "esrgan-run's fixed costs (start-up, model load, compiled-model cache) weigh more than they would "
+             "on full-size photographs." if max(areas) < 128 * 128 else "")
     rows = [f"| {i} | {p:.2f} | {e:.2f} | {p / e:.2f}× |"
             for i, (p, e) in enumerate(zip(r["pytorch_seconds"], r["esrgan_run_seconds"], strict=True))]
     return "\n".join([
@@ -144,9 +148,7 @@ def markdown(r: dict) -> str:
         f"Threads: {r['threads']} on both sides. Method: `benchmarks/end_to_end.py`: the whole command "
         f"`{r['command']}` as a subprocess (start-up, model load from the export cache, decode, run, encode, write) "
         "vs only PyTorch's forward passes on the same whole images (model loaded beforehand); "
-        f"{r['reps']} interleaved repetitions after one warm-up each; median. The images are small because the "
-        "paper-size model is slow on two shared cores; on them esrgan-run's fixed costs (start-up, model load, "
-        "compiled-model cache) weigh more than they would on full-size photographs.", "",
+        f"{r['reps']} interleaved repetitions after one warm-up each; median. {small}", "",
         "`esrgan-run` said on its first (cache-filling) run:", "",
         "```", *said, "```", "",
         "| repetition | PyTorch eager FP32 (s) | esrgan-run (s) | speed-up |", "|---|---|---|---|", *rows, "",
@@ -162,10 +164,7 @@ def markdown(r: dict) -> str:
         f"- Pixels run ≤ 1.1× the image's: {r['pixels_run_ratio']:.3f}×: "
         f"**{'met' if r['pixels_run_ratio'] <= 1.1 else 'NOT met'}**",
         f"- Not measured: the other CPU kinds, {others}; no such CPU was available.", "",
-        "`end_to_end_border_1px.json` is the same measurement made while the image border was still "
-        "reflect-padded (32 px, capped at 1.1x the image's pixels: 1 px on these images): 3.04x, but its "
-        "output was 28.9 / 44.2 dB from PyTorch's, which is why the border is no longer padded "
-        "(`esrgan.runtime.tiling.BORDER_PAD`).", "",
+        *r.get("notes", []),
     ])
 
 

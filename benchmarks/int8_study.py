@@ -476,9 +476,9 @@ def stage_ort(fq: FakeQuant, onnx_path: Path, tiles, refs, res: dict, work: Path
 
 # ---------------------------------------------------------------- stage: NNCF
 def ov_model_run(model, tiles, threads=1):
-    import openvino as ov
+    from esrgan.runtime.backends.openvino_backend import openvino_core
 
-    core = ov.Core()
+    core = openvino_core()
     compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
     req = compiled.create_infer_request()
     return [req.infer({0: t})[0].copy() for t in tiles]
@@ -496,8 +496,9 @@ def stage_nncf(onnx_path: Path, tiles, refs, calib, res: dict, alphas, ac_tiles:
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     from esrgan.export.int8 import DEFAULT_KEEP_FP32
+    from esrgan.runtime.backends.openvino_backend import openvino_core
 
-    base = ov.Core().read_model(str(onnx_path))
+    base = openvino_core().read_model(str(onnx_path))
     kept = [op.get_friendly_name() for op in base.get_ordered_ops() if op.get_type_name() == "Convolution"
             and op.input_value(1).get_node().get_friendly_name().startswith(DEFAULT_KEEP_FP32)]
     # Only conv inputs are quantised, as in esrgan.export.int8 (quantising the residual adds and
@@ -562,16 +563,16 @@ def stage_nncf(onnx_path: Path, tiles, refs, calib, res: dict, alphas, ac_tiles:
 # ---------------------------------------------------------------- stage: speed
 def stage_speed(onnx_path: Path, res: dict, tiles, refs, repeat: int, conv_outputs: bool) -> None:
     """OpenVINO speed (and parity) of FP32, all-INT8 and the greedy mixed files, plus PyTorch FP32."""
-    import openvino as ov
     import torch
 
     from esrgan.bench.timing import interleaved
     from esrgan.export.int8 import DEFAULT_KEEP_FP32
+    from esrgan.runtime.backends.openvino_backend import openvino_core
 
     plans = {"int8_all": ()}
     for label, plan in res.get("greedy", {}).items():
         plans[f"int8_keep_{label}"] = keep_prefixes(plan["keep_fp32"])
-    core = ov.Core()
+    core = openvino_core()
     config = {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
     x = np.random.default_rng(0).random((1, 3, HELD_CROP, HELD_CROP), dtype=np.float32)
     parity, cases = {}, []

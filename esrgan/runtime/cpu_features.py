@@ -5,13 +5,13 @@ Two parts with one job each:
 * ``probe_cpu_features()`` reads what the CPU can do (``/proc/cpuinfo`` on Linux). It is injectable:
   tests and ``choose_cpu_backend`` take a ``CpuFeatures`` value, never the real machine.
 * ``choose_cpu_backend(...)`` is pure: from the features, the backends that import, the model file's
-  precision and the parity figures measured for this model, it returns the path to use and one line
-  saying why. The ranking below comes from measurement (benchmarks/reports/cpu/report.md), not from
-  guesses: on a CPU with native BF16 (AVX-512 BF16), the paper-size model with real weights
-  (Real-ESRGAN x4plus), OpenVINO BF16 with the first conv in FP32 is 2.41-2.46x PyTorch eager FP32 on
-  1 thread and 2.54-2.71x on 2 (52.0 dB from the FP32 output, worst of five photographs), while ONNX
-  Runtime FP32 is 1.14-1.19x and OpenVINO FP32 1.22-1.36x; on CPUs without native BF16 the BF16 path
-  is emulated and slower than FP32, so it is never picked there.
+  precision and the parity and speed figures measured for this model on this machine, it returns the
+  path to use and one line saying why. Speed is measured rather than inferred from the flags: on an AMD
+  EPYC with AVX-512 BF16, the paper-size model with real weights (Real-ESRGAN x4plus) ran OpenVINO BF16
+  with the first conv in FP32 at 2.41-2.71x PyTorch eager FP32 (52.0 dB from the FP32 output, worst of
+  five photographs) against 1.22-1.36x for OpenVINO FP32 (benchmarks/reports/cpu/report.md), while an
+  Intel Xeon whose flags list AVX-512 BF16 too ran it at 0.66x OpenVINO FP32. On CPUs without native
+  BF16 the BF16 path is emulated and slower than FP32, so it is not even measured there.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from esrgan.errors import install_hint
 from esrgan.parity import HALF_MIN_PSNR_DB, Parity, passes
@@ -141,9 +141,9 @@ def parse_cpuinfo(text: str, arch: str | None = None) -> CpuFeatures:
 def openvino_capabilities() -> frozenset[str]:
     """OpenVINO's CPU OPTIMIZATION_CAPABILITIES (it lists BF16 only where the CPU computes it natively)."""
     try:
-        import openvino
+        from esrgan.runtime.backends.openvino_backend import openvino_core
 
-        return frozenset(str(c) for c in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        return frozenset(str(c) for c in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     except Exception:  # not installed, or no CPU plugin
         return frozenset()
 
@@ -170,6 +170,8 @@ class CpuChoice:
     reason: str
     # BF16 only: which layers stay FP32 (a key of BF16_LAYOUT_KEYS).
     bf16_layout: str = "head"
+    # The file to run instead of the model given: its INT8 companion (esrgan.metadata.int8_companion).
+    model: str | None = None
 
     def describe(self) -> str:
         """The one line the runtime prints."""
@@ -184,6 +186,11 @@ class CpuChoice:
         return {"precision": "fp32"}
 
 
+# Keys of the measured figures (parity and seconds) of the paths that are not BF16 layouts.
+FP32_KEY = "openvino:fp32"
+INT8_KEY = "openvino:int8"  # the model's INT8 companion file on OpenVINO
+
+
 def choose_cpu_backend(
     features: CpuFeatures,
     available_backends: Collection[str],
@@ -191,6 +198,7 @@ def choose_cpu_backend(
     measured_parity: Mapping[str, Parity] | None = None,
     *,
     int8_requested: bool = False,
+    measured_seconds: Mapping[str, float] | None = None,
 ) -> CpuChoice:
     """The fastest CPU path for a model whose parity is within its precision's threshold.
 
@@ -198,12 +206,20 @@ def choose_cpu_backend(
     ``model_precision``: the model file's ``esrgan.precision`` (an ``int8`` file means INT8 was asked for).
     ``measured_parity``: figures vs the FP32 output keyed ``"<backend>:<precision>"`` (e.g.
     ``"openvino:bf16-fp32-head"``, ``"openvino:bf16-fp32-ends"``, ``"openvino:bf16"`` (all layers),
-    ``"onnxruntime-cpu:int8"``), judged by ``esrgan.parity.passes``. A path whose parity has not been measured is not
-    picked when it is a reduced precision: the caller measures first (esrgan.runtime.cpu_parity).
+    ``INT8_KEY`` (the model's INT8 companion)), judged by ``esrgan.parity.passes``. A path whose parity
+    has not been measured is not picked when it is a reduced precision: the caller measures first
+    (esrgan.runtime.cpu_parity).
+    ``measured_seconds``: the time of one run of each path on the same photograph, same keys plus
+    ``FP32_KEY``. When every candidate path was timed, the fastest faithful one wins: whether BF16 or
+    INT8 pays off depends on the CPU and the model, not on the flags alone (OpenVINO BF16 ran the
+    paper-size x4 model about 2x faster than FP32 on an AMD EPYC with AVX-512 BF16, 0.66x as fast on an
+    Intel Xeon whose flags list AVX-512 BF16 too, without AMX; the built-in 32-channel model 0.7x there).
+    Without timings the order is INT8, BF16, FP32 (the order measured on the AMD EPYC).
     Raises nothing: with no CPU backend importable it still names ONNX Runtime, whose loader then
     raises the DependencyError with the install hint.
     """
     measured = dict(measured_parity or {})
+    seconds = dict(measured_seconds or {})
     have_ov = OPENVINO in available_backends
     have_ort = ONNXRUNTIME_CPU in available_backends
 
@@ -221,45 +237,58 @@ def choose_cpu_backend(
         if have_ort:
             return CpuChoice(ONNXRUNTIME_CPU, "int8", "INT8 model")
         return CpuChoice(OPENVINO if have_ov else ONNXRUNTIME_CPU, "int8", "INT8 model")
-    for key in ("openvino:int8", "onnxruntime-cpu:int8"):
-        backend = key.split(":")[0]
-        if backend in available_backends and key in measured and features.int8_dot and (
-            measured[key].psnr_db >= INT8_AUTO_MIN_PSNR_DB and not measured[key].nonfinite_fraction
-        ):
-            return CpuChoice(
-                backend, "int8", f"measured INT8 parity {psnr(key)} >= {INT8_AUTO_MIN_PSNR_DB:.0f} dB"
-            )
     if model_precision == "fp16":
         # ONNX Runtime's CPU provider has few FP16 kernels (it inserts casts); OpenVINO reads FP16
         # weights and computes at its own precision, so the FP16 file runs at FP32/BF16 speed there.
         if have_ov:
             return CpuChoice(OPENVINO, "fp16", "FP16 model; OpenVINO computes it at FP32 on the CPU")
         return CpuChoice(ONNXRUNTIME_CPU, "fp16", "FP16 model; OpenVINO is not installed")
-    if have_ov and features.bf16_native:
+    if not have_ov:
+        hint = f"; {install_hint('openvino')} for the faster OpenVINO path" if features.arch in (
+            "x86_64", "AMD64", "aarch64", "arm64"
+        ) else ""
+        return CpuChoice(ONNXRUNTIME_CPU, "fp32", f"OpenVINO is not installed{hint}")
+    if FP32_KEY in measured and not ok(FP32_KEY, "fp32") and have_ort:
+        return CpuChoice(ONNXRUNTIME_CPU, "fp32", "OpenVINO FP32 failed its parity check")
+
+    # The faithful candidates, in the order used when they were not all timed.
+    candidates: list[tuple[str, CpuChoice]] = []
+    int8 = measured.get(INT8_KEY)
+    if int8 is not None and int8.psnr_db >= INT8_AUTO_MIN_PSNR_DB and not int8.nonfinite_fraction and (
+        features.int8_dot or INT8_KEY in seconds  # without VNNI/AMX INT8 is taken only when timed faster
+    ):
+        candidates.append((INT8_KEY, CpuChoice(
+            OPENVINO, "int8", f"the model's INT8 file; measured INT8 parity {psnr(INT8_KEY)} >= "
+            f"{INT8_AUTO_MIN_PSNR_DB:.0f} dB")))
+    bf16_note = ""
+    if features.bf16_native:
         floor = HALF_MIN_PSNR_DB
         head, ends, whole = (BF16_LAYOUT_KEYS[k] for k in ("head", "ends", "all"))
         if ok(head, "bf16") and measured[head].psnr_db >= floor + BF16_FAST_LAYOUT_MARGIN_DB:
-            return CpuChoice(OPENVINO, "bf16", f"native BF16 on this CPU, first conv in FP32; measured parity "
-                             f"{psnr(head)} >= {floor + BF16_FAST_LAYOUT_MARGIN_DB:.0f} dB", bf16_layout="head")
-        for key, layout, note in ((ends, "ends", "first conv and upsampling tail in FP32"),
-                                  (head, "head", "first conv in FP32"),
-                                  (whole, "all", "all layers")):  # "all": only a model that cannot be cut has it
-            if ok(key, "bf16"):
-                return CpuChoice(OPENVINO, "bf16", f"native BF16 on this CPU, {note}; measured parity "
-                                 f"{psnr(key)} >= {floor:.0f} dB", bf16_layout=layout)
-        tried = [k for k in (head, ends, whole) if k in measured]
-        if tried:
-            why = f"BF16 parity {' / '.join(psnr(k) for k in tried)} too low, so FP32"
+            candidates.append((head, CpuChoice(
+                OPENVINO, "bf16", f"native BF16 on this CPU, first conv in FP32; measured parity "
+                f"{psnr(head)} >= {floor + BF16_FAST_LAYOUT_MARGIN_DB:.0f} dB", bf16_layout="head")))
         else:
-            why = "BF16 parity not measured, so FP32"
-        return CpuChoice(OPENVINO, "fp32", why)
-    if have_ov:
-        if "openvino:fp32" in measured and not ok("openvino:fp32", "fp32") and have_ort:
-            return CpuChoice(ONNXRUNTIME_CPU, "fp32", "OpenVINO FP32 failed its parity check")
-        return CpuChoice(
-            OPENVINO, "fp32", "no native BF16 on this CPU; OpenVINO FP32 is the fastest exact path"
-        )
-    hint = f"; {install_hint('openvino')} for the faster OpenVINO path" if features.arch in (
-        "x86_64", "AMD64", "aarch64", "arm64"
-    ) else ""
-    return CpuChoice(ONNXRUNTIME_CPU, "fp32", f"OpenVINO is not installed{hint}")
+            for key, layout, note in ((ends, "ends", "first conv and upsampling tail in FP32"),
+                                      (head, "head", "first conv in FP32"),
+                                      (whole, "all", "all layers")):  # "all": only a model that cannot be cut
+                if ok(key, "bf16"):
+                    candidates.append((key, CpuChoice(
+                        OPENVINO, "bf16", f"native BF16 on this CPU, {note}; measured parity {psnr(key)} >= "
+                        f"{floor:.0f} dB", bf16_layout=layout)))
+                    break
+            else:
+                tried = [k for k in (head, ends, whole) if k in measured]
+                bf16_note = (f"BF16 parity {' / '.join(psnr(k) for k in tried)} too low, so FP32" if tried
+                             else "BF16 parity not measured, so FP32")
+    candidates.append((FP32_KEY, CpuChoice(
+        OPENVINO, "fp32", bf16_note or "no native BF16 on this CPU; OpenVINO FP32 is the fastest exact path")))
+    if len(candidates) > 1 and all(key in seconds and seconds[key] > 0 for key, _ in candidates):
+        key, choice = min(candidates, key=lambda kc: seconds[kc[0]])
+        others = ", ".join(f"{c.precision} {seconds[FP32_KEY] / seconds[k]:.2f}x" for k, c in candidates if k != key)
+        if key == FP32_KEY:
+            return replace(choice, reason=f"the fastest path measured on this CPU for this model (FP32 speed "
+                                          f"= 1x: {others})")
+        return replace(choice, reason=f"{choice.reason}; measured {seconds[FP32_KEY] / seconds[key]:.2f}x "
+                                      "FP32's speed on this CPU")
+    return candidates[0][1]

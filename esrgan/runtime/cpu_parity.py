@@ -1,11 +1,21 @@
-"""Measure, once per model and machine, how far OpenVINO's BF16 output is from its FP32 output.
+"""Measure, once per model and machine, how far and how fast OpenVINO's reduced precisions run
+against its FP32 path.
 
-``--backend auto`` may only pick BF16 when it is within the BF16 threshold (>= 45 dB) for *this*
-model: BF16 keeps 8 mantissa bits, and how much that costs depends on the weights. The check runs the
-model at FP32 and BF16 on a real photograph (a 64x64 crop of scikit-image's astronaut, NASA, public
-domain, shipped as package data so the torch-free runtime needs nothing else), compares with
-``esrgan.parity.compare`` and caches the figure next to OpenVINO's compiled-model cache, keyed by the
-model file's sha256, the CPU and the OpenVINO version. Later starts read the figure back.
+``--backend auto`` may only pick BF16 or INT8 when it is within its threshold (>= 45 dB) for *this*
+model, and only when it is faster *here*: BF16 keeps 8 mantissa bits and INT8 rounds every
+activation, and what that costs depends on the weights; how much they save depends on the model's
+shape as much as on the CPU (OpenVINO BF16 ran the paper-size model about 2x faster than FP32 on an
+AMD EPYC with AVX-512 BF16, but 0.66x as fast on an Intel Xeon whose flags list AVX-512 BF16 too, and
+the built-in 32-channel model 0.7x there). The check runs the model at FP32, in the BF16
+layouts (CPUs with native BF16) and as its INT8 companion file (``esrgan.metadata.int8_companion``,
+when one exists for this model) on a real photograph (a 64x64 crop of scikit-image's astronaut,
+NASA, public domain, shipped as package data so the torch-free runtime needs nothing else), compares
+with ``esrgan.parity.compare``, times a few interleaved runs of each, and caches the figures next to
+OpenVINO's compiled-model cache, keyed by the files' sha256, the CPU and the OpenVINO version. Later
+starts read the figures back.
+
+The photograph may have been among an INT8 file's calibration images, so the INT8 figure used is the
+lower of this measurement and the held-out parity export recorded in the file (``esrgan.parity``).
 """
 
 from __future__ import annotations
@@ -13,16 +23,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from esrgan.atomic import write_text_atomic
 from esrgan.hashing import file_sha256
+from esrgan.metadata import PARITY, PRECISION, SOURCE_SHA256, int8_companion
 from esrgan.parity import Parity, compare
 from esrgan.runtime.cpu_features import (
     BF16_LAYOUT_KEYS,
+    FP32_KEY,
+    INT8_KEY,
     OPENVINO,
     CpuChoice,
     CpuFeatures,
@@ -31,6 +46,9 @@ from esrgan.runtime.cpu_features import (
 )
 
 PARITY_TILE = Path(__file__).parent / "data" / "parity_tile.png"
+# Timed runs of each path after its first (untimed) run; the median is kept. Interleaved, so a burst
+# of load on a shared machine slows every path alike.
+TIMED_RUNS = 3
 
 
 def load_parity_tile(path: str | os.PathLike[str] = PARITY_TILE) -> np.ndarray:
@@ -42,69 +60,144 @@ def load_parity_tile(path: str | os.PathLike[str] = PARITY_TILE) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
 
 
+@dataclass(frozen=True)
+class PathFigures:
+    """Per path key (BF16_LAYOUT_KEYS values, FP32_KEY, INT8_KEY): parity vs FP32 and seconds per run."""
+
+    parity: dict[str, Parity]
+    seconds: dict[str, float]
+
+    def to_json(self) -> dict:
+        return {"figures": {k: p.to_dict() for k, p in self.parity.items()}, "seconds": self.seconds}
+
+    @classmethod
+    def from_json(cls, record: dict) -> PathFigures:
+        return cls({k: Parity(**v) for k, v in record["figures"].items()},
+                   {k: float(v) for k, v in record["seconds"].items()})
 
 
-def parity_cache_file(model_path: str | os.PathLike[str], features: CpuFeatures, cache_dir: Path) -> Path:
-    """One JSON file per (model, CPU, OpenVINO version): BF16 rounding is done by the CPU's kernels."""
+def int8_file_for(model_path: str | os.PathLike[str]) -> Path | None:
+    """The model's INT8 companion when it exists and was quantised from this very model (same source
+    checkpoint in the metadata, FP32 source precision); None otherwise, so a stale or foreign
+    ``*_int8.onnx`` beside a model is never run in its place."""
+    from esrgan.runtime.backends.ort_backend import onnx_props
+
+    src = Path(model_path)
+    candidate = int8_companion(src)
+    if src.suffix.lower() != ".onnx" or not candidate.is_file():
+        return None
+    mine, theirs = onnx_props(src), onnx_props(candidate)
+    if theirs.get(PRECISION) != "int8" or not mine.get(SOURCE_SHA256) or theirs.get(SOURCE_SHA256) != mine[SOURCE_SHA256]:
+        return None
+    return candidate
+
+
+def recorded_int8_parity(int8_path: Path) -> Parity | None:
+    """The held-out parity esrgan-export wrote into an INT8 file (None when absent or unreadable)."""
+    from esrgan.runtime.backends.ort_backend import onnx_props
+
+    try:
+        record = json.loads(onnx_props(int8_path)[PARITY])
+        return Parity(**{f.name: record[f.name] for f in fields(Parity)})
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def parity_cache_file(
+    model_path: str | os.PathLike[str], features: CpuFeatures, cache_dir: Path, int8_path: Path | None = None
+) -> Path:
+    """One JSON file per (model, INT8 companion, CPU, OpenVINO version): the CPU's kernels do the rounding."""
     import openvino
 
-    # "layouts-2": the figures' keys (BF16_LAYOUT_KEYS); records made for other layouts are measured again
-    key = (f"{file_sha256(model_path)}|{features.model}|{' '.join(features.relevant_flags())}|"
-           f"{openvino.__version__}|layouts-2")
+    # "paths-3": the figures' keys (BF16_LAYOUT_KEYS, FP32_KEY, INT8_KEY) and their timings; records made
+    # for other keys are measured again
+    int8 = file_sha256(int8_path) if int8_path else "-"
+    key = (f"{file_sha256(model_path)}|{int8}|{features.model}|{' '.join(features.relevant_flags())}|"
+           f"{openvino.__version__}|paths-3")
     return cache_dir / "parity" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
 
 
-def measure_openvino_bf16(
+def measure_cpu_paths(
     model_path: str | os.PathLike[str],
     *,
+    bf16: bool = True,
+    int8_path: str | os.PathLike[str] | None = None,
     image: np.ndarray | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
-) -> dict[str, Parity]:
-    """Parity of OpenVINO's BF16 layouts against its FP32 output on ``image`` (default: the photo).
+) -> PathFigures:
+    """Parity against OpenVINO's FP32 output on ``image`` (default: the photo), and seconds per run, of
+    the BF16 layouts (``bf16``) and of the INT8 file (``int8_path``); FP32 is timed too.
 
-    Keys are ``BF16_LAYOUT_KEYS`` values: the ``head`` and ``ends`` layouts, each under the layout the
-    backend really ran (a model that cannot be cut runs all layers in BF16: ``openvino:bf16``).
+    BF16 keys are ``BF16_LAYOUT_KEYS`` values: the ``head`` and ``ends`` layouts, each under the layout
+    the backend really ran (a model that cannot be cut runs all layers in BF16: ``openvino:bf16``).
     """
     from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
     from esrgan.runtime.tiling import run_fitted
 
     x = load_parity_tile() if image is None else image
+    paths: list[tuple[Path, str, str]] = [(Path(model_path), "fp32", "head")]
+    if bf16:
+        paths += [(Path(model_path), "bf16", "head"), (Path(model_path), "bf16", "ends")]
+    if int8_path is not None:
+        paths.append((Path(int8_path), "fp32", "head"))  # an INT8 file: OpenVINO runs its QDQ convs in INT8
+    runs: dict[str, Callable[[], np.ndarray]] = {}
     outs: dict[str, np.ndarray] = {}
-    for precision, layout in (("fp32", "head"), ("bf16", "head"), ("bf16", "ends")):
-        backend = OpenVinoBackend(model_path, precision=precision, threads=threads, cache_dir=cache_dir,
-                                  mode="latency", bf16_layout=layout)
-        try:
-            key = "fp32" if precision == "fp32" else BF16_LAYOUT_KEYS[backend.info.extra["bf16_layout"]]
-            if key not in outs:  # a model that cannot be cut runs "all" for both layouts: run it once
-                outs[key] = run_fitted(backend.run, x, backend.scale, backend.size_requirements)
-        finally:
+    backends = []
+    try:
+        for path, precision, layout in paths:
+            backend = OpenVinoBackend(path, precision=precision, threads=threads, cache_dir=cache_dir,
+                                      mode="latency", bf16_layout=layout)
+            backends.append(backend)
+            if path != Path(model_path):
+                key = INT8_KEY
+            else:
+                key = FP32_KEY if precision == "fp32" else BF16_LAYOUT_KEYS[backend.info.extra["bf16_layout"]]
+            if key not in runs:  # a model that cannot be cut runs "all" for both layouts: run it once
+                runs[key] = (lambda b=backend: run_fitted(b.run, x, b.scale, b.size_requirements))
+                outs[key] = runs[key]()
+        times: dict[str, list[float]] = {key: [] for key in runs}
+        for _ in range(TIMED_RUNS):
+            for key, run in runs.items():
+                start = time.perf_counter()
+                run()
+                times[key].append(time.perf_counter() - start)
+    finally:
+        for backend in backends:
             backend.close()
-    ref = outs.pop("fp32")
-    return {key: compare(ref, out) for key, out in outs.items()}
+    ref = outs.pop(FP32_KEY)
+    return PathFigures({key: compare(ref, out) for key, out in outs.items()},
+                       {key: float(np.median(t)) for key, t in times.items()})
 
 
-def cached_bf16_parity(
+def cached_path_figures(
     model_path: str | os.PathLike[str],
     features: CpuFeatures,
     cache_dir: str | os.PathLike[str] | None = None,
     *,
+    int8_path: Path | None = None,
     threads: int | None = None,
-) -> dict[str, Parity]:
-    """The cached BF16 figures for this model and machine, measuring (and caching) them the first time."""
+    say: Callable[[str], None] | None = None,
+) -> PathFigures:
+    """The cached figures for this model (and INT8 companion) on this machine, measuring (and caching)
+    them the first time."""
     from esrgan.runtime.backends.openvino_backend import default_cache_dir
 
     root = default_cache_dir() if cache_dir is None else Path(cache_dir)
-    record = parity_cache_file(model_path, features, root)
+    record = parity_cache_file(model_path, features, root, int8_path)
     if record.is_file():
         try:
-            return {k: Parity(**v) for k, v in json.loads(record.read_text())["figures"].items()}
+            return PathFigures.from_json(json.loads(record.read_text()))
         except (ValueError, KeyError, TypeError, AttributeError):
             pass  # a damaged record is measured again and overwritten
-    figures = measure_openvino_bf16(model_path, cache_dir=root, threads=threads)
+    if say is not None:
+        what = " and ".join(p for p, on in (("BF16", features.bf16_native), ("INT8", int8_path)) if on)
+        say(f"measuring {what} against FP32 for this model on this CPU (once; cached in {record.parent})")
+    figures = measure_cpu_paths(model_path, bf16=features.bf16_native, int8_path=int8_path, cache_dir=root,
+                                threads=threads)
     record.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"model": str(model_path), "cpu": features.describe(),
-               "figures": {k: p.to_dict() for k, p in figures.items()}}
+    payload = {"model": str(model_path), "int8_model": str(int8_path) if int8_path else None,
+               "cpu": features.describe(), **figures.to_json()}
     write_text_atomic(record, json.dumps(payload, indent=1))
     return figures
 
@@ -118,17 +211,24 @@ def select_cpu_backend(
     cache_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     int8_requested: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> CpuChoice:
-    """What ``--backend auto`` runs without a GPU: measures BF16 parity first where BF16 could win."""
+    """What ``--backend auto`` runs without a GPU: measures BF16 and INT8 first where they could win."""
     features = probe_cpu_features() if features is None else features
-    measured: dict[str, Parity] = {}
-    if (
-        OPENVINO in available_backends
-        and features.bf16_native
-        and model_precision == "fp32"
-        and not int8_requested
-    ):
-        measured.update(cached_bf16_parity(model_path, features, cache_dir, threads=threads))
-    return choose_cpu_backend(
-        features, available_backends, model_precision, measured, int8_requested=int8_requested
-    )
+    figures = PathFigures({}, {})
+    int8_path = None
+    if OPENVINO in available_backends and model_precision == "fp32" and not int8_requested:
+        int8_path = int8_file_for(model_path)
+        if features.bf16_native or int8_path is not None:
+            figures = cached_path_figures(model_path, features, cache_dir, int8_path=int8_path, threads=threads,
+                                          say=say)
+    parity = dict(figures.parity)
+    if int8_path is not None and INT8_KEY in parity:
+        recorded = recorded_int8_parity(int8_path)
+        if recorded is None or recorded.psnr_db < parity[INT8_KEY].psnr_db:  # the held-out figure, if lower
+            parity[INT8_KEY] = recorded or replace(parity[INT8_KEY], psnr_db=0.0)
+    choice = choose_cpu_backend(features, available_backends, model_precision, parity,
+                                int8_requested=int8_requested, measured_seconds=figures.seconds)
+    if choice.precision == "int8" and int8_path is not None and model_precision == "fp32":
+        choice = replace(choice, model=str(int8_path), reason=f"{int8_path.name}: {choice.reason}")
+    return choice

@@ -178,7 +178,8 @@ class ImageWork:
             self.outputs = [np.empty((h * self.scale, w * self.scale, 3), self.decoded.dtype) for _ in planes]
         self.tile = tile
         self.input_varies = self.output_varies = False
-        grid = tiling.tile_grid(h, w, tile, self.pad, self.multiple, self.border)
+        # a fixed-size model takes windows of exactly its input size, never smaller equal tiles
+        grid = tiling.tile_grid(h, w, tile, self.pad, self.multiple, self.border, equal=not self.fit)
         jobs = [
             tiling.TileJob((self.key, i), t, tiling.extract_window(padded, t))
             for i, padded in enumerate(self._padded) for t in grid

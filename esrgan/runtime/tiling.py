@@ -93,13 +93,18 @@ class Tile:
         return self.y.size, self.x.size
 
 
-def axis_spans(length: int, tile: int, multiple: int = 1, pad: int = 0, border: int = 0) -> list[Span]:
+def axis_spans(
+    length: int, tile: int, multiple: int = 1, pad: int = 0, border: int = 0, equal: bool = True
+) -> list[Span]:
     """Split ``length`` pixels into cores of ``tile`` px, each run in a window ``pad`` px wider on each side.
 
     The image is padded by ``border`` px at both ends (``pad_image``). ``tile <= 0``, ``tile >= length``,
     or an axis whose padded length is no more than one window, gives one window covering the whole
-    padded axis. Otherwise every window has the same size; the last core is shifted inward, not
-    shrunk, and a window that would leave the padded image is shifted back into it.
+    padded axis. Otherwise the axis is cut into the fewest cores of at most ``tile`` px, made equal (so
+    a 1080 px axis in 600 px tiles runs two 540 px cores, not 600 + 480 with the last window shifted
+    over its neighbour) unless ``equal`` is False (a model whose input size is fixed takes windows of
+    exactly ``tile + 2 * pad``); every window has the same size; a last core that does not come out even is
+    shifted inward, not shrunk, and a window that would leave the padded image is shifted back into it.
 
     ``multiple`` is the model's size multiple (its pixel-unshuffle factor): every window starts at a
     multiple of it in the padded image, so that each window groups pixels into the same 2x2/4x4 blocks
@@ -120,6 +125,13 @@ def axis_spans(length: int, tile: int, multiple: int = 1, pad: int = 0, border: 
     window = tile + 2 * context
     if tile <= 0 or tile >= length or window >= padded:
         return [Span(0, padded, 0, length)]
+    # Equal cores, as small as the number of windows allows: with the tile as given, the last core would
+    # be a remainder whose window repeats most of its neighbour's (1080 rows in 600 px tiles with a
+    # 32 px pad run 2 x 664 = 1328 rows; in two 540 px tiles, 2 x 604 = 1208).
+    if equal:
+        even = -(-length // -(-length // tile))
+        tile = min(tile, -(-even // multiple) * multiple)
+        window = tile + 2 * context
     count = -(-length // tile)
     last = -(-(length - tile) // multiple) * multiple
     cores = [i * tile for i in range(count - 1)] + [last]
@@ -132,17 +144,20 @@ def axis_spans(length: int, tile: int, multiple: int = 1, pad: int = 0, border: 
     return spans
 
 
-def tile_grid(height: int, width: int, tile: int, pad: int, multiple: int = 1, border: int | None = None) -> list[Tile]:
+def tile_grid(
+    height: int, width: int, tile: int, pad: int, multiple: int = 1, border: int | None = None, equal: bool = True
+) -> list[Tile]:
     """All tiles of an image, row-major. ``tile=0`` is the whole image in one window.
 
-    ``border`` is the image's padding in ``pad_image`` (default ``border_pad(pad, height, width)``)."""
+    ``border`` is the image's padding in ``pad_image`` (default ``border_pad(pad, height, width)``);
+    ``equal``: see ``axis_spans``."""
     if pad < 0:
         raise ValueError(f"tile pad must be >= 0, got {pad}")
     border = border_pad(pad, height, width) if border is None else border
     return [
         Tile(ys, xs, border)
-        for ys in axis_spans(height, tile, multiple, pad, border)
-        for xs in axis_spans(width, tile, multiple, pad, border)
+        for ys in axis_spans(height, tile, multiple, pad, border, equal)
+        for xs in axis_spans(width, tile, multiple, pad, border, equal)
     ]
 
 

@@ -1,6 +1,6 @@
 """Small ONNX graphs built with onnx.helper, as third parties export them: no esrgan.* metadata.
 
-Torch-free. Used by the ONNX Runtime tests and by the OpenVINO cases (which run in their own process).
+Torch-free. Used by the ONNX Runtime and the OpenVINO backend tests.
 """
 
 from __future__ import annotations

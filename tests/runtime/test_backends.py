@@ -58,9 +58,9 @@ def test_auto_on_cpu_loads_a_cpu_backend_and_engine_needs_tensorrt(nearest_onnx,
 def test_auto_on_cpu_says_the_cpu_choice(nearest_onnx, monkeypatch):
     seen = {}
 
-    def fake_choose(path, precision, threads=None):
+    def fake_choose(path, precision, threads=None, say=None):
         seen["precision"] = precision
-        return "onnxruntime-cpu", {}, "CPU backend: onnxruntime-cpu fp32 (test)"
+        return "onnxruntime-cpu", {}, "CPU backend: onnxruntime-cpu fp32 (test)", path
 
     monkeypatch.setattr(registry, "choose_cpu", fake_choose)
     lines = []
@@ -184,7 +184,7 @@ def test_auto_skips_gpu_providers_without_an_nvidia_gpu_and_survives_broken_ones
 
     monkeypatch.setattr(registry, "_construct", spy)
     monkeypatch.setattr(registry, "_gpu_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(registry, "choose_cpu", lambda path, precision, threads=None: ("onnxruntime-cpu", {}, None))
+    monkeypatch.setattr(registry, "choose_cpu", lambda path, precision, threads=None, say=None: ("onnxruntime-cpu", {}, None, path))
     monkeypatch.setattr(ort_backend, "nvidia_gpu_visible", lambda: False)
     assert registry.load_backend(nearest_onnx, "auto").info.name == "onnxruntime-cpu"
     assert tried == ["onnxruntime-cpu"]

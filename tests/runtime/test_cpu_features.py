@@ -115,3 +115,35 @@ def test_fp16_file_goes_to_openvino_which_computes_it_in_fp32():
 def test_openvino_fp32_failing_parity_falls_back_to_onnxruntime():
     bad = {"openvino:fp32": Parity(1e-2, 1e-3, 60.0, 0.0)}
     assert choose_cpu_backend(OLD, BOTH, "fp32", bad).backend == ONNXRUNTIME_CPU
+
+
+def test_the_fastest_faithful_path_measured_wins():
+    fp32, head = "openvino:fp32", HEAD
+    slow_bf16 = {fp32: 1.0, head: 1.45}  # a narrow model: BF16 reorders cost more than they save
+    choice = choose_cpu_backend(SAPPHIRE, BOTH, "fp32", GOOD_BF16, measured_seconds=slow_bf16)
+    assert choice.precision == "fp32" and "bf16 0.69x" in choice.reason
+    fast_bf16 = {fp32: 1.0, head: 0.37}
+    choice = choose_cpu_backend(SAPPHIRE, BOTH, "fp32", GOOD_BF16, measured_seconds=fast_bf16)
+    assert choice.precision == "bf16" and "2.70x" in choice.reason
+    with_int8 = {**GOOD_BF16, "openvino:int8": Parity(1e-2, 1e-3, 48.0, 0.0)}
+    choice = choose_cpu_backend(SAPPHIRE, BOTH, "fp32", with_int8,
+                                measured_seconds={**fast_bf16, "openvino:int8": 0.3})
+    assert choice.precision == "int8"
+    choice = choose_cpu_backend(SAPPHIRE, BOTH, "fp32", with_int8,
+                                measured_seconds={**fast_bf16, "openvino:int8": 0.5})
+    assert choice.precision == "bf16"  # INT8 passes but BF16 is faster here
+    # a path too far from FP32 is never picked for speed
+    choice = choose_cpu_backend(SAPPHIRE, BOTH, "fp32", BAD_BF16, measured_seconds=fast_bf16)
+    assert choice.precision == "fp32"
+
+
+def test_without_every_timing_the_order_is_int8_bf16_fp32():
+    partial = {"openvino:fp32": 1.0}  # e.g. a record from before timings: BF16 not timed
+    assert choose_cpu_backend(SAPPHIRE, BOTH, "fp32", GOOD_BF16, measured_seconds=partial).precision == "bf16"
+
+
+def test_int8_without_int8_instructions_only_when_timed_faster():
+    int8 = {"openvino:int8": Parity(1e-2, 1e-3, 48.0, 0.0)}
+    assert choose_cpu_backend(OLD, BOTH, "fp32", int8).precision == "fp32"
+    timed = {"openvino:fp32": 1.0, "openvino:int8": 0.7}
+    assert choose_cpu_backend(OLD, BOTH, "fp32", int8, measured_seconds=timed).precision == "int8"

@@ -46,7 +46,7 @@ def test_gpu_provider_that_falls_back_to_the_cpu_is_refused_by_name_and_skipped_
     monkeypatch.setattr(ort_backend, "nvidia_gpu_visible", lambda: True)  # pretend: the provider then falls back
     with pytest.raises(BackendError, match="cannot use CUDAExecutionProvider here and would run on CPU"):
         registry.load_backend(nearest_onnx, "onnxruntime-cuda", threads=1)
-    monkeypatch.setattr(registry, "choose_cpu", lambda path, precision, threads=None: ("onnxruntime-cpu", {}, None))
+    monkeypatch.setattr(registry, "choose_cpu", lambda path, precision, threads=None, say=None: ("onnxruntime-cpu", {}, None, path))
     assert registry.load_backend(nearest_onnx, "auto", threads=1).info.name == "onnxruntime-cpu"
 
 

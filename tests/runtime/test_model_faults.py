@@ -1,6 +1,6 @@
 """Models that are broken or foreign: nothing wrong is written, errors are one line, foreign models run.
 
-ONNX Runtime and torch here; the same cases on OpenVINO are in openvino_cases.py (own process).
+ONNX Runtime and torch here; the same cases on OpenVINO are in test_openvino_backend.py.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from esrgan.models.checkpoints import load_generator, save_generator
 from esrgan.train.config import resolve_config
 from esrgan.train.distributed import DistInfo
 from esrgan.train.state import load_state
-from esrgan.train.trainer import train
 from tests.train.ddp_gan_step import BATCH, step_gradients
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,8 +47,12 @@ def test_two_process_gloo_run_matches_one_process_in_both_stages(tiny_flags, tmp
         assert [r["iter"] for r in records if r["kind"] == "train" and r["stage"] == stage] == [1, 2, 3, 4]
 
     # The global batch is split across ranks and DDP averages gradients, so one process with the
-    # same global batch must reach the same weights (up to float summation order).
-    train(resolve_config({**tiny_flags, "stage": "both", "output": str(tmp_path / "single")}))
+    # same global batch must reach the same weights (up to float summation order). It runs in a fresh
+    # process too, as the ranks and a user's run do, with the ranks' thread count.
+    single_cmd = [sys.executable, "-m", "esrgan.train", "--preset", "tiny", "--stage", "both",
+                  "--data", str(tiny_flags["data"]), "--output", str(tmp_path / "single")]
+    proc = subprocess.run(single_cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     single = [json.loads(line) for line in (tmp_path / "single" / "log.jsonl").read_text().splitlines()]
     # The first GAN iteration's losses: G's RaGAN term uses the discriminator on the whole batch (its
     # batch norm with 2 samples; per-rank it would see 1 and fail), D's loss the whole batch's means.

@@ -20,6 +20,7 @@ Why these settings (measured in benchmarks/reports/cpu/report.md):
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import re
@@ -67,6 +68,20 @@ def import_openvino():  # -> the openvino module
             f"the openvino backend needs OpenVINO, which is not installed: {install_hint('openvino')}"
         ) from None
     return openvino
+
+
+@functools.cache
+def openvino_core():  # -> ov.Core
+    """The one OpenVINO Core of this process, kept until it exits.
+
+    OpenVINO's CPU plugin gives the thread that first uses a Core a signal stack of its own and, when
+    that Core goes, puts back the one it found, but only if its own is still current: Cores that go in
+    the order they came (two backends closed first-made first) leave the thread's signal stack pointing
+    at unmapped memory, and the next signal handled there (Ctrl-C, a child process ending) kills the
+    process with SIGSEGV. One Core that never goes makes that impossible; it is also what OpenVINO
+    recommends (a Core holds the loaded plugins). Per-model settings go to ``compile_model``.
+    """
+    return import_openvino().Core()
 
 
 def openvino_metadata(model: object) -> dict[str, str]:
@@ -128,11 +143,10 @@ class OpenVinoBackend(Backend):
             raise ModelError(f"{src}: no such model file")
         if src.suffix.lower() != ".onnx":
             raise ModelError(f"{src}: the openvino backend reads .onnx files")
-        self.core = ov.Core()
+        self.core = openvino_core()
         cache = default_cache_dir() if cache_dir is None else (Path(cache_dir) if str(cache_dir) else None)
         if cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
-            self.core.set_property({"CACHE_DIR": str(cache)})
         self.cache_dir = cache
         self._src = src
         model = self._read()
@@ -209,6 +223,8 @@ class OpenVinoBackend(Backend):
         config: dict[str, object] = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[precision], "PERFORMANCE_HINT": hint}
         if self._threads:
             config["INFERENCE_NUM_THREADS"] = self._threads
+        if self.cache_dir is not None:
+            config["CACHE_DIR"] = str(self.cache_dir)  # per model: the Core is shared (openvino_core)
         if streams and hint == "THROUGHPUT":
             config["NUM_STREAMS"] = int(streams)
         try:
@@ -253,8 +269,9 @@ class OpenVinoBackend(Backend):
         return np.concatenate(list(self._executor.map(one, [x[i : i + 1] for i in range(x.shape[0])])), axis=0)
 
     def close(self) -> None:
-        """Release now and in dependency order: worker threads, requests, compiled models and graphs,
-        then the Core, rather than whenever (and in whatever order) garbage collection gets to them."""
+        """Release now and in dependency order: worker threads, requests, then compiled models and
+        graphs, rather than whenever (and in whatever order) garbage collection gets to them. The Core
+        is the process's own (``openvino_core``) and stays."""
         self._release(wait=True)
 
     def _release(self, wait: bool) -> None:
@@ -264,7 +281,6 @@ class OpenVinoBackend(Backend):
         self._pool = None
         self._latency = None
         self._stages = []
-        self.core = None
 
     def __del__(self) -> None:
         try:

@@ -90,30 +90,28 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def choose_cpu(model_path: Path, precision: str, threads: int | None = None) -> tuple[str, dict[str, Any], str | None]:
-    """The CPU path for ``--backend auto``: (backend name, its options, a line saying why).
+def choose_cpu(
+    model_path: Path, precision: str, threads: int | None = None, say: Callable[[str], None] | None = None
+) -> tuple[str, dict[str, Any], str | None, Path]:
+    """The CPU path for ``--backend auto``: (backend name, its options, a line saying why, the file to run).
 
     ``cpu_parity.select_cpu_backend`` decides between OpenVINO and ONNX Runtime and their
-    precisions from the CPU's features plus a cached BF16 parity check on this model.
+    precisions from the CPU's features plus a cached parity and speed check on this model (and on its
+    INT8 companion file, which is then the file to run).
     """
     from esrgan.runtime.cpu_parity import select_cpu_backend
 
     available = [name for name, mod in (("openvino", "openvino"), ("onnxruntime-cpu", "onnxruntime")) if _importable(mod)]
-    choice = select_cpu_backend(model_path, precision, available, threads=threads)
-    return choice.backend, dict(choice.backend_options()), choice.describe()
+    choice = select_cpu_backend(model_path, precision, available, threads=threads, say=say)
+    return choice.backend, dict(choice.backend_options()), choice.describe(), Path(choice.model or model_path)
 
 
 def _onnx_precision(path: Path) -> str:
-    """The file's ``esrgan.precision`` metadata, read without optimising the graph."""
+    """The file's ``esrgan.precision`` metadata (fp32 when it says nothing or cannot be read)."""
+    from esrgan.runtime.backends.ort_backend import onnx_props
+
     try:
-        import onnxruntime as ort
-
-        from esrgan.runtime.backends.ort_backend import session_options
-
-        opts = session_options(ort)
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        return parse_metadata(sess.get_modelmeta().custom_metadata_map, str(path), require_scale=False).precision
+        return parse_metadata(onnx_props(path), str(path), require_scale=False).precision
     except Exception:
         return "fp32"
 
@@ -244,7 +242,7 @@ def load_backend(
             return _construct("ncnn-vulkan", path, device_id, threads, True, say)
         except (BackendError, DependencyError, ModelError) as exc:
             say(f"ncnn-vulkan on {gpu} cannot run {path.name}: {exc}; using the CPU")
-    name, cpu_opts, why = choose_cpu(path, _onnx_precision(path), threads)
+    name, cpu_opts, why, run_path = choose_cpu(path, _onnx_precision(path), threads, say)
     if why:
         say(why)
-    return _construct(name, path, device_id, threads, True, **{**cpu_opts, **opts})
+    return _construct(name, run_path, device_id, threads, True, **{**cpu_opts, **opts})

@@ -1,0 +1,141 @@
+"""--backend auto and a model's INT8 companion file: found only for its own model, run only when its
+parity (measured here and recorded at export) passes 45 dB and it is the fastest path measured."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from esrgan.metadata import PARITY, PRECISION, SOURCE_SHA256, int8_companion
+from esrgan.parity import Parity
+from esrgan.runtime.cpu_features import FP32_KEY, INT8_KEY, ONNXRUNTIME_CPU, OPENVINO, CpuFeatures
+from tests.runtime.conftest import gradient, save
+
+pytest.importorskip("openvino")
+pytest.importorskip("onnxruntime.quantization")
+
+VNNI = CpuFeatures("test cpu", "x86_64", 2, frozenset({"avx2", "avx512f", "avx512_vnni"}))
+BOTH = (OPENVINO, ONNXRUNTIME_CPU)
+GOOD = Parity(1e-2, 1e-3, 50.0, 0.0)
+
+
+def test_the_companion_name_is_the_one_export_writes():
+    from esrgan.export.pipeline import FP32_NAME, INT8_NAME
+
+    assert INT8_NAME == int8_companion(Path(FP32_NAME)).name == "model_int8.onnx"
+    assert int8_companion(Path("pkg/models/default_x4.onnx")) == Path("pkg/models/default_x4_int8.onnx")
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, tiny_onnx):
+    """model.onnx (FP32, with a source checkpoint hash) and its INT8 companion quantised by esrgan's exporter."""
+    from esrgan.export.int8 import quantize_int8
+    from esrgan.export.onnx_metadata import read_metadata, update_metadata
+
+    root = tmp_path_factory.mktemp("int8pair")
+    fp32 = shutil.copy(tiny_onnx, root / "model.onnx")
+    update_metadata(fp32, {SOURCE_SHA256: json.dumps({"gan": "ab" * 32})})
+    for i in range(2):
+        save(root / "calib" / f"{i}.png", np.roll(gradient(40, 40), 7 * i, axis=1))
+    int8 = quantize_int8(fp32, root / "calib", int8_companion(Path(fp32)), crop=16, max_crops=4, threads=1)
+    # The tiny random model's own INT8 parity is far below 45 dB; the tests set the recorded figure.
+    record = json.loads(read_metadata(int8)[PARITY])
+    update_metadata(int8, {PARITY: json.dumps({**record, "psnr_db": 50.0})})
+    return Path(fp32), int8
+
+
+def _copy(pair, tmp_path):
+    fp32, int8 = pair
+    return Path(shutil.copy(fp32, tmp_path / fp32.name)), Path(shutil.copy(int8, tmp_path / int8.name))
+
+
+def test_the_int8_file_is_taken_only_for_its_own_model(pair, tmp_path):
+    from esrgan.export.onnx_metadata import update_metadata
+    from esrgan.runtime.cpu_parity import int8_file_for
+
+    fp32, int8 = _copy(pair, tmp_path)
+    assert int8_file_for(fp32) == int8
+    update_metadata(int8, {SOURCE_SHA256: json.dumps({"gan": "cd" * 32})})  # quantised from another model
+    assert int8_file_for(fp32) is None
+    update_metadata(int8, {SOURCE_SHA256: json.dumps({"gan": "ab" * 32}), PRECISION: "fp32"})  # not INT8
+    assert int8_file_for(fp32) is None
+    int8.unlink()
+    assert int8_file_for(fp32) is None
+
+
+def _select(fp32, tmp_path, monkeypatch, parity, seconds, features=VNNI):
+    import esrgan.runtime.cpu_parity as cp
+
+    calls = []
+
+    def fake(*args, **kwargs):
+        calls.append(kwargs.get("int8_path"))
+        return cp.PathFigures(dict(parity), dict(seconds))
+
+    monkeypatch.setattr(cp, "measure_cpu_paths", fake)
+    lines: list[str] = []
+    choice = cp.select_cpu_backend(fp32, "fp32", BOTH, features=features, cache_dir=tmp_path / "cache",
+                                   say=lines.append)
+    return choice, calls, lines
+
+
+def test_auto_runs_the_int8_file_when_faithful_and_faster(pair, tmp_path, monkeypatch):
+    fp32, int8 = _copy(pair, tmp_path)
+    choice, calls, lines = _select(fp32, tmp_path, monkeypatch, {INT8_KEY: GOOD}, {FP32_KEY: 1.0, INT8_KEY: 0.6})
+    assert calls == [int8] and len(lines) == 1 and "INT8" in lines[0]  # measured once, said once
+    assert (choice.backend, choice.precision, choice.model) == (OPENVINO, "int8", str(int8))
+    assert "model_int8.onnx" in choice.describe() and "1.67x" in choice.describe()
+    again, calls, lines = _select(fp32, tmp_path, monkeypatch, {}, {})  # the cached figures are read back
+    assert again == choice and calls == [] and lines == []
+
+
+def test_auto_keeps_fp32_when_int8_is_slower_here(pair, tmp_path, monkeypatch):
+    fp32, _ = _copy(pair, tmp_path)
+    choice, _, _ = _select(fp32, tmp_path, monkeypatch, {INT8_KEY: GOOD}, {FP32_KEY: 1.0, INT8_KEY: 1.2})
+    assert (choice.precision, choice.model) == ("fp32", None)
+    assert "int8 0.83x" in choice.reason
+
+
+def test_the_lower_of_measured_and_recorded_parity_decides(pair, tmp_path, monkeypatch):
+    from esrgan.export.onnx_metadata import read_metadata, update_metadata
+
+    fp32, int8 = _copy(pair, tmp_path)
+    record = json.loads(read_metadata(int8)[PARITY])
+    update_metadata(int8, {PARITY: json.dumps({**record, "psnr_db": 41.0})})  # held out: below 45 dB
+    choice, _, _ = _select(fp32, tmp_path, monkeypatch, {INT8_KEY: GOOD}, {FP32_KEY: 1.0, INT8_KEY: 0.5})
+    assert choice.precision == "fp32"
+    update_metadata(int8, {PARITY: ""})  # no record at all: never unasked
+    choice, _, _ = _select(fp32, tmp_path, monkeypatch, {INT8_KEY: GOOD}, {FP32_KEY: 1.0, INT8_KEY: 0.5})
+    assert choice.precision == "fp32"
+
+
+def test_real_measurement_times_every_path_and_compares_int8(pair, tmp_path):
+    from esrgan.runtime.cpu_parity import measure_cpu_paths
+
+    fp32, int8 = pair
+    figures = measure_cpu_paths(fp32, bf16=False, int8_path=int8, cache_dir=tmp_path, threads=1)
+    assert set(figures.parity) == {INT8_KEY} and set(figures.seconds) == {FP32_KEY, INT8_KEY}
+    assert all(s > 0 for s in figures.seconds.values())
+    assert 15.0 < figures.parity[INT8_KEY].psnr_db < 100.0  # INT8 really ran: close, not identical
+
+
+def test_load_backend_auto_runs_the_chosen_int8_file(pair, tmp_path, monkeypatch):
+    import esrgan.runtime.cpu_parity as cp
+    from esrgan.runtime.backends import registry
+
+    fp32, int8 = _copy(pair, tmp_path)
+    monkeypatch.setattr(cp, "measure_cpu_paths",
+                        lambda *a, **k: cp.PathFigures({INT8_KEY: GOOD}, {FP32_KEY: 1.0, INT8_KEY: 0.5}))
+    monkeypatch.setattr(cp, "probe_cpu_features", lambda: VNNI)
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    lines: list[str] = []
+    backend = registry.load_backend(fp32, "auto", say=lines.append, threads=1)
+    try:
+        assert any("openvino int8" in line and "model_int8.onnx" in line for line in lines), lines
+        assert backend.run(np.zeros((1, 3, 16, 16), np.float32)).shape == (1, 3, 64, 64)
+    finally:
+        backend.close()
