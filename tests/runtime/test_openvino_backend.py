@@ -155,6 +155,7 @@ def test_split_model_chain_equals_the_whole_model_in_fp32(tiny_onnx, layout, whi
     assert np.abs(y - ref).max() <= 1e-5
 
 
+@pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning")
 @pytest.mark.parametrize("layout", ["head", "ends"])
 def test_a_model_whose_output_reads_its_input_runs_whole(tmp_path, layout):
     """Real-ESRGAN's compact network adds the upsampled input to its last conv: no stage after the
