@@ -139,20 +139,3 @@ def test_load_backend_auto_runs_the_chosen_int8_file(pair, tmp_path, monkeypatch
         assert backend.run(np.zeros((1, 3, 16, 16), np.float32)).shape == (1, 3, 64, 64)
     finally:
         backend.close()
-
-
-def test_the_built_in_model_ships_a_faithful_int8_companion():
-    """The packaged INT8 file is the built-in model's own companion (same source checkpoint), its model
-    card names it with its checksum, and its held-out parity passes the bar auto applies."""
-    from esrgan.hashing import file_sha256
-    from esrgan.runtime.cpu_features import INT8_AUTO_MIN_PSNR_DB
-    from esrgan.runtime.cpu_parity import int8_file_for, recorded_int8_parity
-    from esrgan.runtime.default_model import default_model_path
-
-    model = default_model_path()
-    companion = int8_file_for(model)
-    assert companion == int8_companion(model)
-    card = json.loads(model.with_suffix(".json").read_text())["int8"]
-    assert card["file"] == companion.name and card["sha256"] == file_sha256(companion)
-    recorded = recorded_int8_parity(companion)
-    assert recorded is not None and recorded.psnr_db >= INT8_AUTO_MIN_PSNR_DB
