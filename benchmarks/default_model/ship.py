@@ -137,7 +137,9 @@ Quality bar: at least +0.5 dB mean PSNR-Y over bicubic on photographs not used f
 
 INT8 version (not shipped in the package, see below): `{int8.name}` in this folder ({int8.stat().st_size / 1e6:.2f} MB; esrgan's INT8 export, calibrated on
 the training photographs, first conv and upsampling tail in FP32): **{sidecar['int8']['parity_vs_fp32']['psnr_db']:.1f} dB**
-from the FP32 model's output, worst of the held-out tiles. It is not packaged: `esrgan-run` runs the FP32 model.
+from the FP32 model's output, worst of the held-out tiles. It is not packaged: it does not keep graphics (the
+runtime's synthetic test card, scikit-image's horse, chessboard, colour wheel and logo), so `--backend auto`
+refuses it ([docs/cpu.md](../../../docs/cpu.md)) and `esrgan-run` runs the FP32 model.
 
 Side by side (bicubic | default model | ground truth, held-out `chelsea`, enlarged x2):
 

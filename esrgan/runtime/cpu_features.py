@@ -254,7 +254,11 @@ def choose_cpu_backend(
     # The faithful candidates, in the order used when they were not all timed.
     candidates: list[tuple[str, CpuChoice]] = []
     int8 = measured.get(INT8_KEY)
-    if int8 is not None and int8.psnr_db >= INT8_AUTO_MIN_PSNR_DB and not int8.nonfinite_fraction and (
+    int8_faithful = int8 is not None and int8.psnr_db >= INT8_AUTO_MIN_PSNR_DB and not int8.nonfinite_fraction
+    # a companion file that was measured and refused is named, so its owner knows why it does not run
+    int8_note = "" if int8 is None or int8_faithful else (
+        f"; the INT8 file's parity {psnr(INT8_KEY)} is below {INT8_AUTO_MIN_PSNR_DB:.0f} dB, so it is not used")
+    if int8_faithful and (
         features.int8_dot or INT8_KEY in seconds  # without VNNI/AMX INT8 is taken only when timed faster
     ):
         candidates.append((INT8_KEY, CpuChoice(
@@ -283,12 +287,14 @@ def choose_cpu_backend(
                              else "BF16 parity not measured, so FP32")
     candidates.append((FP32_KEY, CpuChoice(
         OPENVINO, "fp32", bf16_note or "no native BF16 on this CPU; OpenVINO FP32 is the fastest exact path")))
+    choice = candidates[0][1]
     if len(candidates) > 1 and all(key in seconds and seconds[key] > 0 for key, _ in candidates):
         key, choice = min(candidates, key=lambda kc: seconds[kc[0]])
         others = ", ".join(f"{c.precision} {seconds[FP32_KEY] / seconds[k]:.2f}x" for k, c in candidates if k != key)
         if key == FP32_KEY:
-            return replace(choice, reason=f"the fastest path measured on this CPU for this model (FP32 speed "
-                                          f"= 1x: {others})")
-        return replace(choice, reason=f"{choice.reason}; measured {seconds[FP32_KEY] / seconds[key]:.2f}x "
-                                      "FP32's speed on this CPU")
-    return candidates[0][1]
+            choice = replace(choice, reason=f"the fastest path measured on this CPU for this model (FP32 speed "
+                                            f"= 1x: {others})")
+        else:
+            choice = replace(choice, reason=f"{choice.reason}; measured {seconds[FP32_KEY] / seconds[key]:.2f}x "
+                                            "FP32's speed on this CPU")
+    return replace(choice, reason=choice.reason + int8_note)

@@ -120,7 +120,34 @@ def test_real_measurement_times_every_path_and_compares_int8(pair, tmp_path):
     figures = measure_cpu_paths(fp32, bf16=False, int8_path=int8, cache_dir=tmp_path, threads=1)
     assert set(figures.parity) == {INT8_KEY} and set(figures.seconds) == {FP32_KEY, INT8_KEY}
     assert all(s > 0 for s in figures.seconds.values())
-    assert 15.0 < figures.parity[INT8_KEY].psnr_db < 100.0  # INT8 really ran: close, not identical
+    parity = figures.parity[INT8_KEY]
+    assert parity.nonfinite_fraction == 0 and 0.0 < parity.psnr_db < 100.0  # INT8 really ran: not identical
+
+
+def test_parity_is_the_worse_of_the_photograph_and_the_synthetic_card(pair, tmp_path):
+    """INT8 calibrated on photographs clips graphics: the card must count, and the worse figure decides."""
+    from esrgan.runtime.cpu_parity import load_parity_tile, measure_cpu_paths, synthetic_card
+
+    fp32, int8 = pair
+
+    def psnr(**kw):
+        return measure_cpu_paths(fp32, bf16=False, int8_path=int8, cache_dir=tmp_path, threads=1,
+                                 **kw).parity[INT8_KEY].psnr_db
+
+    photo, card = psnr(images=[load_parity_tile()]), psnr(images=[synthetic_card()])
+    assert photo != pytest.approx(card, abs=0.5)  # two different figures, so the test can tell them apart
+    assert psnr() == pytest.approx(min(photo, card), abs=0.01)
+
+
+def test_the_synthetic_card_has_the_hard_edges_and_flat_extremes_of_graphics():
+    from esrgan.runtime.cpu_parity import synthetic_card
+
+    card = synthetic_card(64)
+    assert card.shape == (1, 3, 64, 64) and card.dtype == np.float32
+    assert set(np.unique(card)) == {0.0, 1.0}  # flat black, white and saturated colours only
+    colours = {tuple(px) for px in card[0].reshape(3, -1).T}
+    assert len(colours) == 8  # black, white and the six saturated hues
+    assert np.array_equal(card, synthetic_card(64))  # made, not random
 
 
 def test_load_backend_auto_runs_the_chosen_int8_file(pair, tmp_path, monkeypatch):
@@ -139,3 +166,14 @@ def test_load_backend_auto_runs_the_chosen_int8_file(pair, tmp_path, monkeypatch
         assert backend.run(np.zeros((1, 3, 16, 16), np.float32)).shape == (1, 3, 64, 64)
     finally:
         backend.close()
+
+
+def test_a_measured_int8_file_below_the_bar_is_named_in_the_line():
+    from esrgan.runtime.cpu_features import choose_cpu_backend
+
+    clipped = Parity(0.9, 0.05, 17.6, 0.0)
+    choice = choose_cpu_backend(VNNI, BOTH, "fp32", {INT8_KEY: clipped}, measured_seconds={FP32_KEY: 1.0, INT8_KEY: 0.5})
+    assert choice.precision == "fp32"
+    assert choice.describe().endswith("the INT8 file's parity 17.6 dB is below 45 dB, so it is not used)")
+    faithful = choose_cpu_backend(VNNI, BOTH, "fp32", {INT8_KEY: GOOD}, measured_seconds={FP32_KEY: 1.0, INT8_KEY: 0.5})
+    assert faithful.precision == "int8" and "not used" not in faithful.describe()
