@@ -12,9 +12,8 @@ when one exists for this model) on a real photograph (a 64x64 crop of scikit-ima
 NASA, public domain, shipped as package data so the torch-free runtime needs nothing else) and on a
 synthetic test card (``synthetic_card``: graphics, line art, flat saturated colour), compares with
 ``esrgan.parity.compare`` (the worse of the two counts), times a few interleaved runs of each on the
-photograph, and caches the figures next to
-OpenVINO's compiled-model cache, keyed by the files' sha256, the CPU and the OpenVINO version. Later
-starts read the figures back.
+photograph, and caches the figures next to OpenVINO's compiled-model cache, keyed by the files'
+sha256, the CPU and the OpenVINO version. Later starts read the figures back.
 
 The photograph may have been among an INT8 file's calibration images, so the INT8 figure used is the
 lower of this measurement and the held-out parity export recorded in the file (``esrgan.parity``).
@@ -23,8 +22,8 @@ Why the card: people upscale drawings, screenshots and anime as well as photogra
 calibrated on photographs clip such content. The built-in model's INT8 file, 47.6 dB from FP32 on
 held-out photographs, was 17.6 dB on the card (Real-ESRGAN x4plus's: 36.1 dB photograph, 18.4 dB card)
 and 40.0-43.3 dB on whole synthetic images of scikit-image (horse, chessboard, colour wheel, logo);
-BF16 kept 50.9 dB or more on the card for both models, so its choice is unchanged. A photograph alone would let ``auto`` run
-INT8 where it breaks the picture.
+BF16 kept 50.9 dB or more on the card for both models, so its choice is unchanged. A photograph
+alone would let ``auto`` run INT8 where it breaks the picture.
 """
 
 from __future__ import annotations
