@@ -25,8 +25,8 @@ PARITY = PREFIX + "parity"  # JSON: the verified figures
 VERSION = PREFIX + "version"  # esrgan package version that wrote the file
 
 # An FP32 model's INT8 version sits beside it as "<stem>_int8.onnx" (esrgan-export writes model.onnx and
-# model_int8.onnx): --backend auto
-# may run it instead when its parity measured on this machine passes (esrgan.runtime.cpu_parity).
+# model_int8.onnx): --backend auto may run it instead when its parity measured on this machine passes
+# (esrgan.runtime.cpu_parity).
 INT8_SUFFIX = "_int8"
 
 

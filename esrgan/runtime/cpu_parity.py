@@ -28,6 +28,7 @@ alone would let ``auto`` run INT8 where it breaks the picture.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -161,7 +162,6 @@ def measure_cpu_paths(
     the backend really ran (a model that cannot be cut runs all layers in BF16: ``openvino:bf16``).
     """
     from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
-    from esrgan.runtime.tiling import run_fitted
 
     images = [load_parity_tile(), synthetic_card()] if images is None else list(images)
     x = images[0]
@@ -183,9 +183,8 @@ def measure_cpu_paths(
             else:
                 key = FP32_KEY if precision == "fp32" else BF16_LAYOUT_KEYS[backend.info.extra["bf16_layout"]]
             if key not in runs:  # a model that cannot be cut runs "all" for both layouts: run it once
-                runs[key] = (lambda b=backend: run_fitted(b.run, x, b.scale, b.size_requirements))
-                outs[key] = [runs[key]()] + [run_fitted(backend.run, img, backend.scale, backend.size_requirements)
-                                             for img in images[1:]]
+                runs[key] = functools.partial(_fitted, backend, x)
+                outs[key] = [_fitted(backend, img) for img in images]  # the first run of x is the untimed one
         times: dict[str, list[float]] = {key: [] for key in runs}
         for _ in range(TIMED_RUNS):
             for key, run in runs.items():
@@ -198,6 +197,12 @@ def measure_cpu_paths(
     refs = outs.pop(FP32_KEY)
     return PathFigures({key: worst([compare(r, o) for r, o in zip(refs, out, strict=True)]) for key, out in outs.items()},
                        {key: float(np.median(t)) for key, t in times.items()})
+
+
+def _fitted(backend, image: np.ndarray) -> np.ndarray:  # backend: OpenVinoBackend
+    from esrgan.runtime.tiling import run_fitted
+
+    return run_fitted(backend.run, image, backend.scale, backend.size_requirements)
 
 
 def cached_path_figures(
