@@ -199,6 +199,7 @@ def choose_cpu_backend(
     *,
     int8_requested: bool = False,
     measured_seconds: Mapping[str, float] | None = None,
+    failed_paths: Mapping[str, str] | None = None,
 ) -> CpuChoice:
     """The fastest CPU path for a model whose parity is within its precision's threshold.
 
@@ -215,11 +216,14 @@ def choose_cpu_backend(
     paper-size x4 model about 2x faster than FP32 on an AMD EPYC with AVX-512 BF16, 0.66x as fast on an
     Intel Xeon whose flags list AVX-512 BF16 too, without AMX; the built-in 32-channel model 0.7x there).
     Without timings the order is INT8, BF16, FP32 (the order measured on the AMD EPYC).
+    ``failed_paths``: paths (same keys) that could not compile or run here, with the reason; they are
+    skipped and the line names them.
     Raises nothing: with no CPU backend importable it still names ONNX Runtime, whose loader then
     raises the DependencyError with the install hint.
     """
     measured = dict(measured_parity or {})
     seconds = dict(measured_seconds or {})
+    failed = dict(failed_paths or {})
     have_ov = OPENVINO in available_backends
     have_ort = ONNXRUNTIME_CPU in available_backends
 
@@ -258,6 +262,8 @@ def choose_cpu_backend(
     # a companion file that was measured and refused is named, so its owner knows why it does not run
     int8_note = "" if int8 is None or int8_faithful else (
         f"; the INT8 file's parity {psnr(INT8_KEY)} is below {INT8_AUTO_MIN_PSNR_DB:.0f} dB, so it is not used")
+    if INT8_KEY in failed:
+        int8_note = f"; the INT8 file failed to run here ({failed[INT8_KEY]}), so it is not used"
     if int8_faithful and (
         features.int8_dot or INT8_KEY in seconds  # without VNNI/AMX INT8 is taken only when timed faster
     ):
@@ -283,7 +289,9 @@ def choose_cpu_backend(
                     break
             else:
                 tried = [k for k in (head, ends, whole) if k in measured]
+                broken = [failed[k] for k in (head, ends, whole) if k in failed]
                 bf16_note = (f"BF16 parity {' / '.join(psnr(k) for k in tried)} too low, so FP32" if tried
+                             else f"BF16 failed to run here ({broken[0]}), so FP32" if broken
                              else "BF16 parity not measured, so FP32")
     candidates.append((FP32_KEY, CpuChoice(
         OPENVINO, "fp32", bf16_note or "no native BF16 on this CPU; OpenVINO FP32 is the fastest exact path")))

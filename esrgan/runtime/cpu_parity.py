@@ -34,12 +34,13 @@ import json
 import os
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from esrgan.atomic import write_text_atomic
+from esrgan.errors import first_line
 from esrgan.hashing import file_sha256
 from esrgan.metadata import PARITY, PRECISION, SOURCE_SHA256, int8_companion
 from esrgan.parity import Parity, compare, worst
@@ -90,18 +91,22 @@ def synthetic_card(size: int = 64) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PathFigures:
-    """Per path key (BF16_LAYOUT_KEYS values, FP32_KEY, INT8_KEY): parity vs FP32 and seconds per run."""
+    """Per path key (BF16_LAYOUT_KEYS values, FP32_KEY, INT8_KEY): parity vs FP32 and seconds per run;
+    ``failed``: the reduced-precision paths that could not compile or run here, with OpenVINO's reason."""
 
     parity: dict[str, Parity]
     seconds: dict[str, float]
+    failed: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"figures": {k: p.to_dict() for k, p in self.parity.items()}, "seconds": self.seconds}
+        return {"figures": {k: p.to_dict() for k, p in self.parity.items()}, "seconds": self.seconds,
+                "failed": self.failed}
 
     @classmethod
     def from_json(cls, record: dict) -> PathFigures:
         return cls({k: Parity(**v) for k, v in record["figures"].items()},
-                   {k: float(v) for k, v in record["seconds"].items()})
+                   {k: float(v) for k, v in record["seconds"].items()},
+                   {k: str(v) for k, v in record.get("failed", {}).items()})
 
 
 def int8_file_for(model_path: str | os.PathLike[str]) -> Path | None:
@@ -131,6 +136,16 @@ def recorded_int8_parity(int8_path: Path) -> Parity | None:
         return None
 
 
+# oneDNN's documented switch that caps the instruction set its kernels use (OpenVINO's CPU plugin and
+# PyTorch obey it): with it, the same CPU runs other kernels, so its figures are other figures.
+ISA_CAP_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+
+def isa_cap() -> str | None:
+    """The instruction-set cap set for oneDNN in this process's environment, if any."""
+    return next((os.environ[name] for name in ISA_CAP_ENV if os.environ.get(name)), None)
+
+
 def parity_cache_file(
     model_path: str | os.PathLike[str], features: CpuFeatures, cache_dir: Path, int8_path: Path | None = None
 ) -> Path:
@@ -141,7 +156,7 @@ def parity_cache_file(
     # of photograph and test card; records made otherwise are measured again
     int8 = file_sha256(int8_path) if int8_path else "-"
     key = (f"{file_sha256(model_path)}|{int8}|{features.model}|{' '.join(features.relevant_flags())}|"
-           f"{openvino.__version__}|paths-4")
+           f"{openvino.__version__}|{isa_cap() or '-'}|paths-4")
     return cache_dir / "parity" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
 
 
@@ -171,20 +186,35 @@ def measure_cpu_paths(
     if int8_path is not None:
         paths.append((Path(int8_path), "fp32", "head"))  # an INT8 file: OpenVINO runs its QDQ convs in INT8
     runs: dict[str, Callable[[], np.ndarray]] = {}
-    outs: dict[str, np.ndarray] = {}
+    refs: list[np.ndarray] = []  # FP32's outputs, the first path's
+    parity: dict[str, Parity] = {}
+    failed: dict[str, str] = {}
     backends = []
     try:
         for path, precision, layout in paths:
-            backend = OpenVinoBackend(path, precision=precision, threads=threads, cache_dir=cache_dir,
-                                      mode="latency", bf16_layout=layout)
-            backends.append(backend)
-            if path != Path(model_path):
-                key = INT8_KEY
-            else:
-                key = FP32_KEY if precision == "fp32" else BF16_LAYOUT_KEYS[backend.info.extra["bf16_layout"]]
-            if key not in runs:  # a model that cannot be cut runs "all" for both layouts: run it once
-                runs[key] = functools.partial(_fitted, backend, x)
-                outs[key] = [_fitted(backend, img) for img in images]  # the first run of x is the untimed one
+            is_int8 = path != Path(model_path)
+            planned = INT8_KEY if is_int8 else FP32_KEY if precision == "fp32" else BF16_LAYOUT_KEYS[layout]
+            try:
+                backend = OpenVinoBackend(path, precision=precision, threads=threads, cache_dir=cache_dir,
+                                          mode="latency", bf16_layout=layout)
+                backends.append(backend)
+                key = planned if is_int8 or precision == "fp32" else BF16_LAYOUT_KEYS[backend.info.extra["bf16_layout"]]
+                if key not in runs:  # a model that cannot be cut runs "all" for both layouts: run it once
+                    outs = [_fitted(backend, img) for img in images]  # the first run of x is the untimed one
+                    if key == FP32_KEY:
+                        refs = outs
+                    else:  # an output of another shape raises here: that path is broken, not the run
+                        parity[key] = worst([compare(r, o) for r, o in zip(refs, outs, strict=True)])
+                    runs[key] = functools.partial(_fitted, backend, x)
+            except Exception as exc:
+                # A reduced precision that cannot compile or run here, or returns no image of the right
+                # shape (seen under a oneDNN ISA cap that OpenVINO's capability list does not reflect:
+                # BF16 failed to compile one model and returned an empty output for another; a broken
+                # INT8 file) is one path fewer, not a failed run: FP32 remains. FP32's own failure is the
+                # model's and is raised.
+                if planned == FP32_KEY:
+                    raise
+                failed[planned] = first_line(exc)
         times: dict[str, list[float]] = {key: [] for key in runs}
         for _ in range(TIMED_RUNS):
             for key, run in runs.items():
@@ -194,9 +224,7 @@ def measure_cpu_paths(
     finally:
         for backend in backends:
             backend.close()
-    refs = outs.pop(FP32_KEY)
-    return PathFigures({key: worst([compare(r, o) for r, o in zip(refs, out, strict=True)]) for key, out in outs.items()},
-                       {key: float(np.median(t)) for key, t in times.items()})
+    return PathFigures(parity, {key: float(np.median(t)) for key, t in times.items()}, failed)
 
 
 def _fitted(backend, image: np.ndarray) -> np.ndarray:  # backend: OpenVinoBackend
@@ -263,7 +291,8 @@ def select_cpu_backend(
         if recorded is None or recorded.psnr_db < parity[INT8_KEY].psnr_db:  # the held-out figure, if lower
             parity[INT8_KEY] = recorded or replace(parity[INT8_KEY], psnr_db=0.0)
     choice = choose_cpu_backend(features, available_backends, model_precision, parity,
-                                int8_requested=int8_requested, measured_seconds=figures.seconds)
+                                int8_requested=int8_requested, measured_seconds=figures.seconds,
+                                failed_paths=figures.failed)
     if choice.precision == "int8" and int8_path is not None and model_precision == "fp32":
         choice = replace(choice, model=str(int8_path), reason=f"{int8_path.name}: {choice.reason}")
     return choice

@@ -147,3 +147,14 @@ def test_int8_without_int8_instructions_only_when_timed_faster():
     assert choose_cpu_backend(OLD, BOTH, "fp32", int8).precision == "fp32"
     timed = {"openvino:fp32": 1.0, "openvino:int8": 0.7}
     assert choose_cpu_backend(OLD, BOTH, "fp32", int8, measured_seconds=timed).precision == "int8"
+
+
+def test_paths_that_failed_to_run_here_are_skipped_and_named():
+    reason = "[CPU] Convolution node object is not initialized"
+    failed = {HEAD: reason, "openvino:bf16-fp32-ends": reason}
+    choice = choose_cpu_backend(SAPPHIRE, BOTH, "fp32", {}, measured_seconds={"openvino:fp32": 1.0},
+                                failed_paths=failed)
+    assert choice.precision == "fp32" and f"BF16 failed to run here ({reason}), so FP32" in choice.reason
+    choice = choose_cpu_backend(SAPPHIRE, BOTH, "fp32", GOOD_BF16, failed_paths={"openvino:int8": reason},
+                                measured_seconds={"openvino:fp32": 1.0, HEAD: 0.5})
+    assert choice.precision == "bf16" and f"the INT8 file failed to run here ({reason})" in choice.reason

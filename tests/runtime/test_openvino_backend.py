@@ -3,6 +3,7 @@ and a process that survives its backends."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -94,6 +95,63 @@ def test_bf16_parity_is_measured_once_then_read_from_the_cache(tiny_onnx, tmp_pa
     again = cp.select_cpu_backend(tiny_onnx, "fp32", ["openvino", "onnxruntime-cpu"], features=WITH_BF16,
                                   cache_dir=tmp_path, threads=1)
     assert again == first
+
+
+def test_a_reduced_precision_that_fails_here_is_dropped_and_fp32_still_runs(tiny_onnx, tmp_path, monkeypatch):
+    """A BF16 or INT8 path that cannot compile or run on this machine costs that path, not the run."""
+    import esrgan.runtime.backends.openvino_backend as ob
+    import esrgan.runtime.cpu_parity as cp
+
+    real = ob.OpenVinoBackend
+
+    def picky(path, *, precision="auto", **kw):
+        if precision == "bf16":
+            raise RuntimeError("Exception from src/plugin.cpp:54:\n[CPU] node object is not initialized")
+        return real(path, precision=precision, **kw)
+
+    monkeypatch.setattr(ob, "OpenVinoBackend", picky)
+    figures = cp.measure_cpu_paths(tiny_onnx, cache_dir=tmp_path, threads=1)
+    assert set(figures.failed) == {"openvino:bf16-fp32-head", "openvino:bf16-fp32-ends"}
+    assert figures.parity == {} and set(figures.seconds) == {"openvino:fp32"}
+    choice = cp.select_cpu_backend(tiny_onnx, "fp32", ["openvino", "onnxruntime-cpu"], features=WITH_BF16,
+                                   cache_dir=tmp_path, threads=1)
+    assert choice.precision == "fp32" and "BF16 failed to run here" in choice.reason
+    record = next((tmp_path / "parity").glob("*.json"))  # the failure is cached with the figures
+    assert cp.PathFigures.from_json(json.loads(record.read_text())).failed == figures.failed
+
+    def broken_fp32(path, *, precision="auto", **kw):
+        raise RuntimeError("the model itself does not compile")
+
+    monkeypatch.setattr(ob, "OpenVinoBackend", broken_fp32)
+    with pytest.raises(RuntimeError, match="the model itself"):  # FP32's failure is the model's: raised
+        cp.measure_cpu_paths(tiny_onnx, cache_dir=tmp_path, threads=1)
+
+
+_ISA_CAPPED = """
+import sys
+from esrgan.runtime.cpu_features import CpuFeatures
+from esrgan.runtime.cpu_parity import select_cpu_backend
+bf16 = CpuFeatures("test cpu", "x86_64", 2, frozenset({"avx2", "avx512_bf16"}))
+choice = select_cpu_backend(sys.argv[1], "fp32", ["openvino"], features=bf16, cache_dir=sys.argv[2], threads=1)
+print(choice.describe())
+"""
+
+
+def test_auto_under_a_oneDNN_isa_cap_runs_what_compiles(tiny_onnx, tmp_path):
+    """ONEDNN_MAX_CPU_ISA=AVX2 on a BF16 CPU: OpenVINO still lists BF16 but (2026.4) cannot compile it;
+    auto must fall back to FP32 rather than stop. The cap is part of the cached figures' key."""
+    import os
+    import subprocess
+
+    from esrgan.runtime.cpu_parity import parity_cache_file
+
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    done = subprocess.run([sys.executable, "-c", _ISA_CAPPED, str(tiny_onnx), str(tmp_path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert done.stdout.startswith("CPU backend: openvino ")
+    capped = next((tmp_path / "parity").glob("*.json"))
+    assert parity_cache_file(tiny_onnx, WITH_BF16, tmp_path) != capped  # uncapped runs measure afresh
 
 
 @pytest.mark.parametrize(("precision", "layout"), [("fp32", "head"), ("bf16", "head"), ("bf16", "ends")])
