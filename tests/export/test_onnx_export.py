@@ -75,6 +75,15 @@ def test_metadata_contents(dynamo_exports):
     assert meta.parse_metadata(props, "x").scale == 2
 
 
+@pytest.mark.slow
+def test_torchscript_graph_is_optimised_as_lean_as_dynamo(dynamo_exports, tmp_path):
+    """onnxscript's optimiser runs on the TorchScript graph too (the runtime exports with it first)."""
+    model, dynamo_path = dynamo_exports["x2u"]
+    path = export_onnx(model, tmp_path / "m.onnx", exporter="torchscript")
+    assert len(onnx.load(str(path)).graph.node) <= len(onnx.load(str(dynamo_path)).graph.node)
+    _check_dynamic(model, path)
+
+
 def test_an_opset_the_exporter_did_not_write_is_refused(tmp_path, monkeypatch):
     # torch 2.14's dynamo exporter asked for opset 17 writes 18 and down-converts; onnx has no Pad
     # adapter, so x1/x2 pixel-unshuffle models stay at 18 (measured by benchmarks/export_parity.py).

@@ -174,6 +174,58 @@ def test_failed_export_on_the_fly_is_a_model_error_without_a_deleted_folder(tmp_
     assert not list((tmp_path / "cache" / "onnx").iterdir())
 
 
+def test_checkpoint_export_tries_torchscript_then_dynamo(tmp_path, monkeypatch):
+    """The fast exporter first; a file that fails verification goes to the next exporter, and the line
+    saying so does not point at the temporary folder about to be deleted."""
+    import esrgan.export.pipeline as export_pipeline
+    from esrgan.errors import VerificationError
+    from esrgan.runtime import model_source
+
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    ckpt = tmp_path / "m.safetensors"
+    ckpt.write_bytes(b"stand-in checkpoint")
+    tried = []
+
+    class Result:
+        def __init__(self, onnx):
+            self.onnx_fp32 = onnx
+
+    def fake_export(src, folder, *, exporter, **kw):
+        tried.append(exporter)
+        if exporter == "torchscript":
+            raise VerificationError("model.onnx [fp32, cpu]: max abs err 0.3: FAILED", kept=folder)
+        return Result(resize_model(folder / "model.onnx"))
+
+    monkeypatch.setattr(export_pipeline, "export_artifacts", fake_export)
+    lines: list[str] = []
+    assert model_source.checkpoint_to_onnx(ckpt, say=lines.append).is_file()
+    assert tried == ["torchscript", "dynamo"] == list(model_source.RUNTIME_EXPORTERS)
+    said = "\n".join(lines)
+    assert "torchscript exporter's file is not usable (model.onnx [fp32, cpu]: max abs err 0.3: FAILED)" in said
+    assert ".export-" not in said
+
+
+def test_a_checkpoint_exported_on_the_fly_uses_torchscript_and_matches_pytorch(tmp_path, monkeypatch):
+    import torch
+
+    from esrgan import metadata as meta
+    from esrgan.models.build import build_generator
+    from esrgan.models.checkpoints import save_generator
+    from esrgan.models.spec import GeneratorSpec
+    from esrgan.runtime import model_source
+    from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend, onnx_props
+
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = build_generator(GeneratorSpec(scale=4, num_feat=8, num_block=1, num_grow_ch=4)).eval()
+    onnx_file = model_source.checkpoint_to_onnx(save_generator(model, tmp_path / "m.safetensors"), say=lambda _: None)
+    assert onnx_props(onnx_file)[meta.EXPORTER].startswith("torch.onnx torchscript")
+    x = np.random.default_rng(0).random((1, 3, 19, 27), dtype=np.float32)  # not a size verification used
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    assert np.abs(OnnxRuntimeBackend(onnx_file, threads=1).run(x) - expected).max() <= 1e-4
+
+
 def test_checkpoint_export_stages_under_a_unique_name(tmp_path, monkeypatch):
     """Concurrent first runs must not share a staging file: the old fixed name is blocked here."""
     import esrgan.export.pipeline as export_pipeline
