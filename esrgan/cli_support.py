@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import click
 
 from esrgan.errors import PACKAGE, EsrganError, install_hint
+from esrgan.native_output import DEBUG_ENV, debugging
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -35,10 +36,6 @@ DISTRIBUTIONS = {
     "yaml": "pyyaml", "skimage": "scikit-image", "cuda": "cuda-python",
     "onnxconverter_common": "onnxconverter-common", "PIL": "pillow",
 }
-
-
-def debug_enabled() -> bool:
-    return os.environ.get("ESRGAN_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -107,21 +104,21 @@ def handle_errors(func: F | None = None, *, extra: str | None = None) -> Any:
         try:
             return func(*args, **kwargs)
         except EsrganError as exc:
-            if debug_enabled():
+            if debugging():
                 traceback.print_exc()
             fail(str(exc), exc.exit_code)
         except ModuleNotFoundError as exc:
             message = missing_module_message(exc, extra)
             if message is None:
                 raise
-            if debug_enabled():
+            if debugging():
                 traceback.print_exc()
             fail(message)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
         except MemoryError:
-            if debug_enabled():
+            if debugging():
                 traceback.print_exc()
             fail("out of memory (try a smaller --tile or --batch)")
 
@@ -133,7 +130,7 @@ def debug_option(func: F) -> F:
 
     def _set(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
         if value:
-            os.environ["ESRGAN_DEBUG"] = "1"
+            os.environ[DEBUG_ENV] = "1"
         return value
 
     return click.option(

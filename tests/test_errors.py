@@ -22,3 +22,22 @@ def test_first_non_empty_line(message: str, expected: str) -> None:
 @pytest.mark.parametrize("message", ["", "\n \n"])
 def test_empty_message_gives_class_name(message: str) -> None:
     assert first_line(ValueError(message)) == "ValueError"
+
+
+def test_native_output_is_dropped_unless_debugging(capfd, monkeypatch):
+    """C++ code writing straight to fd 1/2 (torch's TorchScript exporter prints its IR graph) says nothing."""
+    import os
+
+    from esrgan.native_output import native_output_dropped
+
+    monkeypatch.delenv("ESRGAN_DEBUG", raising=False)
+    for fd in (1, 2):
+        with native_output_dropped(fd):
+            os.write(fd, b"native noise\n")
+        os.write(fd, b"after\n")
+    out, err = capfd.readouterr()
+    assert (out, err) == ("after\n", "after\n")
+    monkeypatch.setenv("ESRGAN_DEBUG", "1")
+    with native_output_dropped(1):
+        os.write(1, b"shown when debugging\n")
+    assert capfd.readouterr().out == "shown when debugging\n"

@@ -264,6 +264,10 @@ def choose_cpu_backend(
         f"; the INT8 file's parity {psnr(INT8_KEY)} is below {INT8_AUTO_MIN_PSNR_DB:.0f} dB, so it is not used")
     if INT8_KEY in failed:
         int8_note = f"; the INT8 file failed to run here ({failed[INT8_KEY]}), so it is not used"
+    # BF16 that failed to run in every layout tried is named whichever path wins
+    bf16_broken = [failed[k] for k in BF16_LAYOUT_KEYS.values() if k in failed]
+    bf16_failed = f"BF16 failed to run here ({bf16_broken[0]})" if bf16_broken and not any(
+        k in measured for k in BF16_LAYOUT_KEYS.values()) else ""
     if int8_faithful and (
         features.int8_dot or INT8_KEY in seconds  # without VNNI/AMX INT8 is taken only when timed faster
     ):
@@ -289,9 +293,8 @@ def choose_cpu_backend(
                     break
             else:
                 tried = [k for k in (head, ends, whole) if k in measured]
-                broken = [failed[k] for k in (head, ends, whole) if k in failed]
                 bf16_note = (f"BF16 parity {' / '.join(psnr(k) for k in tried)} too low, so FP32" if tried
-                             else f"BF16 failed to run here ({broken[0]}), so FP32" if broken
+                             else f"{bf16_failed}, so FP32" if bf16_failed
                              else "BF16 parity not measured, so FP32")
     candidates.append((FP32_KEY, CpuChoice(
         OPENVINO, "fp32", bf16_note or "no native BF16 on this CPU; OpenVINO FP32 is the fastest exact path")))
@@ -305,4 +308,6 @@ def choose_cpu_backend(
         else:
             choice = replace(choice, reason=f"{choice.reason}; measured {seconds[FP32_KEY] / seconds[key]:.2f}x "
                                             "FP32's speed on this CPU")
+    if bf16_failed and bf16_failed not in choice.reason:
+        int8_note = f"; {bf16_failed}{int8_note}"
     return replace(choice, reason=choice.reason + int8_note)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from esrgan.atomic import write_text_atomic
-from esrgan.errors import first_line
+from esrgan.errors import EsrganError, OutOfMemoryError, first_line
 from esrgan.hashing import file_sha256
 from esrgan.metadata import PARITY, PRECISION, SOURCE_SHA256, int8_companion
 from esrgan.parity import Parity, compare, worst
@@ -59,6 +59,9 @@ PARITY_TILE = Path(__file__).parent / "data" / "parity_tile.png"
 # Timed runs of each path after its first (untimed) run; the median is kept. Interleaved, so a burst
 # of load on a shared machine slows every path alike.
 TIMED_RUNS = 3
+# What a path that does not work here raises: the backends' own errors (compile, run, out of memory),
+# OpenVINO's RuntimeError, compare's ValueError on an output of another shape.
+PATH_FAILURES = (EsrganError, RuntimeError, ValueError, MemoryError)
 
 
 def load_parity_tile(path: str | os.PathLike[str] = PARITY_TILE) -> np.ndarray:
@@ -97,6 +100,8 @@ class PathFigures:
     parity: dict[str, Parity]
     seconds: dict[str, float]
     failed: dict[str, str] = field(default_factory=dict)
+    # a failure that may not recur (out of memory): the figures are used this once, not cached
+    transient: bool = False
 
     def to_json(self) -> dict:
         return {"figures": {k: p.to_dict() for k, p in self.parity.items()}, "seconds": self.seconds,
@@ -143,7 +148,8 @@ ISA_CAP_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 def isa_cap() -> str | None:
     """The instruction-set cap set for oneDNN in this process's environment, if any."""
-    return next((os.environ[name] for name in ISA_CAP_ENV if os.environ.get(name)), None)
+    cap = next((os.environ[name] for name in ISA_CAP_ENV if os.environ.get(name)), None)
+    return cap.strip().upper() if cap else None  # oneDNN reads it case-insensitively
 
 
 def parity_cache_file(
@@ -189,7 +195,23 @@ def measure_cpu_paths(
     refs: list[np.ndarray] = []  # FP32's outputs, the first path's
     parity: dict[str, Parity] = {}
     failed: dict[str, str] = {}
+    transient = False
     backends = []
+
+    def drop(key: str, exc: BaseException) -> None:
+        # A reduced precision that cannot compile or run here, or returns no image of the right shape
+        # (seen under a oneDNN ISA cap that OpenVINO's capability list does not reflect: BF16 failed to
+        # compile one model and returned an empty output for another; a broken INT8 file) is one path
+        # fewer, not a failed run: FP32 remains. FP32's own failure is the model's and is raised, and so
+        # are programming errors (other exception types).
+        nonlocal transient
+        if key == FP32_KEY:
+            raise exc
+        failed[key] = first_line(exc)
+        transient |= isinstance(exc, (OutOfMemoryError, MemoryError))  # may pass another time: not cached
+        runs.pop(key, None)
+        parity.pop(key, None)
+
     try:
         for path, precision, layout in paths:
             is_int8 = path != Path(model_path)
@@ -206,25 +228,22 @@ def measure_cpu_paths(
                     else:  # an output of another shape raises here: that path is broken, not the run
                         parity[key] = worst([compare(r, o) for r, o in zip(refs, outs, strict=True)])
                     runs[key] = functools.partial(_fitted, backend, x)
-            except Exception as exc:
-                # A reduced precision that cannot compile or run here, or returns no image of the right
-                # shape (seen under a oneDNN ISA cap that OpenVINO's capability list does not reflect:
-                # BF16 failed to compile one model and returned an empty output for another; a broken
-                # INT8 file) is one path fewer, not a failed run: FP32 remains. FP32's own failure is the
-                # model's and is raised.
-                if planned == FP32_KEY:
-                    raise
-                failed[planned] = first_line(exc)
+            except PATH_FAILURES as exc:
+                drop(planned, exc)
         times: dict[str, list[float]] = {key: [] for key in runs}
         for _ in range(TIMED_RUNS):
-            for key, run in runs.items():
+            for key, run in list(runs.items()):
                 start = time.perf_counter()
-                run()
+                try:
+                    run()
+                except PATH_FAILURES as exc:
+                    drop(key, exc)
+                    continue
                 times[key].append(time.perf_counter() - start)
     finally:
         for backend in backends:
             backend.close()
-    return PathFigures(parity, {key: float(np.median(t)) for key, t in times.items()}, failed)
+    return PathFigures(parity, {key: float(np.median(times[key])) for key in runs}, failed, transient)
 
 
 def _fitted(backend, image: np.ndarray) -> np.ndarray:  # backend: OpenVinoBackend
@@ -258,6 +277,8 @@ def cached_path_figures(
         say(f"measuring {what} against FP32 for this model on this CPU (once; cached in {record.parent})")
     figures = measure_cpu_paths(model_path, bf16=features.bf16_native, int8_path=int8_path, cache_dir=root,
                                 threads=threads)
+    if figures.transient:
+        return figures
     record.parent.mkdir(parents=True, exist_ok=True)
     payload = {"model": str(model_path), "int8_model": str(int8_path) if int8_path else None,
                "cpu": features.describe(), **figures.to_json()}

@@ -7,14 +7,16 @@ cached file is.
 
 The exporters are tried in ``RUNTIME_EXPORTERS`` order, the first whose file passes verification wins.
 TorchScript comes first because a user waits for it on a first run: Real-ESRGAN x4plus exported and
-verified in about 8 s with it against about 55 s with dynamo (Intel Xeon, 2 cores), to the same graph
-(``esrgan.export.onnx_export``). Networks it cannot trace faithfully (some spandrel architectures, e.g.
-RealCUGAN and DITN, whose traced graphs fail in ONNX Runtime) fail verification and go to dynamo.
+verified in 10.0 s with it against 67.5 s with dynamo (Intel Xeon, 2 cores), to a graph of the same size
+that starts as fast (``esrgan.export.onnx_export``). Networks it cannot trace faithfully (some spandrel
+architectures, e.g. RealCUGAN and DITN, whose traced graphs fail in ONNX Runtime) fail verification
+and go to dynamo.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -25,7 +27,15 @@ from pathlib import Path
 from esrgan.atomic import write_atomic
 from esrgan.cache import cache_dir
 from esrgan.elapsed import stamp, timed
-from esrgan.errors import DependencyError, ModelError, UsageError, VerificationError, first_line, install_hint
+from esrgan.errors import (
+    BackendError,
+    DependencyError,
+    ModelError,
+    UsageError,
+    VerificationError,
+    first_line,
+    install_hint,
+)
 from esrgan.hashing import file_sha256
 
 RUNTIME_EXPORTERS = ("torchscript", "dynamo")
@@ -64,6 +74,15 @@ def check_published_runnable(filename: str, sha256: str) -> None:
     require_export(name, f"esrgan-export --gan {name} -o DIR --no-fp16, then --model DIR/model.onnx")
 
 
+def _reason(exc: Exception, folder: Path) -> str:
+    """One exporter's failure in a few words: a failed verification's figures, else the first line without
+    the temporary folder (deleted when the export ends) or esrgan-export's ``--exporter`` hint (the runtime
+    tries every exporter itself)."""
+    text = exc.failures if isinstance(exc, VerificationError) else first_line(exc, 200)
+    text = text.replace(f"{folder}{os.sep}", "").replace(str(folder), "")
+    return re.sub(r";\s*(try|use) --exporter\b.*$", "", text)
+
+
 def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] = _stderr) -> Path:
     """The FP32 ONNX export of checkpoint ``path``, from the cache or exported now (verified).
 
@@ -85,6 +104,7 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+            reasons: list[str] = []
             for exporter in RUNTIME_EXPORTERS:
                 folder = Path(tmp, exporter)
                 folder.mkdir()
@@ -92,12 +112,15 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
                     result = export_artifacts(src, folder, fp16=False, verify=True, exporter=exporter,
                                               progress=progress)
                     break
-                except (ModelError, UsageError, VerificationError) as exc:
-                    if exporter == RUNTIME_EXPORTERS[-1]:
-                        raise
-                    # the figures alone: the folder a VerificationError names is about to be deleted
-                    why = exc.failures if isinstance(exc, VerificationError) else first_line(exc, 160)
-                    progress(f"the {exporter} exporter's file is not usable ({why}); trying the next exporter")
+                except (ModelError, UsageError, VerificationError, BackendError) as exc:
+                    last = exporter == RUNTIME_EXPORTERS[-1]
+                    if last and isinstance(exc, VerificationError):
+                        raise  # worded below: the model's export does not match PyTorch
+                    reasons.append(f"{exporter}: {_reason(exc, folder)}")
+                    if last:
+                        raise ModelError(f"{src}: no exporter could export it ({'; '.join(reasons)})") from None
+                    progress(f"the {exporter} exporter's file is not usable ({_reason(exc, folder)}); "
+                             "trying the next exporter")
             # A uniquely named temp file, then one rename: concurrent first runs on the same checkpoint
             # (a Slurm array) each stage their own copy, and the last rename wins with identical bytes.
             with write_atomic(target) as staged:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from esrgan.cli_support import debug_enabled
 from esrgan.errors import ImageError
+from esrgan.native_output import debugging
 from esrgan.runtime import images
 from esrgan.runtime.backends.base import Backend
 from esrgan.runtime.engine import ImageWork, TileEngine
@@ -101,7 +101,7 @@ class FolderRun:
 
     def _error(self, line: str, exc: BaseException | None = None) -> None:
         self.summary.failures.append(line)
-        if exc is not None and debug_enabled():
+        if exc is not None and debugging():
             traceback.print_exception(exc, file=sys.stderr)
         tqdm.write(f"error: {line}", file=sys.stderr)  # always shown, even with --quiet
 

@@ -158,3 +158,9 @@ def test_paths_that_failed_to_run_here_are_skipped_and_named():
     choice = choose_cpu_backend(SAPPHIRE, BOTH, "fp32", GOOD_BF16, failed_paths={"openvino:int8": reason},
                                 measured_seconds={"openvino:fp32": 1.0, HEAD: 0.5})
     assert choice.precision == "bf16" and f"the INT8 file failed to run here ({reason})" in choice.reason
+    # when the timings pick the winner, a BF16 that failed is still named
+    int8 = {"openvino:int8": Parity(1e-2, 1e-3, 48.0, 0.0)}
+    for int8_s, precision in ((0.6, "int8"), (1.4, "fp32")):
+        choice = choose_cpu_backend(SAPPHIRE, BOTH, "fp32", int8, failed_paths=failed,
+                                    measured_seconds={"openvino:fp32": 1.0, "openvino:int8": int8_s})
+        assert choice.precision == precision and choice.reason.count(f"BF16 failed to run here ({reason})") == 1

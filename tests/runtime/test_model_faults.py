@@ -190,10 +190,12 @@ def test_checkpoint_export_tries_torchscript_then_dynamo(tmp_path, monkeypatch):
         def __init__(self, onnx):
             self.onnx_fp32 = onnx
 
+    first_failure = [VerificationError("model.onnx [fp32, cpu]: max abs err 0.3: FAILED", kept=tmp_path)]
+
     def fake_export(src, folder, *, exporter, **kw):
         tried.append(exporter)
         if exporter == "torchscript":
-            raise VerificationError("model.onnx [fp32, cpu]: max abs err 0.3: FAILED", kept=folder)
+            raise first_failure[0]
         return Result(resize_model(folder / "model.onnx"))
 
     monkeypatch.setattr(export_pipeline, "export_artifacts", fake_export)
@@ -203,6 +205,39 @@ def test_checkpoint_export_tries_torchscript_then_dynamo(tmp_path, monkeypatch):
     said = "\n".join(lines)
     assert "torchscript exporter's file is not usable (model.onnx [fp32, cpu]: max abs err 0.3: FAILED)" in said
     assert ".export-" not in said
+
+    # ONNX Runtime failing on the traced file during verification (spandrel's DITN) falls back the same way
+    from esrgan.errors import BackendError
+
+    for target in (tmp_path / "cache" / "onnx").glob("*.onnx"):
+        target.unlink()
+    first_failure[0] = BackendError("ONNX Runtime failed on a (1, 3, 40, 56) batch: Reshape")
+    tried.clear()
+    assert model_source.checkpoint_to_onnx(ckpt, say=lines.append).is_file() and tried == ["torchscript", "dynamo"]
+
+
+def test_when_every_exporter_fails_one_line_gives_each_reason(tmp_path, monkeypatch):
+    import esrgan.export.pipeline as export_pipeline
+    from esrgan.runtime import model_source
+
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    ckpt = tmp_path / "m.safetensors"
+    ckpt.write_bytes(b"stand-in checkpoint")
+
+    def fake_export(src, folder, *, exporter, **kw):
+        if exporter == "torchscript":  # the file's path lies in the temporary folder
+            raise ModelError(f"{folder / 'model.onnx'}: the model has 2 input(s); expected 1")
+        raise ModelError("SAFMN x2: the dynamo exporter fixed the input height 24; try --exporter torchscript")
+
+    monkeypatch.setattr(export_pipeline, "export_artifacts", fake_export)
+    lines: list[str] = []
+    with pytest.raises(ModelError) as err:
+        model_source.checkpoint_to_onnx(ckpt, say=lines.append)
+    message = str(err.value)
+    assert message.startswith(f"{ckpt}: no exporter could export it (torchscript: model.onnx: the model has 2")
+    assert "dynamo: SAFMN x2: the dynamo exporter fixed the input height 24)" in message
+    assert "--exporter" not in message and ".export-" not in message + "\n".join(lines)
+    assert not list((tmp_path / "cache" / "onnx").glob("*.onnx"))
 
 
 def test_a_checkpoint_exported_on_the_fly_uses_torchscript_and_matches_pytorch(tmp_path, monkeypatch):

@@ -127,6 +127,45 @@ def test_a_reduced_precision_that_fails_here_is_dropped_and_fp32_still_runs(tiny
         cp.measure_cpu_paths(tiny_onnx, cache_dir=tmp_path, threads=1)
 
 
+def test_a_path_that_fails_later_or_runs_out_of_memory_is_dropped_and_not_cached(tiny_onnx, tmp_path, monkeypatch):
+    import esrgan.runtime.backends.openvino_backend as ob
+    import esrgan.runtime.cpu_parity as cp
+    from esrgan.errors import OutOfMemoryError
+
+    real = ob.OpenVinoBackend
+
+    class Flaky(real):
+        """BF16 "head" runs out of memory on its first run; "ends" fails on its third (a timed run)."""
+
+        def __init__(self, path, *, precision="auto", bf16_layout="head", **kw):
+            super().__init__(path, precision=precision, bf16_layout=bf16_layout, **kw)
+            self.calls, self.kind = 0, (precision, bf16_layout)
+
+        def run(self, batch):
+            self.calls += 1
+            if self.kind == ("bf16", "head"):
+                raise OutOfMemoryError("OpenVINO ran out of memory on a (1, 3, 64, 64) batch")
+            if self.kind == ("bf16", "ends") and self.calls == 3:
+                raise RuntimeError("[CPU] a kernel failed")
+            return super().run(batch)
+
+    monkeypatch.setattr(ob, "OpenVinoBackend", Flaky)
+    figures = cp.measure_cpu_paths(tiny_onnx, cache_dir=tmp_path, threads=1)
+    assert set(figures.failed) == {"openvino:bf16-fp32-head", "openvino:bf16-fp32-ends"} and figures.transient
+    assert figures.parity == {} and set(figures.seconds) == {"openvino:fp32"}
+    choice = cp.select_cpu_backend(tiny_onnx, "fp32", ["openvino"], features=WITH_BF16, cache_dir=tmp_path,
+                                   threads=1)
+    assert choice.precision == "fp32" and not list((tmp_path / "parity").glob("*.json"))  # measured again next time
+
+    class Buggy(real):
+        def run(self, batch):
+            raise TypeError("a programming error is not a path that fails here")
+
+    monkeypatch.setattr(ob, "OpenVinoBackend", Buggy)
+    with pytest.raises(TypeError):
+        cp.measure_cpu_paths(tiny_onnx, cache_dir=tmp_path, threads=1)
+
+
 _ISA_CAPPED = """
 import sys
 from esrgan.runtime.cpu_features import CpuFeatures

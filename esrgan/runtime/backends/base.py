@@ -7,52 +7,15 @@ TensorRT and PyTorch be swapped without the rest of the runtime knowing.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from esrgan.errors import EsrganError, ModelError
 from esrgan.models.spec import SizeRequirements
-
-
-def debugging() -> bool:
-    """Whether ``--debug`` / ``ESRGAN_DEBUG`` asks for everything the libraries say."""
-    return os.environ.get("ESRGAN_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
-
-
-@contextlib.contextmanager
-def native_stderr_dropped() -> Iterator[None]:
-    """Drop what C++ code writes straight to file descriptor 2 during the block, unless debugging.
-
-    Some libraries log from C++ without a Python-side switch (OpenVINO's TensorFlow frontend prints
-    protobuf parse errors while it probes a file that is no model); our own one line says what
-    failed. Only for short calls made before any worker thread starts: fd 2 is the process's.
-    """
-    if debugging():
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no fd 2 (closed, or a replaced sys.stderr): nothing to drop
-        yield
-        return
-    try:
-        with tempfile.TemporaryFile() as sink:
-            os.dup2(sink.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
-
+from esrgan.native_output import debugging, native_output_dropped  # noqa: F401  (the backends' import point)
 
 #: Input size of the one run that measures the scale of a model whose file does not state it:
 #: a multiple of 8 (pixel-unshuffle models need one) and not square (both axes are checked).

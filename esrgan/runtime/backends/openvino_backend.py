@@ -44,7 +44,7 @@ from esrgan.runtime.backends.base import (
     BackendInfo,
     check_fixed_size,
     check_io,
-    native_stderr_dropped,
+    native_output_dropped,
     probe_scale,
 )
 from esrgan.runtime.backends.openvino_split import BF16_LAYOUTS, LAYOUT_NOTES, split_for_bf16
@@ -214,7 +214,7 @@ class OpenVinoBackend(Backend):
 
     def _read(self):  # -> ov.Model
         try:
-            with native_stderr_dropped():
+            with native_output_dropped(2):
                 return self.core.read_model(str(self._src))
         except Exception as exc:
             raise ModelError(f"{self._src}: OpenVINO cannot read it ({openvino_reason(exc)})") from None
