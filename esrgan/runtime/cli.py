@@ -91,7 +91,7 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
          device_id: int, threads: int | None, quiet: bool) -> None:
     """Upscale every image under INPUT (folder, file or glob) into the folder OUTPUT.
 
-    For one input file, OUTPUT may name the image file to write (cat.jpg cat_x4.png).
+    For one input file, OUTPUT may name the image file to write: esrgan-run cat.jpg cat_x4.png
     """
     from esrgan.download import resolve_model_argument
     from esrgan.runtime import paths

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from esrgan.atomic import write_text_atomic
+from esrgan.elapsed import timed
 from esrgan.errors import EsrganError, OutOfMemoryError, first_line
 from esrgan.hashing import file_sha256
 from esrgan.metadata import PARITY, PRECISION, SOURCE_SHA256, int8_companion
@@ -62,6 +63,10 @@ TIMED_RUNS = 3
 # What a path that does not work here raises: the backends' own errors (compile, run, out of memory),
 # OpenVINO's RuntimeError, compare's ValueError on an output of another shape.
 PATH_FAILURES = (EsrganError, RuntimeError, ValueError, MemoryError)
+# How the progress lines name each path.
+PATH_NAMES = {FP32_KEY: "FP32", BF16_LAYOUT_KEYS["head"]: "BF16 (first conv FP32)",
+              BF16_LAYOUT_KEYS["ends"]: "BF16 (first conv and tail FP32)", BF16_LAYOUT_KEYS["all"]: "BF16",
+              INT8_KEY: "the INT8 file"}
 
 
 def load_parity_tile(path: str | os.PathLike[str] = PARITY_TILE) -> np.ndarray:
@@ -174,10 +179,14 @@ def measure_cpu_paths(
     images: Sequence[np.ndarray] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> PathFigures:
     """Parity against OpenVINO's FP32 output, the worst over ``images`` (default: the photograph and the
     synthetic card), and seconds per run on the first image, of the BF16 layouts (``bf16``) and of the
-    INT8 file (``int8_path``); FP32 is timed too.
+    INT8 file (``int8_path``); FP32 is timed too. ``progress`` gets a line per step (the paper-size
+    model takes 20-40 s on 2 cores). Only FP32 goes into OpenVINO's compiled-model cache: the other
+    paths are compiled to be measured, and most of them are not run afterwards (x4plus's two BF16
+    layouts would add 136 MB to the cache on a CPU where FP32 wins).
 
     BF16 keys are ``BF16_LAYOUT_KEYS`` values: the ``head`` and ``ends`` layouts, each under the layout
     the backend really ran (a model that cannot be cut runs all layers in BF16: ``openvino:bf16``).
@@ -212,13 +221,15 @@ def measure_cpu_paths(
         runs.pop(key, None)
         parity.pop(key, None)
 
+    say = progress or (lambda _line: None)
     try:
         for path, precision, layout in paths:
             is_int8 = path != Path(model_path)
             planned = INT8_KEY if is_int8 else FP32_KEY if precision == "fp32" else BF16_LAYOUT_KEYS[layout]
+            say(f"{PATH_NAMES[planned]}: compiling, then running the photograph and the test card")
             try:
-                backend = OpenVinoBackend(path, precision=precision, threads=threads, cache_dir=cache_dir,
-                                          mode="latency", bf16_layout=layout)
+                backend = OpenVinoBackend(path, precision=precision, threads=threads, mode="latency",
+                                          cache_dir=cache_dir if planned == FP32_KEY else "", bf16_layout=layout)
                 backends.append(backend)
                 key = planned if is_int8 or precision == "fp32" else BF16_LAYOUT_KEYS[backend.info.extra["bf16_layout"]]
                 if key not in runs:  # a model that cannot be cut runs "all" for both layouts: run it once
@@ -230,14 +241,17 @@ def measure_cpu_paths(
                     runs[key] = functools.partial(_fitted, backend, x)
             except PATH_FAILURES as exc:
                 drop(planned, exc)
+                say(f"{PATH_NAMES[planned]}: failed here ({failed[planned]})")
         times: dict[str, list[float]] = {key: [] for key in runs}
-        for _ in range(TIMED_RUNS):
+        for round_ in range(TIMED_RUNS):
+            say(f"timing {', '.join(PATH_NAMES[k] for k in runs)}: round {round_ + 1} of {TIMED_RUNS}")
             for key, run in list(runs.items()):
                 start = time.perf_counter()
                 try:
                     run()
                 except PATH_FAILURES as exc:
                     drop(key, exc)
+                    say(f"{PATH_NAMES[key]}: failed here ({failed[key]})")
                     continue
                 times[key].append(time.perf_counter() - start)
     finally:
@@ -276,7 +290,7 @@ def cached_path_figures(
         what = " and ".join(p for p, on in (("BF16", features.bf16_native), ("INT8", int8_path)) if on)
         say(f"measuring {what} against FP32 for this model on this CPU (once; cached in {record.parent})")
     figures = measure_cpu_paths(model_path, bf16=features.bf16_native, int8_path=int8_path, cache_dir=root,
-                                threads=threads)
+                                threads=threads, progress=timed(lambda line: say(f"  {line}")) if say else None)
     if figures.transient:
         return figures
     record.parent.mkdir(parents=True, exist_ok=True)

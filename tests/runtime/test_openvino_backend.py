@@ -79,6 +79,20 @@ def test_bf16_parity_on_a_real_photograph(tiny_onnx, tmp_path):
             assert parity.max_abs_err > 0.0
 
 
+def test_the_measurement_says_each_step_and_caches_only_the_fp32_compiled_model(tiny_onnx, tmp_path):
+    """A step every few seconds on the paper-size model, not half a minute of silence; and the BF16
+    layouts, compiled only to be measured, do not fill the compiled-model cache."""
+    from esrgan.runtime.cpu_parity import TIMED_RUNS, measure_cpu_paths
+
+    lines: list[str] = []
+    measure_cpu_paths(tiny_onnx, cache_dir=tmp_path, threads=1, progress=lines.append)
+    assert [line.split(":")[0] for line in lines[:3]] == ["FP32", "BF16 (first conv FP32)",
+                                                          "BF16 (first conv and tail FP32)"]
+    assert lines[-1].endswith(f"round {TIMED_RUNS} of {TIMED_RUNS}") and len(lines) == 3 + TIMED_RUNS
+    blobs = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(blobs) == 1, blobs  # FP32's compiled model alone
+
+
 def test_bf16_parity_is_measured_once_then_read_from_the_cache(tiny_onnx, tmp_path, monkeypatch):
     import esrgan.runtime.cpu_parity as cp
 
