@@ -117,11 +117,11 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
                     last = exporter == RUNTIME_EXPORTERS[-1]
                     if last and isinstance(exc, VerificationError):
                         raise  # worded below: the model's export does not match PyTorch
-                    reasons.append(f"{exporter}: {_reason(exc, folder)}")
+                    why = _reason(exc, folder)
+                    reasons.append(f"{exporter}: {why}")
                     if last:
                         raise ModelError(f"{src}: no exporter could export it ({'; '.join(reasons)})") from None
-                    progress(f"the {exporter} exporter's file is not usable ({_reason(exc, folder)}); "
-                             "trying the next exporter")
+                    progress(f"the {exporter} exporter's file is not usable ({why}); trying the next exporter")
             # A uniquely named temp file, then one rename: concurrent first runs on the same checkpoint
             # (a Slurm array) each stage their own copy, and the last rename wins with identical bytes.
             with write_atomic(target) as staged:
