@@ -53,11 +53,12 @@ def default_model_notice(path: Path | None = None) -> str:
         except (OSError, json.JSONDecodeError):
             meta = {}
     gain = held_out_gain_db(meta)
-    what = ""
+    what = "x4 model"
     if isinstance(meta.get("spec"), dict):
-        try:
-            what = GeneratorSpec.from_dict(meta["spec"]).describe() + " "
+        try:  # in words a user reads, not the spec's nf/nb/gc shorthand
+            spec = GeneratorSpec.from_dict(meta["spec"])
+            what = f"x{spec.scale} RRDBNet, {spec.num_block} blocks of {spec.num_feat} features"
         except EsrganError:
-            what = ""
+            pass
     gain_text = f", {gain:+.2f} dB PSNR-Y over bicubic on held-out photographs" if gain is not None else ""
-    return f"using the built-in default x4 model {what}({path.name}{gain_text}); pass --model to use another"
+    return f"using the built-in default {what} ({path.name}{gain_text}); pass --model to use another"

@@ -252,8 +252,8 @@ def test_default_model_is_used_and_announced(tmp_path, nearest_onnx, monkeypatch
     shutil.copy(nearest_onnx, shipped / "default_x4.onnx")
     write_default_sidecar(shipped, gain=0.83)
     r = run(tmp_path / "in", tmp_path / "o")
-    assert r.exit_code == 0 and "default x4 model rrdbnet x4 nf32 nb2 gc16" in r.output and "+0.83 dB" in r.output
-    assert sum("default x4 model" in line for line in r.output.splitlines()) == 1
+    assert r.exit_code == 0 and "default x4 RRDBNet, 2 blocks of 32 features" in r.output and "+0.83 dB" in r.output
+    assert sum("built-in default" in line for line in r.output.splitlines()) == 1
 
 
 def test_checkpoint_refused_with_export_command_when_export_is_missing(tmp_path, tiny_model_files, monkeypatch):
