@@ -260,10 +260,10 @@ def choose_cpu_backend(
     int8 = measured.get(INT8_KEY)
     int8_faithful = int8 is not None and int8.psnr_db >= INT8_AUTO_MIN_PSNR_DB and not int8.nonfinite_fraction
     # a companion file that was measured and refused is named, so its owner knows why it does not run
-    int8_note = "" if int8 is None or int8_faithful else (
+    notes = "" if int8 is None or int8_faithful else (
         f"; the INT8 file's parity {psnr(INT8_KEY)} is below {INT8_AUTO_MIN_PSNR_DB:.0f} dB, so it is not used")
     if INT8_KEY in failed:
-        int8_note = f"; the INT8 file failed to run here ({failed[INT8_KEY]}), so it is not used"
+        notes = f"; the INT8 file failed to run here ({failed[INT8_KEY]}), so it is not used"
     # BF16 that failed to run in every layout tried is named whichever path wins
     bf16_broken = [failed[k] for k in BF16_LAYOUT_KEYS.values() if k in failed]
     bf16_failed = f"BF16 failed to run here ({bf16_broken[0]})" if bf16_broken and not any(
@@ -309,5 +309,5 @@ def choose_cpu_backend(
             choice = replace(choice, reason=f"{choice.reason}; measured {seconds[FP32_KEY] / seconds[key]:.2f}x "
                                             "FP32's speed on this CPU")
     if bf16_failed and bf16_failed not in choice.reason:
-        int8_note = f"; {bf16_failed}{int8_note}"
-    return replace(choice, reason=choice.reason + int8_note)
+        notes = f"; {bf16_failed}{notes}"
+    return replace(choice, reason=choice.reason + notes)

@@ -15,7 +15,6 @@ import numpy as np
 
 from esrgan.errors import EsrganError, ModelError
 from esrgan.models.spec import SizeRequirements
-from esrgan.native_output import debugging, native_output_dropped  # noqa: F401  (the backends' import point)
 
 #: Input size of the one run that measures the scale of a model whose file does not state it:
 #: a multiple of 8 (pixel-unshuffle models need one) and not square (both axes are checked).

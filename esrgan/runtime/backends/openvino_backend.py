@@ -39,12 +39,12 @@ from esrgan.errors import (
     install_hint,
 )
 from esrgan.metadata import PRECISION, parse_metadata
+from esrgan.native_output import native_output_dropped
 from esrgan.runtime.backends.base import (
     Backend,
     BackendInfo,
     check_fixed_size,
     check_io,
-    native_output_dropped,
     probe_scale,
 )
 from esrgan.runtime.backends.openvino_split import BF16_LAYOUTS, LAYOUT_NOTES, split_for_bf16

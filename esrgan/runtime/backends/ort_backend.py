@@ -18,12 +18,12 @@ import numpy as np
 
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, first_line
 from esrgan.metadata import parse_metadata
+from esrgan.native_output import debugging
 from esrgan.runtime.backends.base import (
     Backend,
     BackendInfo,
     check_fixed_size,
     check_io,
-    debugging,
     probe_scale,
 )
 
