@@ -48,6 +48,7 @@ from esrgan.bench.config import BenchConfig, resolve_config  # noqa: E402
 from esrgan.elapsed import timed  # noqa: E402
 from esrgan.errors import DependencyError, EsrganError, UsageError, first_line, install_hint  # noqa: E402
 from esrgan.export.options import EXPORTERS  # noqa: E402
+from esrgan.native_output import DEBUG_ENV, debugging  # noqa: E402
 
 #: CPU rows of --dry-run: the CPU counterparts of torch-cuda-fp32 (the reference) and ort-cuda-fp32.
 DRY_RUN_CPU_ROWS = ("torch-fp32", "ort-fp32")
@@ -139,6 +140,9 @@ def resolve(args: argparse.Namespace) -> tuple[BenchConfig, str]:
             raise UsageError(f"--images {config.images}: not a folder")
         if not _importable("PIL"):
             raise DependencyError("--images needs Pillow (pip install pillow); without it, leave --images out")
+    from esrgan.bench.report import check_report_folder
+
+    check_report_folder(args.out)
     return config, (DRY_RUN_PRESET if args.dry_run else GPU_PRESET)
 
 
@@ -485,7 +489,9 @@ def summary(doc: dict[str, Any], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    debug = args.debug or os.environ.get("ESRGAN_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+    if args.debug:
+        os.environ[DEBUG_ENV] = "1"  # native libraries' output too, as the other commands' --debug
+    debug = debugging()
     try:
         run(args)
     except EsrganError as exc:

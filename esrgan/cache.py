@@ -7,8 +7,12 @@ else ``~/.cache/esrgan``. Each user of the cache takes its own subfolder (``onnx
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+
+from esrgan.errors import CacheError
 
 CACHE_ENV = "ESRGAN_CACHE_DIR"
 
@@ -19,3 +23,16 @@ def cache_dir() -> Path:
         return Path(os.environ[CACHE_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "esrgan"
+
+
+@contextlib.contextmanager
+def writing_cache(folder: Path) -> Iterator[None]:
+    """Around writes under ``folder`` in the cache: an OSError there (a read-only home, a cache path
+    that names a file, a full disk) ends as one CacheError line that names the folder and the fix.
+    Callers that can do without the cache (a compiled-model cache, measured figures) catch it and go on.
+    """
+    try:
+        yield
+    except OSError as exc:
+        raise CacheError(f"cannot write into the esrgan cache at {folder} ({exc.strerror or exc}): "
+                         f"set {CACHE_ENV} to a writable folder") from None

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from tqdm import tqdm
 
 from esrgan.atomic import replace_durably
-from esrgan.cache import cache_dir
+from esrgan.cache import cache_dir, writing_cache
 from esrgan.errors import ModelError, UsageError, first_line
 from esrgan.hashing import file_sha256
 from esrgan.models import catalogue
@@ -108,7 +108,8 @@ def fetch(entry: Entry, *, progress: bool = True) -> Path:
                 f"delete it to download again, or replace it with the file from {entry.urls[0]}"
             )
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    with writing_cache(target.parent):
+        target.parent.mkdir(parents=True, exist_ok=True)
     url = mirrored(entry.urls[0])
     part = target.with_name(f".{target.name}.{os.getpid()}.part")
     parked = target.with_name(f".{target.name}.part")

@@ -42,6 +42,10 @@ class ImageError(EsrganError):
     exit_code = 1
 
 
+class CacheError(EsrganError):
+    """The cache folder cannot be written (a read-only home, ``ESRGAN_CACHE_DIR`` naming a file)."""
+
+
 class DependencyError(EsrganError):
     """An optional package (torch, openvino, tensorrt...) or device (CUDA GPU) that is not available."""
 

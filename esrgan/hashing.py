@@ -64,3 +64,13 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         except OSError:  # a read-only cache: hash every time
             pass
     return digest
+
+
+def code_digest(*modules: object) -> str:
+    """A short digest of modules' source files: part of a cache key whose entries that code computed,
+    so that a fix to it (a graph cut, a file writer) reaches entries made before, without a version
+    number someone must remember to raise."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(module.__file__).read_bytes())  # type: ignore[attr-defined]
+    return digest.hexdigest()[:16]

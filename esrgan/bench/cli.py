@@ -90,6 +90,9 @@ def main(
 
     if out_dir is None:
         raise UsageError("-o OUTDIR is required")
+    from esrgan.bench.report import check_report_folder
+
+    check_report_folder(out_dir)
     flags = {
         "tiles": _ints(tiles, "--tiles"), "batches": _ints(batches, "--batch"), "repeat": repeat, "warmup": warmup,
         "threads": threads, "images": Path(images) if images else None, "backends": _keys(backends),

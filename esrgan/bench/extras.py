@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -106,7 +107,7 @@ def end_to_end(model: PreparedModel, config: Any, quick: bool = False) -> dict[s
     from esrgan.runtime.tiling import pixels_run
 
     run_ratio = pixels_run(side, side, tile, pad) / (side * side)
-    auto_ratio = pixels_run_ratio([(side, side)])
+    auto_ratio = pixels_run_ratio([(side, side)], spec=model.spec)
     return {
         "tile": tile, "pad": pad, "batch": batch, "images": len(photos), "image_side": side,
         "windows": n_windows, "raw": raw_s.as_dict(), "pipeline": e2e_s.as_dict(),
@@ -129,7 +130,10 @@ class CountingBackend(Backend):
     """A stand-in x``scale`` model on the CPU (nearest neighbour) that counts the input pixels it is given:
     what the tiler would make a real model run, found without running one."""
 
-    def __init__(self, scale: int = 4, size_multiple: int = 1) -> None:
+    def __init__(self, scale: int = 4, size_multiple: int = 1, spec: Any = None) -> None:
+        if spec is not None:  # the engine sizes --tile auto from the model's spec, as for the real backend
+            scale, size_multiple = spec.scale, spec.size_multiple
+            self.metadata = SimpleNamespace(spec=spec)
         self.scale, self.in_channels, self.size_multiple = scale, 3, size_multiple
         self.info = BackendInfo("counting", "fp32", "cpu")
         self.pixels = 0
@@ -141,13 +145,16 @@ class CountingBackend(Backend):
 
 def pixels_run_ratio(
     sizes: list[tuple[int, int]], tile: int | str = RunOptions.tile, pad: int = RunOptions.tile_pad, size_multiple: int = 1,
+    spec: Any = None,
 ) -> float:
     """Input pixels the runtime's tile engine makes the model run per image pixel, for images of ``sizes``
-    (height, width), tiled as ``esrgan-run --tile TILE --tile-pad PAD`` would on this machine's CPU."""
+    (height, width), tiled as ``esrgan-run --tile TILE --tile-pad PAD`` would on this machine's CPU.
+    ``spec``: the model's ``GeneratorSpec`` (its memory per pixel sizes ``--tile auto``, its pixel-unshuffle
+    the size multiple); None: a paper-size x4 model."""
     from esrgan.runtime.engine import TileEngine
     from esrgan.runtime.images import from_array
 
-    backend = CountingBackend(size_multiple=size_multiple)
+    backend = CountingBackend(size_multiple=size_multiple, spec=spec)
     failed: list[str] = []
     engine = TileEngine(backend, tile, pad, on_done=lambda work: None, on_fail=lambda work, why: failed.append(why))
     rng = np.random.default_rng(0)

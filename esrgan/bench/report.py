@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from esrgan.atomic import write_atomic, write_text_atomic
+from esrgan.errors import UsageError
 
 SCHEMA_VERSION = 1
 
@@ -264,6 +266,17 @@ def write_plots(results: list[dict[str, Any]], out_dir: Path) -> list[Path]:
         plt.close(fig)
         written.append(out_dir / name)
     return written
+
+
+def check_report_folder(out_dir: str | Path) -> None:
+    """Before minutes of measuring: can ``out_dir`` take the report? One UsageError line now if not,
+    rather than a traceback once the results exist. Nothing is created (a usage error leaves no folder)."""
+    out = Path(out_dir).absolute()
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"-o {out_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {out_dir}: {existing} is not writable")
 
 
 def write_report(

@@ -54,12 +54,14 @@ def _terminate(signum: int, frame: object) -> None:
 @click.argument("input", metavar="INPUT")
 @click.argument("output", metavar="OUTPUT", type=click.Path())
 @click.option("-n", "--model", "model", type=click.Path(dir_okay=False), default=None,
-              help=".onnx, TensorRT .engine, .pth/.safetensors checkpoint (exported on the fly), or a published "
+              help=".onnx, TensorRT .engine, .pth/.safetensors checkpoint (exported on the fly), ncnn .param "
+                   "(.bin beside it), or a published "
                    "model's name (downloaded once, see --list-models). Default: the built-in x4 model.")
 @click.option("--list-models", is_flag=True, expose_value=False, is_eager=True, callback=_list_models,
               help="List the published models --model takes by name, then exit.")
 @click.option("--backend", type=click.Choice(CHOICES), default=RunOptions.backend, show_default=True,
-              help="auto: TensorRT engine, ORT TensorRT, ORT CUDA, then the best CPU path.")
+              help="auto: TensorRT engine, ORT TensorRT, ORT CUDA, ncnn on a Vulkan GPU (ncnn extra), "
+                   "then the best CPU path.")
 @click.option("-t", "--tile", "tile_text", default=str(RunOptions.tile), show_default=True,
               help="Tile side in input px; auto = largest that fits; 0 = whole image in one pass.")
 @click.option("--tile-pad", type=click.IntRange(min=0), default=RunOptions.tile_pad, show_default=True,

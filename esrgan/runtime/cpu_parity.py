@@ -32,6 +32,7 @@ import functools
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -40,9 +41,10 @@ from pathlib import Path
 import numpy as np
 
 from esrgan.atomic import write_text_atomic
+from esrgan.cache import writing_cache
 from esrgan.elapsed import timed
-from esrgan.errors import EsrganError, OutOfMemoryError, first_line
-from esrgan.hashing import file_sha256
+from esrgan.errors import CacheError, EsrganError, OutOfMemoryError, first_line
+from esrgan.hashing import code_digest, file_sha256
 from esrgan.metadata import PARITY, PRECISION, SOURCE_SHA256, int8_companion
 from esrgan.parity import Parity, compare, worst
 from esrgan.runtime.cpu_features import (
@@ -158,16 +160,20 @@ def isa_cap() -> str | None:
 
 
 def parity_cache_file(
-    model_path: str | os.PathLike[str], features: CpuFeatures, cache_dir: Path, int8_path: Path | None = None
+    model_path: str | os.PathLike[str], features: CpuFeatures, cache_dir: Path, int8_path: Path | None = None,
+    threads: int | None = None,
 ) -> Path:
-    """One JSON file per (model, INT8 companion, CPU, OpenVINO version): the CPU's kernels do the rounding."""
+    """One JSON file per (model, INT8 companion, CPU, OpenVINO version, thread count, measuring code):
+    the CPU's kernels do the rounding, the thread count changes which path is fastest, and the code
+    here and in the backend (the BF16 graph cut) decides what was measured."""
     import openvino
 
-    # "paths-4": the figures' keys (BF16_LAYOUT_KEYS, FP32_KEY, INT8_KEY), their timings, parity the worse
-    # of photograph and test card; records made otherwise are measured again
+    from esrgan.runtime.backends import openvino_backend, openvino_split
+
     int8 = file_sha256(int8_path) if int8_path else "-"
+    code = code_digest(sys.modules[__name__], openvino_backend, openvino_split)
     key = (f"{file_sha256(model_path)}|{int8}|{features.model}|{' '.join(features.relevant_flags())}|"
-           f"{openvino.__version__}|{isa_cap() or '-'}|paths-4")
+           f"{openvino.__version__}|{isa_cap() or '-'}|threads={threads or features.cores}|{code}")
     return cache_dir / "parity" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
 
 
@@ -234,12 +240,12 @@ def measure_cpu_paths(
                 backends.append(backend)
                 key = planned if is_int8 or precision == "fp32" else BF16_LAYOUT_KEYS[backend.info.extra["bf16_layout"]]
                 if key not in runs:  # a model that cannot be cut runs "all" for both layouts: run it once
-                    outs = [_fitted(backend, img) for img in images]  # the first run of x is the untimed one
+                    outs = [fitted_run(backend, img) for img in images]  # the first run of x is the untimed one
                     if key == FP32_KEY:
                         refs = outs
                     else:  # an output of another shape raises here: that path is broken, not the run
                         parity[key] = worst([compare(r, o) for r, o in zip(refs, outs, strict=True)])
-                    runs[key] = functools.partial(_fitted, backend, x)
+                    runs[key] = functools.partial(fitted_run, backend, x)
             except PATH_FAILURES as exc:
                 drop(planned, exc)
         times: dict[str, list[float]] = {key: [] for key in runs}
@@ -259,9 +265,15 @@ def measure_cpu_paths(
     return PathFigures(parity, {key: float(np.median(times[key])) for key in runs}, failed, transient)
 
 
-def _fitted(backend, image: np.ndarray) -> np.ndarray:  # backend: OpenVinoBackend
+def fitted_run(backend, image: np.ndarray) -> np.ndarray:  # backend: any Backend
+    """The backend's output for ``image``, cut or edge-padded first to a fixed input size (some
+    third-party exports take only one size) and padded to the model's size requirements."""
     from esrgan.runtime.tiling import run_fitted
 
+    if backend.fixed_size:
+        height, width = backend.fixed_size
+        image = image[:, :, :height, :width]
+        image = np.pad(image, ((0, 0), (0, 0), (0, height - image.shape[2]), (0, width - image.shape[3])), mode="edge")
     return run_fitted(backend.run, image, backend.scale, backend.size_requirements)
 
 
@@ -279,7 +291,7 @@ def cached_path_figures(
     from esrgan.runtime.backends.openvino_backend import default_cache_dir
 
     root = default_cache_dir() if cache_dir is None else Path(cache_dir)
-    record = parity_cache_file(model_path, features, root, int8_path)
+    record = parity_cache_file(model_path, features, root, int8_path, threads)
     if record.is_file():
         try:
             return PathFigures.from_json(json.loads(record.read_text()))
@@ -292,10 +304,15 @@ def cached_path_figures(
                                 threads=threads, progress=timed(lambda line: say(f"  {line}")) if say else None)
     if figures.transient:
         return figures
-    record.parent.mkdir(parents=True, exist_ok=True)
     payload = {"model": str(model_path), "int8_model": str(int8_path) if int8_path else None,
                "cpu": features.describe(), **figures.to_json()}
-    write_text_atomic(record, json.dumps(payload, indent=1))
+    try:
+        with writing_cache(record.parent):
+            record.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(record, json.dumps(payload, indent=1))
+    except CacheError as exc:  # the figures serve this run; the next one measures again, and says why
+        if say is not None:
+            say(f"{exc}; the figures are not kept")
     return figures
 
 
@@ -320,13 +337,18 @@ def select_cpu_backend(
             figures = cached_path_figures(model_path, features, cache_dir, int8_path=int8_path, threads=threads,
                                           say=say)
     parity = dict(figures.parity)
+    unrecorded = ""
     if int8_path is not None and INT8_KEY in parity:
         recorded = recorded_int8_parity(int8_path)
-        if recorded is None or recorded.psnr_db < parity[INT8_KEY].psnr_db:  # the held-out figure, if lower
-            parity[INT8_KEY] = recorded or replace(parity[INT8_KEY], psnr_db=0.0)
+        if recorded is None:  # esrgan-export always records it: the file's metadata was changed
+            del parity[INT8_KEY]
+            unrecorded = f"; {int8_path.name} records no held-out parity, so it is not used"
+        elif recorded.psnr_db < parity[INT8_KEY].psnr_db:  # the held-out figure, if lower
+            parity[INT8_KEY] = recorded
     choice = choose_cpu_backend(features, available_backends, model_precision, parity,
                                 int8_requested=int8_requested, measured_seconds=figures.seconds,
                                 failed_paths=figures.failed)
+    choice = replace(choice, reason=choice.reason + unrecorded)
     if choice.precision == "int8" and int8_path is not None and model_precision == "fp32":
         choice = replace(choice, model=str(int8_path), reason=f"{int8_path.name}: {choice.reason}")
     return choice

@@ -39,10 +39,12 @@ def bytes_per_input_pixel(spec: object | None, scale: int) -> float:
 
 
 def memory_budget(info: BackendInfo) -> int:
-    """Bytes one window may take: on a CPU a quarter of the free memory (at most 4 GiB), on a GPU half."""
+    """Bytes one call may take: on a CPU a quarter of the available memory (at most 4 GiB), on a GPU half its free memory."""
     if info.device == "cpu":
         return min(CPU_BUDGET_BYTES, _available_memory() // 4)
-    free = gpu_free_bytes(int(info.device.split(":")[-1]) if ":" in info.device else 0)
+    free = info.free_memory
+    if free is None and info.device.startswith("cuda"):  # nvidia-smi numbers CUDA devices, not Vulkan ones
+        free = gpu_free_bytes(int(info.device.split(":")[-1]) if ":" in info.device else 0)
     # Half the free memory: the framework's workspace and fragmentation take the rest.
     return free // 2 if free else GPU_BUDGET_BYTES
 
@@ -96,11 +98,47 @@ def gpu_free_bytes(device_id: int) -> int | None:
 
 
 def _available_memory() -> int:
-    """Free physical memory in bytes (Linux/macOS sysconf); a large number where unknown."""
+    """Bytes of memory this process may still take; a large number where unknown.
+
+    Linux's MemAvailable counts the page cache the kernel can drop, which MemFree (sysconf's
+    SC_AVPHYS_PAGES) leaves out: on a machine that has been up a while MemFree is a small part of
+    what can be used, and tiles sized from it would be needlessly small. A cgroup v2 memory limit
+    (containers) caps the figure further.
+    """
+    available = _meminfo_available()
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = 1 << 40
+    limit = _cgroup_room()
+    return min(available, limit) if limit is not None else available
+
+
+def _meminfo_available(path: str = "/proc/meminfo") -> int | None:
+    """MemAvailable from /proc/meminfo in bytes, or None (not Linux, or a kernel before 3.14)."""
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 40
+        with open(path, encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) << 10  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_room(root: str = "/sys/fs/cgroup") -> int | None:
+    """A cgroup v2 memory limit minus current use, in bytes; None without a limit."""
+    try:
+        with open(os.path.join(root, "memory.max"), encoding="ascii") as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(root, "memory.current"), encoding="ascii") as f:
+            current = int(f.read().strip())
+        return max(0, int(limit) - current)
+    except (OSError, ValueError):
+        return None
 
 
 def fit_profile(info: BackendInfo, tile: int, pad: int, batch: int) -> tuple[int, int, str | None]:
@@ -250,7 +288,8 @@ class TileEngine:
         if tile == "auto":
             spec = getattr(getattr(backend, "metadata", None), "spec", None)
             per_pixel = bytes_per_input_pixel(spec, backend.scale)
-            budget = None if backend.info.max_input is not None else memory_budget(backend.info)
+            # Every window of a batch is in memory at once: each gets its share of the budget.
+            budget = None if backend.info.max_input is not None else memory_budget(backend.info) // max(1, batch)
             tile = auto_tile(backend.info, tile_pad, per_pixel, budget)
             self.whole_pixels = whole_image_pixels(backend.info, tile_pad, per_pixel, budget)
         if int(tile) < 0 or tile_pad < 0 or batch < 1:

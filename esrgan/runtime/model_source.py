@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from esrgan.atomic import write_atomic
-from esrgan.cache import cache_dir
+from esrgan.cache import cache_dir, writing_cache
 from esrgan.elapsed import stamp, timed
 from esrgan.errors import (
     BackendError,
@@ -95,6 +95,9 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
     if target.is_file():
         return target
     require_export(src.name, export_command(src))
+    with writing_cache(target.parent):  # before seconds of export: a cache it cannot write says so now
+        target.parent.mkdir(parents=True, exist_ok=True)
+        workspace = tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-")
     say(f"{src.name} is a checkpoint: exporting it to ONNX and verifying it, once (seconds to a minute), "
         "then cached")
     started = time.perf_counter()
@@ -102,9 +105,8 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
     progress("importing PyTorch...")
     from esrgan.export.pipeline import export_artifacts  # imports torch: seconds
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+        with workspace as tmp:
             reasons: list[str] = []
             for exporter in RUNTIME_EXPORTERS:
                 folder = Path(tmp, exporter)
@@ -124,7 +126,7 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
                     progress(f"the {exporter} exporter's file is not usable ({why}); trying the next exporter")
             # A uniquely named temp file, then one rename: concurrent first runs on the same checkpoint
             # (a Slurm array) each stage their own copy, and the last rename wins with identical bytes.
-            with write_atomic(target) as staged:
+            with writing_cache(target.parent), write_atomic(target) as staged:
                 shutil.copyfile(result.onnx_fp32, staged)
     except VerificationError as exc:
         # The export's folder is temporary and gone by now: the model is at fault, not an input (exit 2).

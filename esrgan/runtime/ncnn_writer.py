@@ -18,6 +18,7 @@ float32 data in PyTorch's (out, in, kh, kw) order, then the float32 bias without
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from esrgan.atomic import write_atomic
-from esrgan.cache import cache_dir
+from esrgan.cache import cache_dir, writing_cache
 from esrgan.errors import DependencyError, ModelError, first_line, install_hint
-from esrgan.hashing import file_sha256
+from esrgan.hashing import code_digest, file_sha256
 from esrgan.metadata import parse_metadata
 from esrgan.models.spec import GeneratorSpec
 
@@ -181,6 +182,12 @@ def read_onnx_weights(path: Path) -> tuple[GeneratorSpec, dict[str, np.ndarray]]
     return spec, state
 
 
+def writer_version() -> str:
+    """This writer's code digest, part of every cached ncnn folder's name: a fix to the writer reaches
+    files written before it."""
+    return code_digest(sys.modules[__name__])
+
+
 def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) -> tuple[Path, Path, GeneratorSpec]:
     """The ncnn files and spec of an esrgan ONNX export, written once into the cache (keyed by the
     file's sha256): ``model.param``, ``model.bin`` and ``model.json`` (the spec, so that a cached model
@@ -189,14 +196,15 @@ def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) 
     Each file is written atomically and the spec last, so that a folder with a ``model.json`` is
     complete even after an interrupted or concurrent first run.
     """
-    folder = cache_dir() / "ncnn" / file_sha256(onnx_path)
+    folder = cache_dir() / "ncnn" / f"{file_sha256(onnx_path)}-{writer_version()}"
     param, weights, spec_file = folder / "model.param", folder / "model.bin", folder / "model.json"
     if spec_file.is_file():
         return param, weights, GeneratorSpec.from_json(spec_file.read_text())
     spec, state = read_onnx_weights(onnx_path)
     say(f"{onnx_path.name}: writing it as ncnn files, once; cached in {folder}")
-    with write_atomic(param) as staged_param, write_atomic(weights) as staged_bin:
-        write_ncnn(state, spec, Path(staged_param), Path(staged_bin))
-    with write_atomic(spec_file) as staged:
-        Path(staged).write_text(spec.to_json())
+    with writing_cache(folder):  # ncnn loads files: without a writable cache there is nothing to load
+        with write_atomic(param) as staged_param, write_atomic(weights) as staged_bin:
+            write_ncnn(state, spec, Path(staged_param), Path(staged_bin))
+        with write_atomic(spec_file) as staged:
+            Path(staged).write_text(spec.to_json())
     return param, weights, spec

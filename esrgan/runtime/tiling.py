@@ -38,12 +38,14 @@ DEFAULT_TILE_PAD = 32
 #: Measured against ground truth, not against another padding (benchmarks/reports/tiling/border_pad.md):
 #: HR photographs downscaled x4 by MATLAB-style bicubic, upscaled whole by Real-ESRGAN x4plus with the
 #: LR image reflect-padded by 0/4/8/16/32 px; PSNR vs the HR photograph over the outer 32 HR px band.
-#: Mean: none 25.75 dB, 4-16 px 25.39-25.74 dB (worse), 32 px 25.92 dB, but per photograph 32 px vs none
-#: ranges from -0.05 to +0.49 dB: no systematic border gain. What padding does do, on a small image, is
-#: move the whole output: 1 px of reflection puts a 48 x 64 photograph's output 28.9 dB from the
-#: unpadded one (benchmarks/reports/end_to_end/end_to_end_border_1px.json), so a padded image could not stay within 45 dB
-#: of a plain PyTorch forward. Unpadded, the whole-image pass is exactly the model's forward (as
-#: Real-ESRGAN's inference script with its default --pre_pad 0), and the model runs the image's pixels.
+#: Mean: none 25.75 dB, 4-16 px 25.39-25.74 dB (worse), 32 px 25.92 dB; per photograph 32 px vs none
+#: ranges from -0.04 to +0.49 dB over the band. Over the whole image 32 px gains on all three (+0.11 to
+#: +0.54 dB, mean +0.35). So 0 is a trade-off, not the quality optimum: padding moves the whole output of
+#: a small image (1 px of reflection puts a 48 x 64 photograph's output 28.9 dB from the unpadded one,
+#: benchmarks/reports/end_to_end/end_to_end_border_1px.json), so a padded image could not stay within
+#: 45 dB of a plain PyTorch forward, and 32 px makes a 192 px image run 1.78x its pixels. Unpadded, the
+#: whole-image pass is exactly the model's forward (as Real-ESRGAN's inference script with its default
+#: --pre_pad 0), and the model runs the image's pixels.
 BORDER_PAD = 0
 
 #: The most pixels the border padding may make the model run, per image pixel: a guard on its cost

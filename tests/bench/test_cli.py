@@ -41,6 +41,9 @@ def test_usage_errors_are_one_line(tmp_path):
     assert res.exit_code == 2 and "unknown backend" in res.output
     res = CliRunner().invoke(main, ["--preset", "tiny"])
     assert res.exit_code == 2 and "-o OUTDIR" in res.output
+    (tmp_path / "a-file").write_text("")
+    res = CliRunner().invoke(main, ["--preset", "tiny", "-o", str(tmp_path / "a-file" / "report")])
+    assert res.exit_code == 2 and "is a file, not a folder" in res.output and "Traceback" not in res.output
 
 
 def test_list_shows_rows():

@@ -77,6 +77,14 @@ def test_images_folder_is_checked_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_output_that_cannot_take_the_report_is_said_before_any_work(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    for out in (tmp_path / "a-file", tmp_path / "a-file" / "below"):
+        assert gpu_check.main(["-o", str(out), "--dry-run", "--no-train"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("is a file, not a folder" in line for line in err), err
+
+
 @no_gpu
 def test_gpu_run_without_a_gpu_says_so_in_one_line(tmp_path, capsys):
     assert gpu_check.main(["-o", str(tmp_path / "out")]) == 2

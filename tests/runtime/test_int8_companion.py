@@ -177,3 +177,19 @@ def test_a_measured_int8_file_below_the_bar_is_named_in_the_line():
     assert choice.describe().endswith("the INT8 file's parity 17.6 dB is below 45 dB, so it is not used)")
     faithful = choose_cpu_backend(VNNI, BOTH, "fp32", {INT8_KEY: GOOD}, measured_seconds={FP32_KEY: 1.0, INT8_KEY: 0.5})
     assert faithful.precision == "int8" and "not used" not in faithful.describe()
+
+
+def test_an_int8_file_without_recorded_parity_is_not_used_and_the_line_says_why(pair, tmp_path, monkeypatch):
+    """The photograph may have calibrated the file: without the held-out figure export records, the
+    measured one alone does not admit it."""
+    import esrgan.runtime.cpu_parity as cp
+    from esrgan.export.onnx_metadata import update_metadata
+
+    fp32, int8 = _copy(pair, tmp_path)
+    update_metadata(int8, {PARITY: "not json"})
+    monkeypatch.setattr(cp, "measure_cpu_paths",
+                        lambda *a, **k: cp.PathFigures({INT8_KEY: GOOD}, {FP32_KEY: 1.0, INT8_KEY: 0.5}))
+    choice = cp.select_cpu_backend(fp32, "fp32", BOTH, features=VNNI, cache_dir=tmp_path / "cache")
+    assert choice.precision == "fp32"
+    assert choice.describe().endswith("model_int8.onnx records no held-out parity, so it is not used)")
+    assert "0.0 dB" not in choice.describe()

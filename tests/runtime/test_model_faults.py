@@ -357,6 +357,22 @@ def test_a_fixed_input_model_runs_on_images_of_any_size(tmp_path, backend, tile_
                                       gradient(h, w).repeat(2, 0).repeat(2, 1))
 
 
+@pytest.mark.parametrize("size", [32, 96])
+def test_auto_measures_a_fixed_input_model_at_its_own_size(tmp_path, size):
+    """auto's one-time check runs its 64 px photograph and card cut or padded to the model's input."""
+    pytest.importorskip("openvino")
+    from esrgan.runtime.cpu_parity import measure_cpu_paths
+
+    model = fixed_size_model(tmp_path / "fixed.onnx", (size, size))
+    figures = measure_cpu_paths(model, bf16=False, cache_dir="")
+    assert set(figures.seconds) == {"openvino:fp32"} and not figures.failed
+    save(tmp_path / "in" / "a.png", gradient(50, 70))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", model, "--backend", "auto")
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")),
+                                  gradient(50, 70).repeat(2, 0).repeat(2, 1))
+
+
 def test_a_non_square_fixed_input_model_is_refused_in_one_line(tmp_path):
     model = fixed_size_model(tmp_path / "fixed.onnx", (48, 64))
     save(tmp_path / "in" / "a.png", gradient(20, 20))

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, UsageError
-from esrgan.parity import HALF_MIN_PSNR_DB, compare, passes
+from esrgan.parity import HALF_MIN_PSNR_DB, Parity, compare, passes
 from esrgan.runtime.backends import ncnn_backend, registry
 from esrgan.runtime.backends.base import BackendInfo
 from esrgan.runtime.backends.ncnn_backend import VulkanDevice
@@ -117,24 +117,39 @@ def test_auto_never_picks_a_software_vulkan_device(tiny_onnx, monkeypatch, cache
     assert not backend.info.name.startswith("ncnn")
 
 
-def test_auto_prefers_a_vulkan_gpu_and_falls_back_in_one_line(tiny_onnx, nearest_onnx, monkeypatch, cache):
+@pytest.mark.parametrize(("figure", "precision"), [(Parity(1e-3, 1e-4, 52.0, 0.0), "fp16"),
+                                                  (Parity(0.9, 0.5, 12.0, 0.0), "fp32"),
+                                                  (Parity(1.0, 1.0, 0.0, 0.25), "fp32")])
+def test_auto_prefers_a_vulkan_gpu_and_falls_back_in_one_line(tiny_onnx, nearest_onnx, monkeypatch, cache,
+                                                              figure, precision):
+    from esrgan.runtime import vulkan_parity
+
     monkeypatch.setattr(ncnn_backend, "vulkan_devices", lambda: (VulkanDevice(0, "Radeon RX 7600", 0),))
+    # the real device here may be a software one (or none): the measurement is the fixture's figure
+    monkeypatch.setattr(vulkan_parity, "measure_fp16", lambda *a, **k: figure)
     built = []
     real_construct = registry._construct
 
     def spy(name, path, *args, **kw):
-        built.append(name)
-        if name == "ncnn-vulkan":  # the real device here may be a software one: run on the CPU instead
+        built.append((name, kw.get("precision")))
+        if name == "ncnn-vulkan":  # ... and the run is on the CPU
+            kw.pop("precision", None)
             return real_construct("ncnn-cpu", path, *args, **kw)
         return real_construct(name, path, *args, **kw)
 
     monkeypatch.setattr(registry, "_construct", spy)
-    backend = registry.load_backend(tiny_onnx, "auto", threads=1, say=lambda line: None)
-    assert built == ["ncnn-vulkan"] and backend.info.name == "ncnn-cpu"
+    lines: list[str] = []
+    backend = registry.load_backend(tiny_onnx, "auto", threads=1, say=lines.append)
+    assert built == [("ncnn-vulkan", "fp16"), ("ncnn-vulkan", "fp32")][:1 if precision == "fp16" else 2]
+    assert backend.info.name == "ncnn-cpu"
+    said = [line for line in lines if line.startswith("GPU backend:")]
+    assert len(said) == 1 and said[0].startswith(f"GPU backend: ncnn-vulkan {precision} on vulkan:0 Radeon RX 7600")
+    assert ("below 45 dB, so fp32" in said[0]) == (precision == "fp32"), said
+    assert ("non-finite" in said[0]) == bool(figure.nonfinite_fraction), said
     built.clear()
     lines: list[str] = []
     backend = registry.load_backend(nearest_onnx, "auto", threads=1, say=lines.append)  # no esrgan.spec
-    assert built[0] == "ncnn-vulkan" and not backend.info.name.startswith("ncnn")
+    assert built[0][0] == "ncnn-vulkan" and not backend.info.name.startswith("ncnn")
     assert "ncnn-vulkan on vulkan:0 Radeon RX 7600 (discrete) cannot run nearest_x4.onnx" in lines[0]
     assert "\n" not in lines[0]
 
@@ -231,3 +246,28 @@ def test_an_allocation_failure_is_out_of_memory_so_the_tiler_retries_smaller():
         with pytest.raises(error) as caught:
             backend.run(x)
         assert (error is OutOfMemoryError) == isinstance(caught.value, OutOfMemoryError)
+
+
+def test_vulkan_fp16_parity_is_measured_once_per_model_and_device(tiny_onnx, cache, monkeypatch):
+    """On the device ncnn finds (lavapipe in CI): fp16 against fp32 on the photograph and the card,
+    cached; a later start reads the figure back without running either."""
+    from esrgan.runtime import vulkan_parity
+
+    device = _software_vulkan()
+    if device is None:
+        pytest.skip("ncnn finds no Vulkan device (Linux: apt-get install mesa-vulkan-drivers libvulkan1)")
+    lines: list[str] = []
+    args = (tiny_onnx, 0, device.describe(), [tiny_onnx], "test")
+    fp16 = registry.load_backend(tiny_onnx, "ncnn-vulkan", threads=1, precision="fp16")
+    args = (fp16, *args)
+    precision, why = vulkan_parity.vulkan_precision(*args, threads=1, say=lines.append)
+    assert precision == "fp16" and why.startswith("measured fp16 parity"), why
+    assert len(lines) == 1 and "once; cached" in lines[0]
+    measured = float(why.split()[3])
+    assert HALF_MIN_PSNR_DB <= measured < 200  # fp16 really ran: not bit-identical to fp32
+    monkeypatch.setattr(vulkan_parity, "measure_fp16", None)  # a second start must not measure
+    assert vulkan_parity.vulkan_precision(*args, threads=1, say=lines.append) == (precision, why)
+    assert len(lines) == 1
+    assert (vulkan_parity.parity_record([tiny_onnx], "vulkan:0 another GPU", "test")
+            != vulkan_parity.parity_record([tiny_onnx], device.describe(), "test"))
+    fp16.close()

@@ -207,6 +207,21 @@ def test_auto_under_a_oneDNN_isa_cap_runs_what_compiles(tiny_onnx, tmp_path):
     assert parity_cache_file(tiny_onnx, WITH_BF16, tmp_path) != capped  # uncapped runs measure afresh
 
 
+def test_measured_figures_are_keyed_by_thread_count_and_measuring_code(tiny_onnx, tmp_path, monkeypatch):
+    """Timed at --threads 1, the fastest path may not be the fastest at 8; a fix to the BF16 graph cut
+    must not be hidden by figures measured before it."""
+    from esrgan.runtime import cpu_parity
+    from esrgan.runtime.backends import openvino_split
+
+    key = cpu_parity.parity_cache_file(tiny_onnx, WITH_BF16, tmp_path)
+    assert key == cpu_parity.parity_cache_file(tiny_onnx, WITH_BF16, tmp_path, threads=WITH_BF16.cores)
+    assert key != cpu_parity.parity_cache_file(tiny_onnx, WITH_BF16, tmp_path, threads=1)
+    changed = tmp_path / "openvino_split.py"
+    changed.write_bytes(Path(openvino_split.__file__).read_bytes() + b"\n# a fix\n")
+    monkeypatch.setattr(openvino_split, "__file__", str(changed))
+    assert key != cpu_parity.parity_cache_file(tiny_onnx, WITH_BF16, tmp_path)
+
+
 @pytest.mark.parametrize(("precision", "layout"), [("fp32", "head"), ("bf16", "head"), ("bf16", "ends")])
 def test_second_load_hits_the_compiled_model_cache(tiny_onnx, tmp_path, precision, layout):
     cache = tmp_path / "cache"

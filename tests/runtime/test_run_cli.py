@@ -237,6 +237,30 @@ def test_usage_and_model_errors_exit_2_in_one_line(tmp_path, nearest_onnx):
         assert len([line for line in r.output.splitlines() if line.startswith("error:")]) == 1
 
 
+def test_a_cache_that_cannot_be_written_is_one_line_or_no_matter(tmp_path, tiny_model_files, monkeypatch):
+    """ESRGAN_CACHE_DIR naming a file (like a read-only home): runs that only read the cache's speed-ups
+    still run; those that need a cached file (ncnn's files, a checkpoint's export) stop in one line."""
+    import importlib.util
+
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "not-a-folder"))
+    save(tmp_path / "in" / "a.png", gradient(8, 8))
+    needs = [("auto", 0), ("onnxruntime-cpu", 0)]
+    if importlib.util.find_spec("openvino"):
+        needs.append(("openvino", 0))  # compiled without its compiled-model cache
+    if importlib.util.find_spec("ncnn"):
+        needs.append(("ncnn-cpu", 2))  # ncnn loads files: they must be written first
+    for backend, code in needs:
+        r = run(tmp_path / "in", tmp_path / f"o-{backend}", "--model", tiny_model_files[1], "--backend", backend)
+        assert r.exit_code == code and "Traceback" not in r.output, (backend, r.output)
+        if code:
+            errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+            assert len(errors) == 1 and "ESRGAN_CACHE_DIR" in errors[0] and "not-a-folder" in errors[0], r.output
+    r = run(tmp_path / "in", tmp_path / "o-ckpt", "--model", tiny_model_files[0])
+    assert r.exit_code == 2 and "Traceback" not in r.output and "ESRGAN_CACHE_DIR" in r.output, r.output
+    assert "importing PyTorch" not in r.output  # said before seconds of export, not after
+
+
 def test_default_model_is_used_and_announced(tmp_path, nearest_onnx, monkeypatch):
     import shutil
 

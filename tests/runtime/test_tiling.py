@@ -170,6 +170,21 @@ def test_default_run_makes_the_model_run_little_more_than_the_image(sizes, monke
     assert 1.0 <= pixels_run_ratio(sizes) <= 1.1
 
 
+def test_the_pixels_run_figure_is_the_benchmarked_models_own(monkeypatch):
+    """esrgan-bench reports it for the model it measured: a 32-feature model fits a 700 px image whole
+    in the budget where the paper-size one is tiled."""
+    from esrgan.bench.extras import pixels_run_ratio
+    from esrgan.models.spec import GeneratorSpec
+    from esrgan.runtime import engine
+
+    monkeypatch.setattr(engine, "memory_budget", lambda info: engine.CPU_BUDGET_BYTES)
+    paper = GeneratorSpec(scale=4, num_feat=64, num_block=23, num_grow_ch=32)
+    small = GeneratorSpec(scale=4, num_feat=32, num_block=4, num_grow_ch=16)
+    assert pixels_run_ratio([(700, 700)], spec=paper) == pytest.approx(pixels_run_ratio([(700, 700)]))
+    assert pixels_run_ratio([(700, 700)], spec=paper) > 1.3
+    assert pixels_run_ratio([(700, 700)], spec=small) == 1.0
+
+
 def test_auto_tile_on_a_gpu_uses_free_memory(monkeypatch):
     from esrgan.runtime import engine
     from esrgan.runtime.backends.base import BackendInfo
@@ -181,6 +196,41 @@ def test_auto_tile_on_a_gpu_uses_free_memory(monkeypatch):
     small = engine.auto_tile(gpu, 24, 1000.0)
     monkeypatch.setattr(engine, "gpu_free_bytes", lambda device: 512 << 20)
     assert small < engine.auto_tile(gpu, 24, 1000.0)
+
+
+def test_a_vulkan_gpu_budget_is_its_own_heap_budget_never_nvidia_smis(monkeypatch):
+    """nvidia-smi numbers CUDA devices: vulkan:0 may be an integrated GPU beside an NVIDIA card."""
+    from esrgan.runtime import engine
+    from esrgan.runtime.backends.base import BackendInfo
+
+    monkeypatch.setattr(engine, "gpu_free_bytes", lambda device: pytest.fail("asked nvidia-smi for a Vulkan device"))
+    assert engine.memory_budget(BackendInfo("ncnn-vulkan", "fp16", "vulkan:0", free_memory=1 << 30)) == 1 << 29
+    assert engine.memory_budget(BackendInfo("ncnn-vulkan", "fp16", "vulkan:1")) == engine.GPU_BUDGET_BYTES
+
+
+def test_the_cpu_budget_counts_reclaimable_memory_and_a_container_limit(tmp_path, monkeypatch):
+    """MemAvailable, not MemFree (the page cache of a machine up for days is reclaimable), capped by a
+    cgroup v2 limit; a batch of windows shares the budget."""
+    from esrgan.runtime import engine
+
+    (tmp_path / "meminfo").write_text("MemTotal: 32000000 kB\nMemFree: 1000000 kB\nMemAvailable: 20000000 kB\n")
+    assert engine._meminfo_available(str(tmp_path / "meminfo")) == 20000000 << 10
+    assert engine._meminfo_available(str(tmp_path / "missing")) is None
+    (tmp_path / "memory.max").write_text("max\n")
+    assert engine._cgroup_room(str(tmp_path)) is None
+    (tmp_path / "memory.max").write_text(f"{8 << 30}\n")
+    (tmp_path / "memory.current").write_text(f"{3 << 30}\n")
+    assert engine._cgroup_room(str(tmp_path)) == 5 << 30
+    monkeypatch.setattr(engine, "_meminfo_available", lambda: 20 << 30)
+    monkeypatch.setattr(engine, "_cgroup_room", lambda: 5 << 30)
+    assert engine._available_memory() == 5 << 30
+    from esrgan.bench.extras import CountingBackend
+
+    monkeypatch.setattr(engine, "memory_budget", lambda info: int(engine.bytes_per_input_pixel(None, 4) * 200 * 200))
+    alone, four = (engine.TileEngine(CountingBackend(), "auto", 16, batch, on_done=print, on_fail=print)
+                   for batch in (1, 4))
+    assert (alone.tile, alone.whole_pixels) == (168, 200 * 200)
+    assert (four.tile, four.whole_pixels) == (64, 100 * 100)  # a quarter of the budget each
 
 
 @pytest.mark.parametrize("length,tile,multiple", [(97, 32, 2), (97, 30, 4), (64, 32, 4), (13, 8, 4), (5, 16, 2)])

@@ -20,12 +20,12 @@ def ncnn_factory(model: PreparedModel, opts: RowOptions) -> Backend:
         raise Unavailable('ncnn is not installed: pip install "esrgan[ncnn]"') from None
     from esrgan.atomic import write_atomic
     from esrgan.runtime.backends.ncnn_backend import NCNN_DEFAULTS, NcnnBackend
-    from esrgan.runtime.ncnn_writer import write_ncnn
+    from esrgan.runtime.ncnn_writer import write_ncnn, writer_version
 
     spec = model.spec
     if spec.arch != "rrdbnet" or spec.unshuffle_factor != 1:
         raise Unavailable("the ncnn writer handles RRDBNet without pixel-unshuffle only")
-    folder = cache_root() / "ncnn" / model.sha256[:24]  # written once per model, like the exports
+    folder = cache_root() / "ncnn" / f"{model.sha256[:24]}-{writer_version()}"  # once per model and writer
     param = folder / "model.param"
     if not param.is_file():
         state = {k: v.detach().float().numpy() for k, v in model.torch_model().state_dict().items()}

@@ -33,6 +33,9 @@ class BackendInfo:
     max_input: tuple[int, int, int] | None = None
     min_input: tuple[int, int, int] | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # Bytes the device reported free for this process when the model loaded (a Vulkan heap budget);
+    # None: ``--tile auto`` asks nvidia-smi on a CUDA device and assumes a default elsewhere.
+    free_memory: int | None = None
 
 
 class Backend(ABC):

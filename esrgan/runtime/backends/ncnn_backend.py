@@ -6,17 +6,16 @@ file format: a ``.param`` file is run as given (its ``.bin`` beside it: e.g. rea
 models, or pnnx's output), and an esrgan ONNX export (a checkpoint is exported to ONNX first) is written
 as ncnn files once, by ``esrgan.runtime.ncnn_writer``.
 
-Precision: fp16 storage and arithmetic on Vulkan (ncnn's fast path, held to the 45 dB half-precision
-parity floor), FP32 on the CPU; ``precision`` overrides either.
+Precision: fp16 storage and arithmetic on Vulkan (ncnn's fast path), FP32 on the CPU; ``precision``
+overrides either. ``--backend auto`` takes fp16 on a GPU only where this model's fp16 output on that
+device was measured within the 45 dB half-precision floor (``esrgan.runtime.vulkan_parity``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from esrgan.errors import (
     UsageError,
     install_hint,
 )
+from esrgan.native_output import native_output_dropped
 from esrgan.runtime.backends.base import Backend, BackendInfo, check_io, probe_scale
 
 #: ncnn's ``GpuInfo::type()`` (ncnn/src/gpu.h): 0 discrete, 1 integrated, 2 virtual, 3 cpu. A "cpu"
@@ -71,25 +71,6 @@ def _import_ncnn() -> Any:
     return ncnn
 
 
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence file descriptor 2 while ncnn looks for GPUs: its C++ code logs every Vulkan device
-    (and every failed attempt to load libvulkan) there, and the runtime says what it chose in one line."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr (embedded interpreters): nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 @functools.cache
 def vulkan_devices() -> tuple[VulkanDevice, ...]:
     """The Vulkan devices ncnn can use; () without ncnn, without a Vulkan loader or driver."""
@@ -99,7 +80,9 @@ def vulkan_devices() -> tuple[VulkanDevice, ...]:
         return ()
     if not hasattr(ncnn, "get_gpu_count"):  # a build without Vulkan
         return ()
-    with _quiet_stderr():
+    # ncnn logs every Vulkan device (and every failed attempt to load libvulkan) on fd 2; the runtime
+    # says what it chose in one line.
+    with native_output_dropped(2):
         count = ncnn.get_gpu_count()
         return tuple(VulkanDevice(i, ncnn.get_gpu_info(i).device_name(), ncnn.get_gpu_info(i).type())
                      for i in range(count))
@@ -123,6 +106,16 @@ def _vulkan_device(device_id: int) -> VulkanDevice:
         raise UsageError(f"--device-id {device_id}: ncnn sees {len(devices)} Vulkan device(s), "
                          f"0..{len(devices) - 1}: {'; '.join(d.describe() for d in devices)}")
     return devices[device_id]
+
+
+def _heap_budget(ncnn: Any, device_id: int) -> int | None:
+    """The device-local memory budget ncnn's Vulkan device reports (VK_EXT_memory_budget where the driver
+    has it), in bytes: what realesrgan-ncnn-vulkan sizes its tiles from. None where unknown."""
+    try:
+        budget_mb = int(ncnn.get_gpu_device(device_id).get_heap_budget())
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        return None
+    return budget_mb << 20 if budget_mb > 0 else None
 
 
 def _set_precision(opt: Any, precision: str) -> None:
@@ -172,7 +165,7 @@ class NcnnBackend(Backend):
         if threads:
             net.opt.num_threads = threads
         _set_precision(net.opt, precision)
-        with _quiet_stderr():  # ncnn logs unknown layers and Vulkan pipeline details here; its return code says enough
+        with native_output_dropped(2):  # ncnn logs unknown layers and Vulkan pipeline details here; its return code says enough
             if net.load_param(str(param)) != 0 or net.load_model(str(weights)) != 0:
                 raise ModelError(f"{param}: ncnn cannot load it (not an ncnn .param/.bin pair, or a layer "
                                  f"this ncnn {getattr(ncnn, '__version__', '?')} does not have)")
@@ -185,6 +178,7 @@ class NcnnBackend(Backend):
             name=f"ncnn-{device}", precision=DEFAULT_PRECISION[device] if precision == NCNN_DEFAULTS else precision,
             device=f"vulkan:{device_id}" if vulkan else "cpu",
             providers=(f"ncnn {getattr(ncnn, '__version__', '?')}", where),
+            free_memory=_heap_budget(ncnn, device_id) if vulkan else None,
         )
         self.scale = scale or probe_scale(self.run, self.in_channels, str(src))
 

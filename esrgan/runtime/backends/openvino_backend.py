@@ -146,7 +146,10 @@ class OpenVinoBackend(Backend):
         self.core = openvino_core()
         cache = default_cache_dir() if cache_dir is None else (Path(cache_dir) if str(cache_dir) else None)
         if cache is not None:
-            cache.mkdir(parents=True, exist_ok=True)
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                cache = None  # compiled each start instead (about a second); the run itself needs no cache
         self.cache_dir = cache
         self._src = src
         model = self._read()

@@ -132,6 +132,30 @@ def _construct(
     return cls(path, threads=threads, **extra)  # type: ignore[call-arg]
 
 
+def _ncnn_vulkan_auto(
+    path: Path, gpu: str, device_id: int, threads: int | None, say: Callable[[str], None]
+) -> Backend:
+    """ncnn on Vulkan GPU ``gpu`` for ``auto``: fp16 where this model's measured fp16 parity on this
+    device passes (``esrgan.runtime.vulkan_parity``), else fp32; the line says which and why."""
+    import ncnn
+
+    from esrgan.runtime.vulkan_parity import vulkan_precision
+
+    files = [path, path.with_suffix(".bin")] if model_kind(path) == "ncnn" else [path]
+    fast = _construct("ncnn-vulkan", path, device_id, threads, True, say, precision="fp16")
+    try:
+        precision, why = vulkan_precision(fast, path, device_id, gpu, files, getattr(ncnn, "__version__", "?"),
+                                          threads, say)
+    except BaseException:
+        fast.close()
+        raise
+    say(f"GPU backend: ncnn-vulkan {precision} on {gpu} ({why})")
+    if precision == "fp16":
+        return fast
+    fast.close()
+    return _construct("ncnn-vulkan", path, device_id, threads, True, say, precision=precision)
+
+
 def _check_gpu_visible(name: str) -> None:
     """Refuse a GPU provider asked for by name on a machine without an NVIDIA GPU, before any export."""
     from esrgan.runtime.backends.ort_backend import PROVIDERS, nvidia_gpu_visible
@@ -201,7 +225,10 @@ def load_backend(
         if backend not in ("auto", *NCNN_BACKENDS):
             raise UsageError(f"{path.name} is an ncnn model: only --backend {' or '.join(NCNN_BACKENDS)} (or auto) runs it")
         if backend == "auto":
-            backend = "ncnn-vulkan" if _vulkan_gpu(device_id) else "ncnn-cpu"
+            gpu = _vulkan_gpu(device_id)
+            if gpu is not None:
+                return _ncnn_vulkan_auto(path, gpu, device_id, threads, say)
+            backend = "ncnn-cpu"
         return _construct(backend, path, device_id, threads, True, say, **opts)
     if kind == "engine":
         if backend not in ("auto", "tensorrt"):
@@ -239,7 +266,7 @@ def load_backend(
     gpu = _vulkan_gpu(device_id)
     if gpu is not None:
         try:
-            return _construct("ncnn-vulkan", path, device_id, threads, True, say)
+            return _ncnn_vulkan_auto(path, gpu, device_id, threads, say)
         except (BackendError, DependencyError, ModelError) as exc:
             say(f"ncnn-vulkan on {gpu} cannot run {path.name}: {exc}; using the CPU")
     name, cpu_opts, why, run_path = choose_cpu(path, _onnx_precision(path), threads, say)
