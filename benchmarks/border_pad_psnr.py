@@ -133,8 +133,8 @@ def markdown(report: dict) -> str:
         f"whole image **{report['chosen_whole']} px**.", "",
         f"Shipped: `esrgan.runtime.tiling.BORDER_PAD` = **{BORDER_PAD} px**. This is a trade-off, not the "
         "quality optimum: 32 px scores best on average, over the outer band by a fraction of a dB whose sign "
-        "varies by photograph, and over the whole image by a few tenths of a dB on every photograph, while "
-        "4-16 px score below none. But padding moves a small image's whole output away from the model's plain "
+        "varies by photograph (where 4-16 px average below none), and over the whole image by a few tenths "
+        "of a dB on every photograph. But padding moves a small image's whole output away from the model's plain "
         "forward, which the end-to-end parity target (>= 45 dB from PyTorch on the same image) rules out, and "
         "32 px makes a 192 px image run 1.78x its pixels. The comment next to the constant gives the figures.",
         "",

@@ -8,10 +8,12 @@ else ``~/.cache/esrgan``. Each user of the cache takes its own subfolder (``onnx
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from esrgan.atomic import write_text_atomic
 from esrgan.errors import CacheError
 
 CACHE_ENV = "ESRGAN_CACHE_DIR"
@@ -36,3 +38,24 @@ def writing_cache(folder: Path) -> Iterator[None]:
     except OSError as exc:
         raise CacheError(f"cannot write into the esrgan cache at {folder} ({exc.strerror or exc}): "
                          f"set {CACHE_ENV} to a writable folder") from None
+
+
+def read_record(path: Path) -> dict | None:
+    """A measured-figures record (JSON) from the cache; None when absent or damaged (measured again)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def keep_record(path: Path, record: dict, say: Callable[[str], None] | None = None) -> None:
+    """Write a measured-figures record atomically; a cache that cannot be written costs only the
+    measurement at the next start, and ``say`` tells the user so."""
+    try:
+        with writing_cache(path.parent):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(path, json.dumps(record, indent=1))
+    except CacheError as exc:
+        if say is not None:
+            say(f"{exc}; the figures are not kept")

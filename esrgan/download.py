@@ -19,6 +19,7 @@ import contextlib
 import http.client
 import os
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -108,8 +109,9 @@ def fetch(entry: Entry, *, progress: bool = True) -> Path:
                 f"delete it to download again, or replace it with the file from {entry.urls[0]}"
             )
         return target
-    with writing_cache(target.parent):
+    with writing_cache(target.parent):  # said before the download, not as a failed connection
         target.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=target.parent).close()
     url = mirrored(entry.urls[0])
     part = target.with_name(f".{target.name}.{os.getpid()}.part")
     parked = target.with_name(f".{target.name}.part")

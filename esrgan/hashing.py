@@ -66,11 +66,13 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest
 
 
-def code_digest(*modules: object) -> str:
-    """A short digest of modules' source files: part of a cache key whose entries that code computed,
-    so that a fix to it (a graph cut, a file writer) reaches entries made before, without a version
-    number someone must remember to raise."""
-    digest = hashlib.sha256()
+def code_digest(*modules: object, extra: str = "") -> str:
+    """A short digest of modules' source (and ``extra``): part of a cache key whose entries that code
+    computed, so that a fix to it (a graph cut, a file writer) reaches entries made before, without a
+    version number someone must remember to raise. The source is read through each module's loader,
+    so a package imported from a zip file works too."""
+    digest = hashlib.sha256(extra.encode())
     for module in modules:
-        digest.update(Path(module.__file__).read_bytes())  # type: ignore[attr-defined]
+        loader, source = getattr(module, "__loader__", None), module.__file__  # type: ignore[attr-defined]
+        digest.update(loader.get_data(source) if hasattr(loader, "get_data") else Path(source).read_bytes())
     return digest.hexdigest()[:16]

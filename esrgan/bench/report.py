@@ -272,7 +272,7 @@ def check_report_folder(out_dir: str | Path) -> None:
     """Before minutes of measuring: can ``out_dir`` take the report? One UsageError line now if not,
     rather than a traceback once the results exist. Nothing is created (a usage error leaves no folder)."""
     out = Path(out_dir).absolute()
-    existing = next(p for p in (out, *out.parents) if p.exists())
+    existing = next(p for p in (out, *out.parents) if os.path.exists(p))  # False, not an error, where unreadable
     if not existing.is_dir():
         raise UsageError(f"-o {out_dir}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):

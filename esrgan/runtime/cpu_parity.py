@@ -13,7 +13,8 @@ NASA, public domain, shipped as package data so the torch-free runtime needs not
 synthetic test card (``synthetic_card``: graphics, line art, flat saturated colour), compares with
 ``esrgan.parity.compare`` (the worse of the two counts), times a few interleaved runs of each on the
 photograph, and caches the figures next to OpenVINO's compiled-model cache, keyed by the files'
-sha256, the CPU and the OpenVINO version. Later starts read the figures back.
+sha256, the CPU, the OpenVINO version, the thread count and the measuring code (``parity_cache_file``).
+Later starts read the figures back.
 
 The photograph may have been among an INT8 file's calibration images, so the INT8 figure used is the
 lower of this measurement and the held-out parity export recorded in the file (``esrgan.parity``).
@@ -40,10 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from esrgan.atomic import write_text_atomic
-from esrgan.cache import writing_cache
+from esrgan.cache import keep_record, read_record
 from esrgan.elapsed import timed
-from esrgan.errors import CacheError, EsrganError, OutOfMemoryError, first_line
+from esrgan.errors import EsrganError, OutOfMemoryError, first_line
 from esrgan.hashing import code_digest, file_sha256
 from esrgan.metadata import PARITY, PRECISION, SOURCE_SHA256, int8_companion
 from esrgan.parity import Parity, compare, worst
@@ -159,6 +159,26 @@ def isa_cap() -> str | None:
     return cap.strip().upper() if cap else None  # oneDNN reads it case-insensitively
 
 
+def measuring_digest() -> str:
+    """A digest of what every measured parity figure depends on besides the model and the machine:
+    this module (the images, how they are run and timed), the path keys and thresholds
+    (``cpu_features``), the metric (``esrgan.parity``), the size fitting (``tiling``) and the shipped
+    photograph. Part of each cached record's key, so that a change to any of them measures again."""
+    from esrgan import parity
+    from esrgan.runtime import cpu_features, tiling
+
+    return code_digest(sys.modules[__name__], cpu_features, parity, tiling, extra=PARITY_TILE.read_bytes().hex())
+
+
+def thread_key(threads: int | None) -> str:
+    """The thread count a measurement ran with, for a cache key: an explicit ``--threads``, or the
+    engine's default on the CPUs this process may use (a Slurm job's share, a container's cpuset)."""
+    if threads:
+        return str(threads)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return f"default/{usable}"
+
+
 def parity_cache_file(
     model_path: str | os.PathLike[str], features: CpuFeatures, cache_dir: Path, int8_path: Path | None = None,
     threads: int | None = None,
@@ -171,9 +191,9 @@ def parity_cache_file(
     from esrgan.runtime.backends import openvino_backend, openvino_split
 
     int8 = file_sha256(int8_path) if int8_path else "-"
-    code = code_digest(sys.modules[__name__], openvino_backend, openvino_split)
+    code = code_digest(openvino_backend, openvino_split, extra=measuring_digest())
     key = (f"{file_sha256(model_path)}|{int8}|{features.model}|{' '.join(features.relevant_flags())}|"
-           f"{openvino.__version__}|{isa_cap() or '-'}|threads={threads or features.cores}|{code}")
+           f"{openvino.__version__}|{isa_cap() or '-'}|threads={thread_key(threads)}|{code}")
     return cache_dir / "parity" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
 
 
@@ -266,15 +286,24 @@ def measure_cpu_paths(
 
 
 def fitted_run(backend, image: np.ndarray) -> np.ndarray:  # backend: any Backend
-    """The backend's output for ``image``, cut or edge-padded first to a fixed input size (some
-    third-party exports take only one size) and padded to the model's size requirements."""
+    """The backend's output for ``image``, padded to the model's size requirements; a model that takes
+    only one input size (some third-party exports) runs the image as windows of that size covering all
+    of it, edge-padded at the far borders. Seams between windows do not matter here: every path
+    compared sees the same windows."""
     from esrgan.runtime.tiling import run_fitted
 
-    if backend.fixed_size:
-        height, width = backend.fixed_size
-        image = image[:, :, :height, :width]
-        image = np.pad(image, ((0, 0), (0, 0), (0, height - image.shape[2]), (0, width - image.shape[3])), mode="edge")
-    return run_fitted(backend.run, image, backend.scale, backend.size_requirements)
+    if not backend.fixed_size:
+        return run_fitted(backend.run, image, backend.scale, backend.size_requirements)
+    (h, w), (height, width), s = backend.fixed_size, image.shape[2:], backend.scale
+    padded = np.pad(image, ((0, 0), (0, 0), (0, -height % h), (0, -width % w)), mode="edge")
+    out = None
+    for top in range(0, padded.shape[2], h):
+        for left in range(0, padded.shape[3], w):
+            y = run_fitted(backend.run, padded[:, :, top : top + h, left : left + w], s, backend.size_requirements)
+            if out is None:
+                out = np.zeros((image.shape[0], y.shape[1], padded.shape[2] * s, padded.shape[3] * s), y.dtype)
+            out[:, :, top * s : (top + h) * s, left * s : (left + w) * s] = y
+    return out[:, :, : height * s, : width * s]
 
 
 def cached_path_figures(
@@ -292,9 +321,10 @@ def cached_path_figures(
 
     root = default_cache_dir() if cache_dir is None else Path(cache_dir)
     record = parity_cache_file(model_path, features, root, int8_path, threads)
-    if record.is_file():
+    known = read_record(record)
+    if known is not None:
         try:
-            return PathFigures.from_json(json.loads(record.read_text()))
+            return PathFigures.from_json(known)
         except (ValueError, KeyError, TypeError, AttributeError):
             pass  # a damaged record is measured again and overwritten
     if say is not None:
@@ -306,13 +336,7 @@ def cached_path_figures(
         return figures
     payload = {"model": str(model_path), "int8_model": str(int8_path) if int8_path else None,
                "cpu": features.describe(), **figures.to_json()}
-    try:
-        with writing_cache(record.parent):
-            record.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(record, json.dumps(payload, indent=1))
-    except CacheError as exc:  # the figures serve this run; the next one measures again, and says why
-        if say is not None:
-            say(f"{exc}; the figures are not kept")
+    keep_record(record, payload, say)  # the figures serve this run even where the cache cannot keep them
     return figures
 
 

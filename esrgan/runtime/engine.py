@@ -8,6 +8,7 @@ out of memory. File reading/writing lives in ``pipeline.py``; tile geometry in `
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable, Hashable
@@ -127,16 +128,57 @@ def _meminfo_available(path: str = "/proc/meminfo") -> int | None:
     return None
 
 
-def _cgroup_room(root: str = "/sys/fs/cgroup") -> int | None:
-    """A cgroup v2 memory limit minus current use, in bytes; None without a limit."""
+def _cgroup_room(root: str = "/sys/fs/cgroup", self_cgroup: str = "/proc/self/cgroup") -> int | None:
+    """Bytes this process's memory cgroups still allow, the tightest of its own and every parent's
+    limit (cgroup v2; v1's memory controller too); None without a limit.
+
+    A cgroup's usage counts its page cache, which the kernel reclaims before it kills anything: the
+    inactive file pages are subtracted, as MemAvailable does for the machine. A container (or Slurm
+    job, or ``systemd-run -p MemoryMax``) that goes over its limit is killed, not told it is out of memory,
+    so the tile engine's retry with smaller tiles never gets a chance: the budget must respect it.
+    """
     try:
-        with open(os.path.join(root, "memory.max"), encoding="ascii") as f:
+        with open(self_cgroup, encoding="ascii") as f:
+            entries = [line.strip().split(":", 2) for line in f if line.count(":") >= 2]
+    except OSError:
+        return None
+    rooms = []
+    for _, controllers, path in entries:
+        if controllers == "":  # v2: one hierarchy, limits on each level
+            files = ("memory.max", "memory.current", "inactive_file")
+            base = root
+        elif "memory" in controllers.split(","):  # v1: the memory controller's own hierarchy
+            files = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+            base = os.path.join(root, "memory")
+        else:
+            continue
+        folder = os.path.normpath(os.path.join(base, path.lstrip("/")))
+        while True:
+            room = _cgroup_level_room(folder, *files)
+            if room is not None:
+                rooms.append(room)
+            if os.path.normpath(folder) == os.path.normpath(base):
+                break
+            folder = os.path.dirname(folder)
+    return min(rooms) if rooms else None
+
+
+def _cgroup_level_room(folder: str, limit_file: str, usage_file: str, inactive_key: str) -> int | None:
+    """One cgroup's limit minus its usage less reclaimable page cache; None where it has no limit."""
+    try:
+        with open(os.path.join(folder, limit_file), encoding="ascii") as f:
             limit = f.read().strip()
-        if limit == "max":
+        if limit == "max" or int(limit) >= 1 << 60:  # v1 writes "no limit" as a huge number
             return None
-        with open(os.path.join(root, "memory.current"), encoding="ascii") as f:
-            current = int(f.read().strip())
-        return max(0, int(limit) - current)
+        with open(os.path.join(folder, usage_file), encoding="ascii") as f:
+            usage = int(f.read().strip())
+        inactive = 0
+        with contextlib.suppress(OSError, ValueError), open(os.path.join(folder, "memory.stat"), encoding="ascii") as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == inactive_key:
+                    inactive = int(value)
+        return max(0, int(limit) - max(0, usage - inactive))
     except (OSError, ValueError):
         return None
 

@@ -97,7 +97,7 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
     require_export(src.name, export_command(src))
     with writing_cache(target.parent):  # before seconds of export: a cache it cannot write says so now
         target.parent.mkdir(parents=True, exist_ok=True)
-        workspace = tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-")
+        tempfile.TemporaryFile(dir=target.parent).close()
     say(f"{src.name} is a checkpoint: exporting it to ONNX and verifying it, once (seconds to a minute), "
         "then cached")
     started = time.perf_counter()
@@ -106,7 +106,7 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
     from esrgan.export.pipeline import export_artifacts  # imports torch: seconds
 
     try:
-        with workspace as tmp:
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
             reasons: list[str] = []
             for exporter in RUNTIME_EXPORTERS:
                 folder = Path(tmp, exporter)

@@ -201,8 +201,9 @@ def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) 
     if spec_file.is_file():
         return param, weights, GeneratorSpec.from_json(spec_file.read_text())
     spec, state = read_onnx_weights(onnx_path)
-    say(f"{onnx_path.name}: writing it as ncnn files, once; cached in {folder}")
     with writing_cache(folder):  # ncnn loads files: without a writable cache there is nothing to load
+        folder.mkdir(parents=True, exist_ok=True)
+        say(f"{onnx_path.name}: writing it as ncnn files, once; cached in {folder}")
         with write_atomic(param) as staged_param, write_atomic(weights) as staged_bin:
             write_ncnn(state, spec, Path(staged_param), Path(staged_bin))
         with write_atomic(spec_file) as staged:

@@ -359,13 +359,18 @@ def test_a_fixed_input_model_runs_on_images_of_any_size(tmp_path, backend, tile_
 
 @pytest.mark.parametrize("size", [32, 96])
 def test_auto_measures_a_fixed_input_model_at_its_own_size(tmp_path, size):
-    """auto's one-time check runs its 64 px photograph and card cut or padded to the model's input."""
+    """auto's one-time check runs its 64 px photograph and card as windows of the model's one input size."""
     pytest.importorskip("openvino")
-    from esrgan.runtime.cpu_parity import measure_cpu_paths
+    from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
+    from esrgan.runtime.cpu_parity import fitted_run, measure_cpu_paths, synthetic_card
 
     model = fixed_size_model(tmp_path / "fixed.onnx", (size, size))
     figures = measure_cpu_paths(model, bf16=False, cache_dir="")
     assert set(figures.seconds) == {"openvino:fp32"} and not figures.failed
+    backend = OpenVinoBackend(model, "fp32", cache_dir="")
+    card = synthetic_card()  # all of it is run, not its top-left corner: the nearest x2 model shows it
+    np.testing.assert_array_equal(fitted_run(backend, card), card.repeat(2, 2).repeat(2, 3))
+    backend.close()
     save(tmp_path / "in" / "a.png", gradient(50, 70))
     r = run(tmp_path / "in", tmp_path / "out", "--model", model, "--backend", "auto")
     assert r.exit_code == 0, r.output

@@ -140,12 +140,17 @@ def test_auto_prefers_a_vulkan_gpu_and_falls_back_in_one_line(tiny_onnx, nearest
     monkeypatch.setattr(registry, "_construct", spy)
     lines: list[str] = []
     backend = registry.load_backend(tiny_onnx, "auto", threads=1, say=lines.append)
-    assert built == [("ncnn-vulkan", "fp16"), ("ncnn-vulkan", "fp32")][:1 if precision == "fp16" else 2]
+    assert built == [("ncnn-vulkan", "fp16"), ("ncnn-vulkan", "fp32")]  # both, to measure
     assert backend.info.name == "ncnn-cpu"
     said = [line for line in lines if line.startswith("GPU backend:")]
     assert len(said) == 1 and said[0].startswith(f"GPU backend: ncnn-vulkan {precision} on vulkan:0 Radeon RX 7600")
     assert ("below 45 dB, so fp32" in said[0]) == (precision == "fp32"), said
     assert ("non-finite" in said[0]) == bool(figure.nonfinite_fraction), said
+    built.clear()
+    lines.clear()
+    registry.load_backend(tiny_onnx, "auto", threads=1, say=lines.append)  # a later start: the cached figure
+    assert built == [("ncnn-vulkan", precision)]  # only the precision chosen is loaded
+    assert [line for line in lines if line.startswith("GPU backend:")] == said
     built.clear()
     lines: list[str] = []
     backend = registry.load_backend(nearest_onnx, "auto", threads=1, say=lines.append)  # no esrgan.spec
@@ -257,17 +262,34 @@ def test_vulkan_fp16_parity_is_measured_once_per_model_and_device(tiny_onnx, cac
     if device is None:
         pytest.skip("ncnn finds no Vulkan device (Linux: apt-get install mesa-vulkan-drivers libvulkan1)")
     lines: list[str] = []
-    args = (tiny_onnx, 0, device.describe(), [tiny_onnx], "test")
-    fp16 = registry.load_backend(tiny_onnx, "ncnn-vulkan", threads=1, precision="fp16")
-    args = (fp16, *args)
-    precision, why = vulkan_parity.vulkan_precision(*args, threads=1, say=lines.append)
-    assert precision == "fp16" and why.startswith("measured fp16 parity"), why
+    loads: list[str] = []
+
+    def construct(precision):
+        loads.append(precision)
+        return registry.load_backend(tiny_onnx, "ncnn-vulkan", threads=1, precision=precision)
+
+    args = (construct, [tiny_onnx], device.describe(), "test")
+    backend, precision, why = vulkan_parity.vulkan_backend(*args, say=lines.append)
+    assert precision == "fp16" and backend.info.precision == "fp16" and loads == ["fp16", "fp32"]
+    assert why.startswith("measured fp16 parity"), why
     assert len(lines) == 1 and "once; cached" in lines[0]
     measured = float(why.split()[3])
     assert HALF_MIN_PSNR_DB <= measured < 200  # fp16 really ran: not bit-identical to fp32
+    backend.close()
     monkeypatch.setattr(vulkan_parity, "measure_fp16", None)  # a second start must not measure
-    assert vulkan_parity.vulkan_precision(*args, threads=1, say=lines.append) == (precision, why)
-    assert len(lines) == 1
+    again, *verdict = vulkan_parity.vulkan_backend(*args, say=lines.append)
+    assert verdict == [precision, why] and loads == ["fp16", "fp32", "fp16"] and len(lines) == 1
+    again.close()
     assert (vulkan_parity.parity_record([tiny_onnx], "vulkan:0 another GPU", "test")
             != vulkan_parity.parity_record([tiny_onnx], device.describe(), "test"))
-    fp16.close()
+
+
+def test_auto_on_a_vulkan_gpu_with_an_unwritable_cache_falls_back_to_the_cpu(tiny_onnx, tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "a-file"))
+    monkeypatch.setattr(ncnn_backend, "vulkan_devices", lambda: (VulkanDevice(0, "Radeon RX 7600", 0),))
+    lines: list[str] = []
+    backend = registry.load_backend(tiny_onnx, "auto", threads=1, say=lines.append)
+    assert not backend.info.name.startswith("ncnn"), lines
+    assert any("cannot run" in line and "ESRGAN_CACHE_DIR" in line for line in lines), lines
+    backend.close()

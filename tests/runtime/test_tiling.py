@@ -216,11 +216,30 @@ def test_the_cpu_budget_counts_reclaimable_memory_and_a_container_limit(tmp_path
     (tmp_path / "meminfo").write_text("MemTotal: 32000000 kB\nMemFree: 1000000 kB\nMemAvailable: 20000000 kB\n")
     assert engine._meminfo_available(str(tmp_path / "meminfo")) == 20000000 << 10
     assert engine._meminfo_available(str(tmp_path / "missing")) is None
-    (tmp_path / "memory.max").write_text("max\n")
-    assert engine._cgroup_room(str(tmp_path)) is None
-    (tmp_path / "memory.max").write_text(f"{8 << 30}\n")
-    (tmp_path / "memory.current").write_text(f"{3 << 30}\n")
-    assert engine._cgroup_room(str(tmp_path)) == 5 << 30
+    # cgroup v2: this process in /job/step; the job's limit is the tighter one, and page cache that the
+    # kernel can drop (inactive_file) is not counted as used
+    root, step = tmp_path / "cg", tmp_path / "cg" / "job" / "step"
+    step.mkdir(parents=True)
+    (tmp_path / "self").write_text("0::/job/step\n")
+    (root / "memory.max").write_text("max\n")
+    assert engine._cgroup_room(str(root), str(tmp_path / "self")) is None
+    (step / "memory.max").write_text(f"{8 << 30}\n")
+    (step / "memory.current").write_text(f"{7 << 30}\n")
+    (step / "memory.stat").write_text(f"anon {1 << 30}\ninactive_file {4 << 30}\n")
+    assert engine._cgroup_room(str(root), str(tmp_path / "self")) == 5 << 30
+    (root / "job" / "memory.max").write_text(f"{6 << 30}\n")
+    (root / "job" / "memory.current").write_text(f"{4 << 30}\n")
+    assert engine._cgroup_room(str(root), str(tmp_path / "self")) == 2 << 30
+    # cgroup v1's memory controller, "no limit" written as a huge number
+    v1 = tmp_path / "v1" / "memory" / "box"
+    v1.mkdir(parents=True)
+    (tmp_path / "self1").write_text("9:pids:/box\n4:memory:/box\n")
+    (v1 / "memory.limit_in_bytes").write_text(f"{9223372036854771712}\n")
+    assert engine._cgroup_room(str(tmp_path / "v1"), str(tmp_path / "self1")) is None
+    (v1 / "memory.limit_in_bytes").write_text(f"{4 << 30}\n")
+    (v1 / "memory.usage_in_bytes").write_text(f"{3 << 30}\n")
+    (v1 / "memory.stat").write_text(f"cache {2 << 30}\ntotal_inactive_file {2 << 30}\n")
+    assert engine._cgroup_room(str(tmp_path / "v1"), str(tmp_path / "self1")) == 3 << 30
     monkeypatch.setattr(engine, "_meminfo_available", lambda: 20 << 30)
     monkeypatch.setattr(engine, "_cgroup_room", lambda: 5 << 30)
     assert engine._available_memory() == 5 << 30

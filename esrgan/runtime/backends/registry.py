@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from esrgan.errors import BackendError, DependencyError, ModelError, UsageError
+from esrgan.errors import BackendError, CacheError, DependencyError, ModelError, UsageError
 from esrgan.metadata import parse_metadata
 from esrgan.runtime.backends.base import Backend
 
@@ -139,21 +139,14 @@ def _ncnn_vulkan_auto(
     device passes (``esrgan.runtime.vulkan_parity``), else fp32; the line says which and why."""
     import ncnn
 
-    from esrgan.runtime.vulkan_parity import vulkan_precision
+    from esrgan.runtime.vulkan_parity import vulkan_backend
 
     files = [path, path.with_suffix(".bin")] if model_kind(path) == "ncnn" else [path]
-    fast = _construct("ncnn-vulkan", path, device_id, threads, True, say, precision="fp16")
-    try:
-        precision, why = vulkan_precision(fast, path, device_id, gpu, files, getattr(ncnn, "__version__", "?"),
-                                          threads, say)
-    except BaseException:
-        fast.close()
-        raise
+    backend, precision, why = vulkan_backend(
+        lambda precision: _construct("ncnn-vulkan", path, device_id, threads, True, say, precision=precision),
+        files, gpu, getattr(ncnn, "__version__", "?"), say)
     say(f"GPU backend: ncnn-vulkan {precision} on {gpu} ({why})")
-    if precision == "fp16":
-        return fast
-    fast.close()
-    return _construct("ncnn-vulkan", path, device_id, threads, True, say, precision=precision)
+    return backend
 
 
 def _check_gpu_visible(name: str) -> None:
@@ -267,7 +260,7 @@ def load_backend(
     if gpu is not None:
         try:
             return _ncnn_vulkan_auto(path, gpu, device_id, threads, say)
-        except (BackendError, DependencyError, ModelError) as exc:
+        except (BackendError, CacheError, DependencyError, ModelError) as exc:
             say(f"ncnn-vulkan on {gpu} cannot run {path.name}: {exc}; using the CPU")
     name, cpu_opts, why, run_path = choose_cpu(path, _onnx_precision(path), threads, say)
     if why:
