@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,6 +39,24 @@ def writing_cache(folder: Path) -> Iterator[None]:
     except OSError as exc:
         raise CacheError(f"cannot write into the esrgan cache at {folder} ({exc.strerror or exc}): "
                          f"set {CACHE_ENV} to a writable folder") from None
+
+
+def ensure_writable(folder: Path) -> Path:
+    """``folder`` in the cache, created, and known to take files: before seconds of work whose result
+    it must hold (an export, a download, measured figures), a CacheError line now rather than after."""
+    with writing_cache(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    return folder
+
+
+def cache_problem(folder: Path) -> str | None:
+    """Why ``folder`` in the cache cannot take files (one line), or None when it can."""
+    try:
+        ensure_writable(folder)
+    except CacheError as exc:
+        return str(exc)
+    return None
 
 
 def read_record(path: Path) -> dict | None:

@@ -19,7 +19,6 @@ import contextlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from tqdm import tqdm
 
 from esrgan.atomic import replace_durably
-from esrgan.cache import cache_dir, writing_cache
+from esrgan.cache import cache_dir, ensure_writable
 from esrgan.errors import ModelError, UsageError, first_line
 from esrgan.hashing import file_sha256
 from esrgan.models import catalogue
@@ -109,9 +108,7 @@ def fetch(entry: Entry, *, progress: bool = True) -> Path:
                 f"delete it to download again, or replace it with the file from {entry.urls[0]}"
             )
         return target
-    with writing_cache(target.parent):  # said before the download, not as a failed connection
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=target.parent).close()
+    ensure_writable(target.parent)  # said before the download, not as a failed connection
     url = mirrored(entry.urls[0])
     part = target.with_name(f".{target.name}.{os.getpid()}.part")
     parked = target.with_name(f".{target.name}.part")

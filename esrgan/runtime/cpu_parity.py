@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from esrgan.cache import keep_record, read_record
+from esrgan.cache import cache_problem, keep_record, read_record
 from esrgan.elapsed import timed
 from esrgan.errors import EsrganError, OutOfMemoryError, first_line
 from esrgan.hashing import code_digest, file_sha256
@@ -327,16 +327,21 @@ def cached_path_figures(
             return PathFigures.from_json(known)
         except (ValueError, KeyError, TypeError, AttributeError):
             pass  # a damaged record is measured again and overwritten
+    unkept = cache_problem(record.parent)
+    progress = timed(lambda line: say(f"  {line}")) if say else None
     if say is not None:
         what = " and ".join(p for p, on in (("BF16", features.bf16_native), ("INT8", int8_path)) if on)
-        say(f"measuring {what} against FP32 for this model on this CPU (once; cached in {record.parent})")
+        where = f"once; cached in {record.parent}" if unkept is None else f"not kept: {unkept}"
+        say(f"measuring {what} against FP32 for this model on this CPU ({where})")
     figures = measure_cpu_paths(model_path, bf16=features.bf16_native, int8_path=int8_path, cache_dir=root,
-                                threads=threads, progress=timed(lambda line: say(f"  {line}")) if say else None)
-    if figures.transient:
+                                threads=threads, progress=progress)
+    if progress is not None:
+        progress("measured")
+    if figures.transient or unkept is not None:  # the figures serve this run only
         return figures
     payload = {"model": str(model_path), "int8_model": str(int8_path) if int8_path else None,
                "cpu": features.describe(), **figures.to_json()}
-    keep_record(record, payload, say)  # the figures serve this run even where the cache cannot keep them
+    keep_record(record, payload, say)
     return figures
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from esrgan.atomic import write_atomic
-from esrgan.cache import cache_dir, writing_cache
+from esrgan.cache import cache_dir, ensure_writable, writing_cache
 from esrgan.elapsed import stamp, timed
 from esrgan.errors import (
     BackendError,
@@ -95,9 +95,7 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
     if target.is_file():
         return target
     require_export(src.name, export_command(src))
-    with writing_cache(target.parent):  # before seconds of export: a cache it cannot write says so now
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=target.parent).close()
+    ensure_writable(target.parent)  # before seconds of export: a cache it cannot write says so now
     say(f"{src.name} is a checkpoint: exporting it to ONNX and verifying it, once (seconds to a minute), "
         "then cached")
     started = time.perf_counter()

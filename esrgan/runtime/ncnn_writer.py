@@ -203,7 +203,7 @@ def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) 
     spec, state = read_onnx_weights(onnx_path)
     with writing_cache(folder):  # ncnn loads files: without a writable cache there is nothing to load
         folder.mkdir(parents=True, exist_ok=True)
-        say(f"{onnx_path.name}: writing it as ncnn files, once; cached in {folder}")
+        say(f"writing the model as ncnn files, once; cached in {folder}")  # onnx_path may be a cached export
         with write_atomic(param) as staged_param, write_atomic(weights) as staged_bin:
             write_ncnn(state, spec, Path(staged_param), Path(staged_bin))
         with write_atomic(spec_file) as staged:

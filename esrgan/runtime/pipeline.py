@@ -61,8 +61,9 @@ class Summary:
         folders = (f", {self.unreadable_folders} folder{'s' if self.unreadable_folders > 1 else ''} unreadable"
                    if self.unreadable_folders else "")
         why = " (outputs exist; --overwrite to redo)" if self.skipped else ""
+        speed = f" ({format_rate(rate)} output MP/s)" if self.written else ""
         return (f"{self.written} written, {self.skipped} skipped{why}, {self.failed} failed{folders} in "
-                f"{self.seconds:.1f} s ({format_rate(rate)} output MP/s)")
+                f"{self.seconds:.1f} s{speed}")
 
 
 def finish_image(work: ImageWork, outscale: float | None, scale: int) -> np.ndarray:

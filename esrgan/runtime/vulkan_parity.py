@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from esrgan.cache import cache_dir, keep_record, read_record
+from esrgan.cache import cache_dir, cache_problem, keep_record, read_record
 from esrgan.hashing import code_digest, file_sha256
 from esrgan.parity import HALF_MIN_PSNR_DB, Parity, compare, passes, worst
 from esrgan.runtime.backends.base import Backend
@@ -64,7 +64,9 @@ def vulkan_backend(
         return construct(precision), precision, why
     loaded = {"fp16": construct("fp16")}  # a model ncnn cannot run fails here, before any line
     try:
-        say(f"measuring fp16 against fp32 for this model on {device_name} (once; cached in {record.parent})")
+        unkept = cache_problem(record.parent)
+        where = f"once; cached in {record.parent}" if unkept is None else f"not kept: {unkept}"
+        say(f"measuring fp16 against fp32 for this model on {device_name} ({where})")
         loaded["fp32"] = construct("fp32")
         parity = measure_fp16(loaded["fp16"], loaded["fp32"])
         precision, why = _verdict(parity)
@@ -72,7 +74,8 @@ def vulkan_backend(
     finally:
         for backend in loaded.values():
             backend.close()
-    keep_record(record, asdict(parity), say)
+    if unkept is None:
+        keep_record(record, asdict(parity), say)
     return chosen, precision, why
 
 

@@ -86,7 +86,8 @@ def _select(fp32, tmp_path, monkeypatch, parity, seconds, features=VNNI):
 def test_auto_runs_the_int8_file_when_faithful_and_faster(pair, tmp_path, monkeypatch):
     fp32, int8 = _copy(pair, tmp_path)
     choice, calls, lines = _select(fp32, tmp_path, monkeypatch, {INT8_KEY: GOOD}, {FP32_KEY: 1.0, INT8_KEY: 0.6})
-    assert calls == [int8] and len(lines) == 1 and "INT8" in lines[0]  # measured once, said once
+    assert calls == [int8] and "INT8" in lines[0] and "once; cached in" in lines[0]  # measured once, said once
+    assert len(lines) == 2 and lines[1].lstrip().startswith("[") and lines[1].endswith("measured")  # with its time
     assert (choice.backend, choice.precision, choice.model) == (OPENVINO, "int8", str(int8))
     assert "model_int8.onnx" in choice.describe() and "1.67x" in choice.describe()
     again, calls, lines = _select(fp32, tmp_path, monkeypatch, {}, {})  # the cached figures are read back
@@ -193,3 +194,18 @@ def test_an_int8_file_without_recorded_parity_is_not_used_and_the_line_says_why(
     assert choice.precision == "fp32"
     assert choice.describe().endswith("model_int8.onnx records no held-out parity, so it is not used)")
     assert "0.0 dB" not in choice.describe()
+
+
+def test_figures_a_cache_cannot_keep_are_said_so_before_measuring(pair, tmp_path, monkeypatch):
+    """Not "once; cached in" and then, seconds later, that nothing could be written: said once, first."""
+    import esrgan.runtime.cpu_parity as cp
+
+    fp32, _ = _copy(pair, tmp_path)
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(cp, "measure_cpu_paths",
+                        lambda *a, **k: cp.PathFigures({INT8_KEY: GOOD}, {FP32_KEY: 1.0, INT8_KEY: 0.6}))
+    lines: list[str] = []
+    choice = cp.select_cpu_backend(fp32, "fp32", BOTH, features=VNNI, cache_dir=tmp_path / "a-file", say=lines.append)
+    assert choice.precision == "int8"  # the figures serve this run
+    assert "not kept: cannot write into the esrgan cache" in lines[0] and "ESRGAN_CACHE_DIR" in lines[0], lines
+    assert sum("cannot write" in line for line in lines) == 1, lines

@@ -85,11 +85,14 @@ def test_a_param_file_runs_as_given_with_its_own_blob_names_and_a_measured_scale
     text = param.read_text().replace(" in0", " data").replace(" out0", " output")
     (tmp_path / "x4.param").write_text(text)
     (tmp_path / "x4.bin").write_bytes(weights.read_bytes())
-    backend = registry.load_backend(tmp_path / "x4.param", "auto", threads=1)
+    lines: list[str] = []
+    backend = registry.load_backend(tmp_path / "x4.param", "auto", threads=1, say=lines.append)
     assert backend.blobs == ("data", "output")
     assert backend.scale == 4  # no metadata: measured by the probe run
     if ncnn_backend.hardware_vulkan_device(0) is None:
         assert backend.info.name == "ncnn-cpu"
+        assert lines == ["CPU backend: ncnn-cpu (an ncnn model, and no Vulkan GPU: none found, or only a software "
+                         "driver)"]
     assert passes(compare(ref, backend.run(x)), backend.info.precision)
 
 
@@ -102,8 +105,10 @@ def test_vulkan_on_the_available_device_fp32_and_fp16(tiny_onnx, reference, cach
     assert (exact.info.name, exact.info.device, exact.info.precision) == ("ncnn-vulkan", "vulkan:0", "fp32")
     par = compare(ref, exact.run(x))
     assert passes(par, "fp32") and par.psnr_db >= 100, par
-    fast = registry.load_backend(tiny_onnx, "ncnn-vulkan", threads=1)
+    said: list[str] = []
+    fast = registry.load_backend(tiny_onnx, "ncnn-vulkan", threads=1, say=said.append)
     assert fast.info.precision == "fp16"  # the default on Vulkan
+    assert any("software Vulkan driver" in line for line in said) == device.software, said
     half = compare(ref, fast.run(x))
     assert half.psnr_db >= HALF_MIN_PSNR_DB, half
     assert half.max_abs_err > par.max_abs_err  # fp16 storage really is on

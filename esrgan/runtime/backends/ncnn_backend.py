@@ -147,7 +147,11 @@ class NcnnBackend(Backend):
         if precision not in PRECISIONS:
             raise UsageError(f"ncnn precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
         # the device first: nothing is written for a model that cannot run here
-        where = _vulkan_device(device_id).describe() if vulkan else "cpu"
+        gpu = _vulkan_device(device_id) if vulkan else None
+        where = gpu.describe() if gpu else "cpu"
+        if gpu is not None and gpu.software and say is not None:
+            say(f"{where} is a software Vulkan driver running on the CPU: expect it to be several times slower "
+                "than --backend ncnn-cpu (it is there to test, not to run)")
         if src.suffix.lower() == ".param":
             param, weights = src, src.with_suffix(".bin")
             if not weights.is_file():

@@ -222,6 +222,7 @@ def load_backend(
             if gpu is not None:
                 return _ncnn_vulkan_auto(path, gpu, device_id, threads, say)
             backend = "ncnn-cpu"
+            say("CPU backend: ncnn-cpu (an ncnn model, and no Vulkan GPU: none found, or only a software driver)")
         return _construct(backend, path, device_id, threads, True, say, **opts)
     if kind == "engine":
         if backend not in ("auto", "tensorrt"):
