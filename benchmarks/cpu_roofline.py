@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.end_to_end import ISA_CAPS
+from benchmarks.end_to_end import ISA_CAPS, PARITY_DB, TARGETS, cpu_kind
 
 OUT_DIR = Path(__file__).parent / "reports" / "cpu" / "roofline"
 
@@ -220,7 +220,8 @@ def markdown(r: dict) -> str:
         f"one whole image ({r['image']}, {r['conv_macs'] / 1e9:.1f} G multiply-adds in its convolutions). "
         f"Method: `benchmarks/cpu_roofline.py` (instruction peaks: best of 3 runs of 12 independent chains per "
         f"thread; engines: median of {r['reps']} interleaved runs after a warm-up). "
-        "A result on this CPU kind, not a claim about others.", "",
+        "A result on this CPU kind, not a claim about others."
+        + (f" INT8 file: `{Path(r['int8_file']).name}` (given with `--int8`)." if r.get("int8_file") else ""), "",
     ]
     if r.get("isa_cap"):
         lines += [f"**Proxy:** engines and peaks capped at an older instruction set "
@@ -242,7 +243,24 @@ def markdown(r: dict) -> str:
                      f"{psnr} |")
     lines += ["", "The last column of the first table bounds any engine's speed-up over PyTorch at that "
               "precision on this CPU: an engine that ran every multiply-add at the instruction's peak, with no "
-              "memory traffic, would reach it and no more.", ""]
+              "memory traffic, would reach it and no more. (An algorithm that does fewer multiply-adds, such as "
+              "Winograd convolution, is not bounded by it.)", ""]
+    kind = "avx2" if r.get("isa_cap") else cpu_kind(frozenset(r["flags"]))
+    target = TARGETS.get(kind)
+    if target is not None and "fp32" in peaks:
+        fp32 = peaks["fp32"]["gmac_s"]
+        best = max((e for e in r["engines"] if e["precision"] == "fp32" and e is not torch_row),
+                   key=lambda e: e["gmac_s"], default=None)
+        faithful = [e["engine"] + (f" (its instruction's ceiling: {peaks[e['precision']]['gmac_s'] / torch_row['gmac_s']:.2f}x)"
+                                   if e["precision"] in peaks else "")
+                    for e in r["engines"] if e["precision"] != "fp32" and e["psnr_vs_pytorch_db"] >= PARITY_DB]
+        lines += [
+            f"**The end-to-end target for this CPU kind ({kind}): >= {target}x PyTorch eager FP32 at >= "
+            f"{PARITY_DB:.0f} dB.** In FP32 it needs an engine at {target * torch_row['gmac_s'] / fp32:.0%} of the "
+            "FP32 FMA peak over the whole network, start-up and image handling included"
+            + (f"; the best measured here runs at {best['share_of_peak']:.0%} ({best['engine']})" if best else "")
+            + ". Reduced precisions within the parity target here: "
+            + (", ".join(faithful) if faithful else "none") + ".", ""]
     return "\n".join(lines)
 
 

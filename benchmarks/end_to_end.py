@@ -203,6 +203,9 @@ def markdown(r: dict) -> str:
         f"**{'met' if r['pixels_run_ratio'] <= 1.1 else 'NOT met'}**",
         (f"- Not measured: a real {r['cpu_kind']} CPU; the figure above is the proxy described." if cap else
          f"- Not measured: the other CPU kinds, {others}; no such CPU was available."), "",
+        "How far any engine could go on a CPU (its multiply-accumulate instructions' peaks against PyTorch's "
+        "figure): `python -m benchmarks.cpu_roofline`, reports with their CPU in `benchmarks/reports/cpu/roofline/`.",
+        "",
         *r.get("notes", []),
     ])
 
