@@ -91,8 +91,7 @@ def test_a_param_file_runs_as_given_with_its_own_blob_names_and_a_measured_scale
     assert backend.scale == 4  # no metadata: measured by the probe run
     if ncnn_backend.hardware_vulkan_device(0) is None:
         assert backend.info.name == "ncnn-cpu"
-        assert lines == ["CPU backend: ncnn-cpu (an ncnn model, and no Vulkan GPU: none found, or only a software "
-                         "driver)"]
+        assert lines == [f"CPU backend: ncnn-cpu (an ncnn model, and no Vulkan GPU: {ncnn_backend.no_gpu_reason(0)})"]
     assert passes(compare(ref, backend.run(x)), backend.info.precision)
 
 
@@ -298,3 +297,33 @@ def test_auto_on_a_vulkan_gpu_with_an_unwritable_cache_falls_back_to_the_cpu(tin
     assert not backend.info.name.startswith("ncnn"), lines
     assert any("cannot run" in line and "ESRGAN_CACHE_DIR" in line for line in lines), lines
     backend.close()
+
+
+def test_the_reason_auto_gives_for_running_an_ncnn_model_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(ncnn_backend, "vulkan_devices", lambda: ())
+    assert ncnn_backend.no_gpu_reason(0) == "ncnn finds no Vulkan device"
+    monkeypatch.setattr(ncnn_backend, "vulkan_devices", lambda: (VulkanDevice(0, "llvmpipe (LLVM 15)", 3),))
+    assert ncnn_backend.no_gpu_reason(0) == "vulkan:0 llvmpipe (LLVM 15) is a software driver, slower than the CPU"
+    assert "--device-id 2 is not one of ncnn's 1 Vulkan device(s)" == ncnn_backend.no_gpu_reason(2)
+
+
+def test_a_vulkan_figure_the_cache_cannot_keep_is_said_once_up_front(tiny_onnx, tmp_path, monkeypatch):
+    from esrgan.runtime import vulkan_parity
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "a-file"))
+    monkeypatch.setattr(vulkan_parity, "measure_fp16", lambda fp16, fp32: Parity(1e-3, 1e-4, 52.0, 0.0))
+    monkeypatch.setattr(vulkan_parity, "keep_record", lambda *a: pytest.fail("wrote into a cache it cannot write"))
+    closed: list[str] = []
+
+    class Stub:
+        def __init__(self, precision):
+            self.precision = precision
+
+        def close(self):
+            closed.append(self.precision)
+
+    lines: list[str] = []
+    backend, precision, _ = vulkan_parity.vulkan_backend(Stub, [tiny_onnx], "vulkan:0 Radeon", "test", say=lines.append)
+    assert (backend.precision, precision, closed) == ("fp16", "fp16", ["fp32"])
+    assert len(lines) == 1 and "not kept: cannot write into the esrgan cache" in lines[0], lines

@@ -26,6 +26,11 @@ def test_a_small_output_does_not_read_as_zero_throughput():
     assert "(0.000800 output MP/s)" in line
 
 
+def test_a_run_that_wrote_nothing_gives_no_throughput():
+    line = Summary(skipped=4, seconds=0.02).describe()
+    assert line == "0 written, 4 skipped (outputs exist; --overwrite to redo), 0 failed in 0.0 s"
+
+
 def test_engine_reports_tiles_within_an_image():
     image = from_array(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8))
     seen, done = [], []

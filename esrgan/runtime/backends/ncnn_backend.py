@@ -96,6 +96,16 @@ def hardware_vulkan_device(device_id: int = 0) -> VulkanDevice | None:
     return None
 
 
+def no_gpu_reason(device_id: int = 0) -> str:
+    """Why ``hardware_vulkan_device(device_id)`` is None, in words for the line ``auto`` prints."""
+    devices = vulkan_devices()
+    if not devices:
+        return "ncnn finds no Vulkan device"
+    if not 0 <= device_id < len(devices):
+        return f"--device-id {device_id} is not one of ncnn's {len(devices)} Vulkan device(s)"
+    return f"vulkan:{device_id} {devices[device_id].name} is a software driver, slower than the CPU"
+
+
 def _vulkan_device(device_id: int) -> VulkanDevice:
     devices = vulkan_devices()
     if not devices:
@@ -150,8 +160,8 @@ class NcnnBackend(Backend):
         gpu = _vulkan_device(device_id) if vulkan else None
         where = gpu.describe() if gpu else "cpu"
         if gpu is not None and gpu.software and say is not None:
-            say(f"{where} is a software Vulkan driver running on the CPU: expect it to be several times slower "
-                "than --backend ncnn-cpu (it is there to test, not to run)")
+            say(f"{where} is a software Vulkan driver running on the CPU: expect it to be slower than "
+                "--backend ncnn-cpu (it is there to test, not to run)")
         if src.suffix.lower() == ".param":
             param, weights = src, src.with_suffix(".bin")
             if not weights.is_file():

@@ -221,8 +221,11 @@ def load_backend(
             gpu = _vulkan_gpu(device_id)
             if gpu is not None:
                 return _ncnn_vulkan_auto(path, gpu, device_id, threads, say)
-            backend = "ncnn-cpu"
-            say("CPU backend: ncnn-cpu (an ncnn model, and no Vulkan GPU: none found, or only a software driver)")
+            from esrgan.runtime.backends.ncnn_backend import no_gpu_reason
+
+            chosen = _construct("ncnn-cpu", path, device_id, threads, True, say, **opts)
+            say(f"CPU backend: ncnn-cpu (an ncnn model, and no Vulkan GPU: {no_gpu_reason(device_id)})")
+            return chosen
         return _construct(backend, path, device_id, threads, True, say, **opts)
     if kind == "engine":
         if backend not in ("auto", "tensorrt"):
