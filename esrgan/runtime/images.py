@@ -29,6 +29,7 @@ from PIL import (
 
 from esrgan.atomic import write_atomic
 from esrgan.errors import ImageError, first_line
+from esrgan.runtime import libtiff_errors
 
 # tifffile logs each damaged tag it skips; with no handler anywhere Python would print those records
 # raw on stderr. A NullHandler keeps them for applications that configure logging, and quiet otherwise.
@@ -103,6 +104,11 @@ def _png_bit_depth(path: Path) -> int:
 def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
     """Decode ``path`` into model planes; raise ``ImageError`` (file + reason) for anything unusable."""
     src = Path(path)
+    with libtiff_errors.collected() as libtiff:
+        return _read(src, max_pixels, libtiff)
+
+
+def _read(src: Path, max_pixels: int, libtiff: list[str]) -> Decoded:
     try:
         if src.stat().st_size == 0:
             raise ImageError(f"{src}: empty file")
@@ -135,8 +141,10 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
             # The file system refused (permission denied, a folder, gone meanwhile): not a decoding fault.
             raise ImageError(f"{src}: cannot read ({exc.strerror.lower()})") from exc
         # Damaged files make decoders raise almost anything (pypng ChunkError, zlib.error, TypeError
-        # from a fuzzed TIFF header...): whatever it is, it is this one file's failure.
-        raise ImageError(f"{src}: cannot decode ({reason(exc)})") from exc
+        # from a fuzzed TIFF header...): whatever it is, it is this one file's failure. What libtiff
+        # found, if it decoded the file, says more than Pillow's "decoder error -2".
+        detail = f"{reason(exc)}; libtiff: {libtiff[-1]}" if libtiff else reason(exc)
+        raise ImageError(f"{src}: cannot decode ({detail})") from exc
 
 
 def reason(exc: BaseException) -> str:
@@ -161,7 +169,7 @@ def is_intact(path: str | os.PathLike[str], fmt: str) -> bool:
     try:
         if target.stat().st_size == 0:
             return False
-        with _OPENERS[fmt](target) as img:
+        with libtiff_errors.collected(), _OPENERS[fmt](target) as img:  # a damaged output is rewritten, not reported
             if fmt == "PNG":
                 img.verify()
                 return True

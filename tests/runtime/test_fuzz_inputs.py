@@ -178,3 +178,52 @@ def test_a_file_the_system_refuses_is_reported_as_unreadable(tmp_path, monkeypat
     with pytest.raises(ImageError) as err:
         images.read_image(path)
     assert str(err.value) == f"{path}: cannot read (permission denied)"
+
+
+def _damaged_deflate_tiff(path: Path) -> None:
+    """A deflate-compressed TIFF (decoded by Pillow through libtiff) whose compressed strip is garbled.
+
+    Noise, so that the strip (after the 8-byte header) spans the garbled bytes.
+    """
+    noise = np.random.default_rng(SEED).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(path, compression="tiff_adobe_deflate")
+    data = bytearray(path.read_bytes())
+    for i in range(200, 400):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def test_libtiff_says_its_reason_in_the_files_one_line_not_on_stderr(tmp_path, capfd, monkeypatch):
+    """libtiff prints to the process's stderr (through any progress bar) unless a handler keeps it."""
+    import pytest
+
+    from esrgan.errors import ImageError
+
+    monkeypatch.delenv("ESRGAN_DEBUG", raising=False)
+    path = tmp_path / "bad.tif"
+    _damaged_deflate_tiff(path)
+    capfd.readouterr()
+    with pytest.raises(ImageError) as err:
+        images.read_image(path)
+    assert str(err.value).startswith(f"{path}: cannot decode (")
+    assert "libtiff: ZIPDecode: " in str(err.value)
+    assert capfd.readouterr().err == ""
+    # an intact compressed TIFF still decodes, and says nothing
+    good = tmp_path / "good.tif"
+    Image.fromarray(gradient(40, 50)).save(good, compression="tiff_adobe_deflate")
+    assert images.read_image(good).size == (40, 50)  # height, width
+    assert capfd.readouterr().err == ""
+
+
+def test_with_debug_libtiff_prints_as_it_would(tmp_path, capfd, monkeypatch):
+    import pytest
+
+    from esrgan.errors import ImageError
+
+    monkeypatch.setenv("ESRGAN_DEBUG", "1")
+    path = tmp_path / "bad.tif"
+    _damaged_deflate_tiff(path)
+    capfd.readouterr()
+    with pytest.raises(ImageError):
+        images.read_image(path)
+    assert "ZIPDecode" in capfd.readouterr().err
