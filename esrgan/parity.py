@@ -12,7 +12,7 @@ positions, so a report says both "how many values broke" and "how close the rest
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -35,6 +35,18 @@ class Parity:
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: object) -> Parity:
+        """A record ``to_dict`` wrote (a cached measurement); ValueError for anything else, so that a
+        damaged or hand-edited record is measured again instead of failing later in a comparison."""
+        names = [f.name for f in fields(cls)]
+        if not isinstance(record, dict) or sorted(record) != sorted(names):
+            raise ValueError(f"not a parity record: {record!r:.120}")
+        values = [record[name] for name in names]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"not a parity record: {record!r:.120}")
+        return cls(*(float(v) for v in values))
 
     def __str__(self) -> str:
         text = f"max abs err {self.max_abs_err:.3g} / PSNR {self.psnr_db:.2f} dB"

@@ -116,7 +116,7 @@ class PathFigures:
 
     @classmethod
     def from_json(cls, record: dict) -> PathFigures:
-        return cls({k: Parity(**v) for k, v in record["figures"].items()},
+        return cls({k: Parity.from_dict(v) for k, v in record["figures"].items()},
                    {k: float(v) for k, v in record["seconds"].items()},
                    {k: str(v) for k, v in record.get("failed", {}).items()})
 
@@ -143,7 +143,7 @@ def recorded_int8_parity(int8_path: Path) -> Parity | None:
 
     try:
         record = json.loads(onnx_props(int8_path)[PARITY])
-        return Parity(**{f.name: record[f.name] for f in fields(Parity)})
+        return Parity.from_dict({f.name: record[f.name] for f in fields(Parity)})
     except (KeyError, ValueError, TypeError):
         return None
 

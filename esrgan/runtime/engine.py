@@ -152,12 +152,16 @@ def _cgroup_room(root: str = "/sys/fs/cgroup", self_cgroup: str = "/proc/self/cg
             base = os.path.join(root, "memory")
         else:
             continue
+        base = os.path.normpath(base)
         folder = os.path.normpath(os.path.join(base, path.lstrip("/")))
+        if os.path.commonpath([base, folder]) != base:
+            # a cgroup outside this cgroup namespace's root shows as "/../...": its files are not here
+            continue
         while True:
             room = _cgroup_level_room(folder, *files)
             if room is not None:
                 rooms.append(room)
-            if os.path.normpath(folder) == os.path.normpath(base):
+            if folder == base:
                 break
             folder = os.path.dirname(folder)
     return min(rooms) if rooms else None

@@ -56,8 +56,8 @@ def vulkan_backend(
     record = parity_record(model_files, device_name, ncnn_version)
     known = read_record(record)
     try:
-        parity = Parity(**known) if known is not None else None
-    except TypeError:
+        parity = Parity.from_dict(known) if known is not None else None
+    except ValueError:
         parity = None  # a damaged record is measured again and overwritten
     if parity is not None:
         precision, why = _verdict(parity)

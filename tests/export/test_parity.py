@@ -65,3 +65,13 @@ def test_errors():
     with pytest.raises(ValueError, match="precision"):
         passes(Parity(0, 0, 99, 0), "fp8")
     assert "45" in threshold_text("fp16") and "0.0001" in threshold_text("fp32")
+
+
+def test_a_parity_record_round_trips_and_a_damaged_one_is_refused():
+    p = Parity(1e-5, 1e-6, math.inf, 0.0)
+    assert Parity.from_dict(p.to_dict()) == p
+    good = p.to_dict()
+    for bad in (None, [], "x", {**good, "psnr_db": "55"}, {**good, "psnr_db": None}, {**good, "psnr_db": True},
+                {k: v for k, v in good.items() if k != "psnr_db"}, {**good, "extra": 1.0}):
+        with pytest.raises(ValueError):
+            Parity.from_dict(bad)

@@ -6,6 +6,7 @@ Vulkan driver on the CPU (Debian's mesa-vulkan-drivers, installed by .ci/run): c
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -286,6 +287,27 @@ def test_vulkan_fp16_parity_is_measured_once_per_model_and_device(tiny_onnx, cac
     again.close()
     assert (vulkan_parity.parity_record([tiny_onnx], "vulkan:0 another GPU", "test")
             != vulkan_parity.parity_record([tiny_onnx], device.describe(), "test"))
+
+
+def test_a_damaged_vulkan_figure_is_measured_again(tiny_onnx, cache, monkeypatch):
+    """A cached fp16 figure that is no number is measured again and overwritten, not a traceback."""
+    from esrgan.runtime import vulkan_parity
+
+    class Loaded:
+        def __init__(self, precision):
+            self.precision = precision
+
+        def close(self):
+            pass
+
+    record = vulkan_parity.parity_record([tiny_onnx], "vulkan:0 a GPU", "test")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"max_abs_err": 0.1, "mean_abs_err": 0.01, "psnr_db": "50", "nonfinite_fraction": 0}))
+    measured = Parity(0.01, 0.001, 52.0, 0.0)
+    monkeypatch.setattr(vulkan_parity, "measure_fp16", lambda fp16, fp32: measured)
+    backend, precision, why = vulkan_parity.vulkan_backend(Loaded, [tiny_onnx], "vulkan:0 a GPU", "test")
+    assert precision == backend.precision == "fp16" and "52.0 dB" in why
+    assert Parity.from_dict(json.loads(record.read_text())) == measured
 
 
 def test_auto_on_a_vulkan_gpu_with_an_unwritable_cache_falls_back_to_the_cpu(tiny_onnx, tmp_path, monkeypatch):

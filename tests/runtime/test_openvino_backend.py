@@ -111,6 +111,31 @@ def test_bf16_parity_is_measured_once_then_read_from_the_cache(tiny_onnx, tmp_pa
     assert again == first
 
 
+@pytest.mark.parametrize("damage", ["55", None, [], {"psnr_db": 55.0}])
+def test_a_damaged_cached_figure_is_measured_again(tiny_onnx, tmp_path, monkeypatch, damage):
+    """A record whose figure is no number (hand-edited, another version) is measured again, not a traceback."""
+    import esrgan.runtime.cpu_parity as cp
+
+    args = (tiny_onnx, "fp32", ["openvino", "onnxruntime-cpu"])
+    first = cp.select_cpu_backend(*args, features=WITH_BF16, cache_dir=tmp_path, threads=1)
+    (record,) = (tmp_path / "parity").glob("*.json")
+    payload = json.loads(record.read_text())
+    key = next(iter(payload["figures"]))
+    if isinstance(damage, dict):
+        payload["figures"][key] = damage
+    elif damage is None or isinstance(damage, str):
+        payload["figures"][key]["psnr_db"] = damage
+    else:
+        payload["figures"] = damage
+    record.write_text(json.dumps(payload))
+    calls = []
+    real = cp.measure_cpu_paths
+    monkeypatch.setattr(cp, "measure_cpu_paths", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = cp.select_cpu_backend(*args, features=WITH_BF16, cache_dir=tmp_path, threads=1)
+    assert calls == [1] and again.backend == first.backend
+    assert cp.PathFigures.from_json(json.loads(record.read_text()))  # overwritten with a sound record
+
+
 def test_a_reduced_precision_that_fails_here_is_dropped_and_fp32_still_runs(tiny_onnx, tmp_path, monkeypatch):
     """A BF16 or INT8 path that cannot compile or run on this machine costs that path, not the run."""
     import esrgan.runtime.backends.openvino_backend as ob

@@ -240,6 +240,10 @@ def test_the_cpu_budget_counts_reclaimable_memory_and_a_container_limit(tmp_path
     (v1 / "memory.usage_in_bytes").write_text(f"{3 << 30}\n")
     (v1 / "memory.stat").write_text(f"cache {2 << 30}\ntotal_inactive_file {2 << 30}\n")
     assert engine._cgroup_room(str(tmp_path / "v1"), str(tmp_path / "self1")) == 3 << 30
+    # a cgroup outside this namespace's root ("/.." paths, cgroup_namespaces(7)) has no files here: no
+    # limit from it, and no endless walk up from a folder above the hierarchy
+    (tmp_path / "self2").write_text("0::/../sibling\n4:memory:/../x\n")
+    assert engine._cgroup_room(str(root), str(tmp_path / "self2")) is None
     monkeypatch.setattr(engine, "_meminfo_available", lambda: 20 << 30)
     monkeypatch.setattr(engine, "_cgroup_room", lambda: 5 << 30)
     assert engine._available_memory() == 5 << 30
