@@ -36,6 +36,11 @@ class ModelError(EsrganError):
     """A model file (ONNX, engine) that cannot be loaded or has unusable metadata."""
 
 
+class ModelShapeError(ModelError):
+    """A model whose input or output the tiler cannot feed (not RGB, a fixed batch other than 1, a fixed
+    non-square size): no backend would run it, so ``auto`` tries none other."""
+
+
 class ImageError(EsrganError):
     """One input image that cannot be read, is too large, or cannot be processed."""
 

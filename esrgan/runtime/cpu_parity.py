@@ -217,6 +217,7 @@ def measure_cpu_paths(
     BF16 keys are ``BF16_LAYOUT_KEYS`` values: the ``head`` and ``ends`` layouts, each under the layout
     the backend really ran (a model that cannot be cut runs all layers in BF16: ``openvino:bf16``).
     """
+    from esrgan.runtime.backends.base import check_rgb
     from esrgan.runtime.backends.openvino_backend import OpenVinoBackend
 
     images = [load_parity_tile(), synthetic_card()] if images is None else list(images)
@@ -258,6 +259,8 @@ def measure_cpu_paths(
                 backend = OpenVinoBackend(path, precision=precision, threads=threads, mode="latency",
                                           cache_dir=cache_dir if planned == FP32_KEY else "", bf16_layout=layout)
                 backends.append(backend)
+                if planned == FP32_KEY:  # the measuring images are RGB, as the tiler's windows are
+                    check_rgb(backend, str(model_path))
                 key = planned if is_int8 or precision == "fp32" else BF16_LAYOUT_KEYS[backend.info.extra["bf16_layout"]]
                 if key not in runs:  # a model that cannot be cut runs "all" for both layouts: run it once
                     outs = [fitted_run(backend, img) for img in images]  # the first run of x is the untimed one

@@ -328,6 +328,10 @@ class TileEngine:
         self.backend = backend
         self.scale = backend.scale
         self.pad = tile_pad
+        max_batch = getattr(backend, "max_batch", None)
+        if max_batch is not None and batch > max_batch and not getattr(backend, "fixed_size", None):
+            say(f"the model takes batches of at most {max_batch}: using batch {max_batch}")
+            batch = max_batch
         self.batch = batch
         # With --tile auto, an image whose whole window fits the memory budget runs whole (0: never).
         self.whole_pixels = 0

@@ -383,3 +383,110 @@ def test_a_non_square_fixed_input_model_is_refused_in_one_line(tmp_path):
     save(tmp_path / "in" / "a.png", gradient(20, 20))
     r = run(tmp_path / "in", tmp_path / "out", "--model", model, *ORT)
     assert r.exit_code == 2 and len(errors(r)) == 1 and "48x64" in errors(r)[0], r.output
+
+
+def _nearest_x2(path, in_shape, out_shape, outputs=1):
+    """Nearest x2 with the given declared input/output shapes (and extra outputs after the image)."""
+    from onnx import TensorProto, helper
+
+    from tests.runtime.onnx_graphs import _resize, _save
+
+    node, scales = _resize(2)
+    nodes, extra, consts = [node], [], [scales]
+    if isinstance(out_shape[1], int) and out_shape[1] < in_shape[1]:  # really returns fewer channels
+        node.output[0] = "up"
+        bounds = [helper.make_tensor(name, TensorProto.INT64, [1], [v])
+                  for name, v in (("c0", 0), ("c1", out_shape[1]), ("axis", 1))]
+        nodes.append(helper.make_node("Slice", ["up", "c0", "c1", "axis"], ["output"]))
+        consts += bounds
+    for k in range(1, outputs):
+        nodes.append(helper.make_node("Identity", ["input"], [f"aux{k}"]))
+        extra.append(helper.make_tensor_value_info(f"aux{k}", TensorProto.FLOAT, list(in_shape)))
+    model = _save(nodes, path, consts, in_shape=in_shape, out_shape=out_shape)
+    if extra:
+        import onnx
+
+        proto = onnx.load(str(model))
+        proto.graph.output.extend(extra)
+        onnx.save(proto, str(model))
+    return model
+
+
+BACKENDS = ["onnxruntime-cpu", "openvino", "auto"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_batch_one_model_runs_with_any_batch(tmp_path, backend):
+    """A file whose batch dimension is fixed at 1: --batch is lowered to 1 with one line, not every image failed."""
+    if backend != "onnxruntime-cpu":
+        pytest.importorskip("openvino")
+    model = _nearest_x2(tmp_path / "b1.onnx", (1, 3, "h", "w"), (1, 3, "H", "W"))
+    for name in ("a.png", "b.png"):
+        save(tmp_path / "in" / name, gradient(30, 41))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", model, "--backend", backend, "--batch", "4", "--tile", "16")
+    assert r.exit_code == 0, r.output
+    assert "batches of at most 1: using batch 1" in r.output
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")),
+                                  gradient(30, 41).repeat(2, 0).repeat(2, 1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("in_shape", "out_shape", "words"), [
+    (("n", 1, "h", "w"), ("n", 1, "H", "W"), "takes 1-channel"),
+    (("n", 4, "h", "w"), ("n", 4, "H", "W"), "takes 4-channel"),
+    (("n", 3, "h", "w"), ("n", 1, "H", "W"), "returns 1-channel"),
+    ((2, 3, "h", "w"), (2, 3, "H", "W"), "batches of exactly 2"),
+])
+def test_a_model_the_tiler_cannot_feed_is_refused_at_load_in_one_line(tmp_path, backend, in_shape, out_shape, words):
+    """Not every image failed one by one (exit 1), nor auto's measurement failing on its own images."""
+    if backend != "onnxruntime-cpu":
+        pytest.importorskip("openvino")
+    model = _nearest_x2(tmp_path / "odd.onnx", in_shape, out_shape)
+    save(tmp_path / "in" / "a.png", gradient(20, 20))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", model, "--backend", backend)
+    assert r.exit_code == 2, r.output
+    assert len(errors(r)) == 1 and words in errors(r)[0] and "odd.onnx" in errors(r)[0], r.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime-cpu", "openvino"])
+def test_a_model_with_extra_outputs_runs_its_first(tmp_path, backend):
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    model = _nearest_x2(tmp_path / "two.onnx", ("n", 3, "h", "w"), ("n", 3, "H", "W"), outputs=2)
+    save(tmp_path / "in" / "a.png", gradient(20, 23))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", model, "--backend", backend)
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")),
+                                  gradient(20, 23).repeat(2, 0).repeat(2, 1))
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_auto_runs_on_onnxruntime_what_openvino_cannot_read(tmp_path, monkeypatch, bf16):
+    """An operator OpenVINO has no conversion for (ai.onnx.ml's Scaler) fails auto's one-time measurement
+    (BF16 CPUs) or OpenVINO's load (others): ONNX Runtime runs the file instead, said in one line."""
+    pytest.importorskip("openvino")
+    from onnx import helper
+
+    import esrgan.runtime.cpu_parity as cp
+    from esrgan.runtime.cpu_features import CpuFeatures
+    from tests.runtime.onnx_graphs import _resize, _save
+
+    flags = {"avx2", "avx512_bf16"} if bf16 else {"avx2"}
+    monkeypatch.setattr(cp, "probe_cpu_features", lambda: CpuFeatures("test cpu", "x86_64", 2, frozenset(flags)))
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    node, scales = _resize(2, "up")
+    scaler = helper.make_node("Scaler", ["up"], ["output"], domain="ai.onnx.ml", offset=[0.0], scale=[1.0])
+    model = tmp_path / "ml.onnx"
+    _save([node, scaler], model, [scales])
+    import onnx
+
+    proto = onnx.load(str(model))
+    proto.opset_import.append(helper.make_opsetid("ai.onnx.ml", 3))
+    onnx.save(proto, str(model))
+    save(tmp_path / "in" / "a.png", gradient(20, 23))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", model)
+    assert r.exit_code == 0, r.output
+    assert "OpenVINO cannot run ml.onnx (" in r.output and "using ONNX Runtime on the CPU" in r.output
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")),
+                                  gradient(20, 23).repeat(2, 0).repeat(2, 1))

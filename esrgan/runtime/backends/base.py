@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from esrgan.errors import EsrganError, ModelError
+from esrgan.errors import EsrganError, ModelError, ModelShapeError
 from esrgan.models.spec import SizeRequirements
+
+#: Channels of every window the tiler feeds a model and expects back: RGB (a grey image as three equal
+#: channels, an alpha channel as an RGB plane of its own).
+IMAGE_CHANNELS = 3
 
 #: Input size of the one run that measures the scale of a model whose file does not state it:
 #: a multiple of 8 (pixel-unshuffle models need one) and not square (both axes are checked).
@@ -52,9 +56,12 @@ class Backend(ABC):
     scale: int
     in_channels: int
     info: BackendInfo
+    out_channels: int | None = None  # None: the file does not state it
     size_multiple: int = 1
     size_requirements: SizeRequirements = SizeRequirements()
     fixed_size: tuple[int, int] | None = None
+    # The largest batch the model takes (1 for a file whose batch dimension is fixed at 1); None: any.
+    max_batch: int | None = None
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -81,11 +88,29 @@ def check_fixed_size(source: str, size: tuple[int, int] | None) -> tuple[int, in
     Tiles are square, so a fixed input must be too; None (any size) passes.
     """
     if size is not None and size[0] != size[1]:
-        raise ModelError(
+        raise ModelShapeError(
             f"{source}: the model takes only {size[0]}x{size[1]} inputs; fixed non-square inputs cannot be "
             "tiled: export it with dynamic height and width (or square)"
         )
     return size
+
+
+def check_rgb(backend: Backend, source: str) -> None:
+    """A model that takes or returns other than RGB is refused at load in one line: the tiler feeds and
+    stitches RGB windows. Not a backend's own check: export verification runs grey models too."""
+    for verb, count in (("takes", backend.in_channels), ("returns", backend.out_channels)):
+        if count is not None and count != IMAGE_CHANNELS:
+            raise ModelShapeError(f"{source}: the model {verb} {count}-channel images; esrgan-run runs models that "
+                             f"take and return RGB ({IMAGE_CHANNELS} channels)")
+
+
+def check_batch(source: str, batch: int | None) -> int | None:
+    """A fixed batch dimension: 1 is run one window at a time (returned as ``max_batch``); any other
+    fixed size would need every batch full, and is refused at load in one line."""
+    if batch is not None and batch != 1:
+        raise ModelShapeError(f"{source}: the model takes batches of exactly {batch} windows; export it with a "
+                         "dynamic batch size (or 1)")
+    return batch
 
 
 def check_io(source: str, inputs: list, outputs: list) -> None:

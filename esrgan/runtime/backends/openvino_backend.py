@@ -41,8 +41,10 @@ from esrgan.errors import (
 from esrgan.metadata import PRECISION, parse_metadata
 from esrgan.native_output import native_output_dropped
 from esrgan.runtime.backends.base import (
+    IMAGE_CHANNELS,
     Backend,
     BackendInfo,
+    check_batch,
     check_fixed_size,
     check_io,
     probe_scale,
@@ -52,6 +54,14 @@ from esrgan.runtime.backends.openvino_split import BF16_LAYOUTS, LAYOUT_NOTES, s
 PRECISIONS = ("auto", "fp32", "bf16")
 MODES = ("throughput", "latency")
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+
+
+def _static(shape: object, i: int) -> int | None:
+    """Dimension ``i`` of a 4-D OpenVINO partial shape when fixed, else None."""
+    rank = shape.rank  # type: ignore[attr-defined]
+    if not (rank.is_static and rank.get_length() == 4 and shape[i].is_static):  # type: ignore[index]
+        return None
+    return int(shape[i].get_length())  # type: ignore[index]
 
 
 def default_cache_dir() -> Path:
@@ -169,7 +179,10 @@ class OpenVinoBackend(Backend):
         self.size_multiple = meta.size_multiple
         self.size_requirements = meta.size_requirements
         self.scale = meta.scale or 0  # measured below, once compiled, when the file does not state it
-        self.in_channels = shape[1].get_length() if shape.rank.is_static and shape[1].is_static else 3
+        out_shape = model.outputs[0].get_partial_shape()
+        self.in_channels = _static(shape, 1) or IMAGE_CHANNELS
+        self.out_channels = _static(out_shape, 1)
+        self.max_batch = check_batch(str(src), _static(shape, 0))
         self.mode = mode
         # (model, precision) stages run in order; one stage unless BF16 keeps some layers in FP32.
         if bf16_layout not in BF16_LAYOUTS:
@@ -210,8 +223,8 @@ class OpenVinoBackend(Backend):
                 "loaded_from_cache": str(all(_loaded_from_cache(c) for c in compiled)).lower(),
             },
         )
-        fixed = shape.rank.is_static and shape[2].is_static and shape[3].is_static
-        self.fixed_size = check_fixed_size(str(src), (shape[2].get_length(), shape[3].get_length()) if fixed else None)
+        fixed_h, fixed_w = _static(shape, 2), _static(shape, 3)
+        self.fixed_size = check_fixed_size(str(src), (fixed_h, fixed_w) if fixed_h and fixed_w else None)
         if meta.scale is None:
             self.scale = probe_scale(self.run, self.in_channels, str(src), self.fixed_size)
 

@@ -20,8 +20,10 @@ from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemory
 from esrgan.metadata import parse_metadata
 from esrgan.native_output import debugging
 from esrgan.runtime.backends.base import (
+    IMAGE_CHANNELS,
     Backend,
     BackendInfo,
+    check_batch,
     check_fixed_size,
     check_io,
     probe_scale,
@@ -110,6 +112,10 @@ def is_out_of_memory(message: str) -> bool:
     return any(m in low for m in _OOM_MARKERS)
 
 
+def _static(dim: object) -> int | None:
+    """One dimension of an ONNX Runtime shape: an int when fixed, None when symbolic or unknown."""
+    return dim if isinstance(dim, int) and dim > 0 else None
+
 class OnnxRuntimeBackend(Backend):
     """An ONNX model in ONNX Runtime, on the provider ``kind`` names."""
 
@@ -163,14 +169,18 @@ class OnnxRuntimeBackend(Backend):
         self.metadata = meta
         self.size_multiple = meta.size_multiple
         self.size_requirements = meta.size_requirements
-        inputs = self.session.get_inputs()
-        check_io(str(src), inputs, self.session.get_outputs())
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        check_io(str(src), inputs, outputs)
         inp = inputs[0]
         if len(inp.shape) != 4:
             raise ModelError(f"{src}: the model's input has shape {inp.shape}; expected an NCHW image batch")
         self.input_name = inp.name
+        self.output_name = outputs[0].name  # the image; OpenVINO's backend takes the first output too
         self.input_type = inp.type  # "tensor(float)" or "tensor(float16)"
-        self.in_channels = int(inp.shape[1]) if isinstance(inp.shape[1], int) else 3
+        out_shape = outputs[0].shape if isinstance(outputs[0].shape, list) else []
+        self.in_channels = _static(inp.shape[1]) or IMAGE_CHANNELS
+        self.out_channels = _static(out_shape[1]) if len(out_shape) == 4 else None
+        self.max_batch = check_batch(str(src), _static(inp.shape[0]))
         device = "cpu" if running[0] == "CPUExecutionProvider" else f"cuda:{device_id}"
         self.info = BackendInfo(
             name=kind, precision=meta.precision, device=device, providers=tuple(running),
@@ -182,7 +192,7 @@ class OnnxRuntimeBackend(Backend):
     def run(self, batch: np.ndarray) -> np.ndarray:
         dtype = np.float16 if self.input_type == "tensor(float16)" else np.float32
         try:
-            (out,) = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=dtype)})
+            (out,) = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(batch, dtype=dtype)})
         except Exception as exc:
             line = first_line(exc)
             if is_out_of_memory(line):

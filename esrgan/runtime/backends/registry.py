@@ -15,9 +15,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from esrgan.errors import BackendError, CacheError, DependencyError, ModelError, UsageError
+from esrgan.errors import (
+    BackendError,
+    CacheError,
+    DependencyError,
+    ModelError,
+    ModelShapeError,
+    UsageError,
+    first_line,
+)
 from esrgan.metadata import parse_metadata
-from esrgan.runtime.backends.base import Backend
+from esrgan.runtime.backends.base import Backend, check_rgb
 
 # name -> "module:Class". The ONNX Runtime names share one class (kind=name).
 BACKENDS = {
@@ -199,14 +207,26 @@ def load_backend(
     export_checkpoint: Callable[[Path], Path] | None = None,
     **opts: Any,
 ) -> Backend:
-    """Load ``model_path`` on ``backend`` (a name in ``CHOICES``).
+    """Load ``model_path`` on ``backend`` (a name in ``CHOICES``) for the tiler: an RGB model.
 
     ``say`` receives the one-line notices (which CPU path auto chose, a provider fallback);
     default: stderr. ``export_checkpoint`` turns a checkpoint into an ONNX file for the non-torch
     backends (default: ``esrgan.runtime.model_source.checkpoint_to_onnx``).
     """
     say = say or (lambda line: print(line, file=sys.stderr))
-    path = Path(model_path)
+    loaded = _load(Path(model_path), backend, device_id, threads, say, export_checkpoint, **opts)
+    try:
+        check_rgb(loaded, str(model_path))
+    except ModelError:
+        loaded.close()
+        raise
+    return loaded
+
+
+def _load(
+    path: Path, backend: str, device_id: int, threads: int | None, say: Callable[[str], None],
+    export_checkpoint: Callable[[Path], Path] | None, **opts: Any,
+) -> Backend:
     if not path.exists():
         raise ModelError(f"{path}: no such model file")
     kind = model_kind(path)
@@ -266,7 +286,27 @@ def load_backend(
             return _ncnn_vulkan_auto(path, gpu, device_id, threads, say)
         except (BackendError, CacheError, DependencyError, ModelError) as exc:
             say(f"ncnn-vulkan on {gpu} cannot run {path.name}: {exc}; using the CPU")
-    name, cpu_opts, why, run_path = choose_cpu(path, _onnx_precision(path), threads, say)
+    fallback = functools.partial(_onnxruntime_instead, path, device_id, threads, say, **opts)
+    try:
+        name, cpu_opts, why, run_path = choose_cpu(path, _onnx_precision(path), threads, say)
+    except (BackendError, ModelError) as exc:  # auto's one-time measurement runs OpenVINO
+        return fallback(exc)
     if why:
         say(why)
-    return _construct(name, run_path, device_id, threads, True, **{**cpu_opts, **opts})
+    try:
+        return _construct(name, run_path, device_id, threads, True, **{**cpu_opts, **opts})
+    except (BackendError, ModelError) as exc:
+        if name != "openvino":
+            raise
+        return fallback(exc)
+
+
+def _onnxruntime_instead(path: Path, device_id: int, threads: int | None, say: Callable[[str], None],
+                         exc: BaseException, **opts: Any) -> Backend:
+    """``auto`` on the CPU when OpenVINO cannot read, compile or run a file: ONNX Runtime reads more
+    operator sets (ai.onnx.ml, some custom domains), so the file may still run. A model no backend
+    runs (``ModelShapeError``), or no ONNX Runtime, keeps OpenVINO's error."""
+    if isinstance(exc, ModelShapeError) or not _importable("onnxruntime"):
+        raise exc
+    say(f"OpenVINO cannot run {path.name} ({first_line(exc)}); using ONNX Runtime on the CPU")
+    return _construct("onnxruntime-cpu", path, device_id, threads, True, **opts)

@@ -247,8 +247,9 @@ class TensorRTBackend(Backend):
         """Output/input size at the profile's minimum shape, cross-checked with the sidecar's scale."""
         if not self._context.set_input_shape(self.input_name, self.profile.min):
             raise ModelError(f"{path}: TensorRT refused the engine's own minimum shape {self.profile.min}")
-        out_w = _dims(self._context.get_tensor_shape(self.output_name))[-1]
-        scale = out_w // self.profile.min[-1]
+        out_shape = _dims(self._context.get_tensor_shape(self.output_name))
+        self.out_channels = out_shape[1] if len(out_shape) == 4 else None
+        scale = out_shape[-1] // self.profile.min[-1]
         recorded = self.sidecar.get("esrgan_scale")
         if recorded and int(recorded) != scale:
             raise ModelError(f"{path}: engine upscales x{scale} but its sidecar says x{recorded}")

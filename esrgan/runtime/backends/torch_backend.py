@@ -76,6 +76,7 @@ class TorchBackend(Backend):
         spec = getattr(model, "spec")  # noqa: B009 (set by every generator class; mypy sees Module)
         self.scale = spec.scale
         self.in_channels = spec.num_in_ch
+        self.out_channels = spec.num_out_ch
         self.size_multiple = spec.size_multiple
         self.size_requirements = spec.size_requirements
         self.info = BackendInfo(
