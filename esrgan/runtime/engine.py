@@ -465,9 +465,12 @@ class TileEngine:
                 action()
                 return
             except OutOfMemoryError as exc:
+                shrunk = self._shrink()
                 self.batcher = tiling.TileBatcher(self.batch)
-                if not self._shrink():
-                    self._fail_keys(set(self.in_flight), f"{exc} even with {MIN_TILE} px tiles")
+                if not shrunk:
+                    where = (f"the model takes only {self.fixed[0]}x{self.fixed[1]} inputs, which cannot shrink"
+                             if self.fixed else f"even with {self.tile} px tiles, one at a time")
+                    self._fail_keys(set(self.in_flight), f"{exc} ({where})")
                     return
                 pending = [w for w in self.in_flight.values() if not w.done]
 
@@ -479,20 +482,26 @@ class TileEngine:
                         self._run(group)
 
     def _shrink(self) -> bool:
+        """After an out-of-memory: halve the tile (down to MIN_TILE, which is tried too), then the batch.
+        False when neither can shrink (or the model takes one input size only)."""
         if self.fixed:
-            return False  # the model takes no other size
-        if self.tile == 0:
-            sizes = [max(w.decoded.size) for w in self.in_flight.values()] or [2 * MIN_TILE]
-            new = max(sizes) // 2
-        else:
-            new = self.tile // 2
-        if new < MIN_TILE:
             return False
-        self.whole_pixels = 0  # the budget was too optimistic: tile from now on
-        if not self._oom_said:
-            old = "the whole image" if self.tile == 0 else f"tile {self.tile}"
-            self.say(f"out of memory with {old}: halving the tile to {new} px and retrying (said once)")
+        if self.tile == 0:
+            current = max([max(w.decoded.size) for w in self.in_flight.values()] or [2 * MIN_TILE])
+        else:
+            current = self.tile
+        new = max(MIN_TILE, current // 2)
+        if new < current:
+            self.whole_pixels = 0  # the budget was too optimistic: tile from now on
+            if not self._oom_said:
+                old = "the whole image" if self.tile == 0 else f"tile {self.tile}"
+                self.say(f"out of memory with {old}: halving the tile to {new} px and retrying (said once)")
+                self._oom_said = True
+            self.tile = new
+            return True
+        if self.batch > 1:
+            self.batch //= 2
+            self.say(f"out of memory with {self.tile} px tiles: batch lowered to {self.batch}")
             self._oom_said = True
-        self.tile = new
-        return True
-
+            return True
+        return False

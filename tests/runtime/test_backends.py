@@ -135,6 +135,34 @@ def test_out_of_memory_at_the_smallest_tile_and_model_errors_fail_the_image_only
     assert len(failed) == 2 and "kernel exploded" in failed[0]
 
 
+class PixelBudgetBackend(FlakyBackend):
+    """Out of memory when a batch holds more than ``pixels`` input pixels (tile and batch both count)."""
+
+    def __init__(self, pixels):
+        super().__init__()
+        self.pixels = pixels
+
+    def run(self, batch):
+        self.shapes.append(batch.shape)
+        if batch.shape[0] * batch.shape[2] * batch.shape[3] > self.pixels:
+            raise OutOfMemoryError("fake device ran out of memory")
+        return batch.repeat(2, axis=2).repeat(2, axis=3)
+
+
+@pytest.mark.parametrize("tile", [64, 60, 48])
+def test_out_of_memory_tries_the_smallest_tile_then_smaller_batches(tile):
+    """60 -> 30 -> 16 (not 60 -> 30 -> give up), then the batch halves: what fits one 16 px window runs."""
+    arr = gradient(50, 44)
+    eng, done, failed, said = _engine(PixelBudgetBackend(pixels=450), tile, batch=4)  # one 20x20 window
+    eng.submit(0, from_array(arr))
+    assert not failed and len(done) == 1 and (eng.tile, eng.batch) == (16, 1), (failed, said)
+    assert "halving" in said[0] and said[-1].endswith("batch lowered to 1")
+    np.testing.assert_array_equal(done[0].outputs[0], arr.repeat(2, 0).repeat(2, 1))
+    eng, done, failed, said = _engine(PixelBudgetBackend(pixels=100), tile, batch=4)
+    eng.submit(0, from_array(arr))
+    assert not done and failed == ["fake device ran out of memory (even with 16 px tiles, one at a time)"]
+
+
 def test_tiles_of_small_images_share_batches():
     backend = FlakyBackend()
     eng, done, failed, _ = _engine(backend, 16, batch=4)
