@@ -198,8 +198,11 @@ def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) 
     """
     folder = cache_dir() / "ncnn" / f"{file_sha256(onnx_path)}-{writer_version()}"
     param, weights, spec_file = folder / "model.param", folder / "model.bin", folder / "model.json"
-    if spec_file.is_file():
-        return param, weights, GeneratorSpec.from_json(spec_file.read_text())
+    if spec_file.is_file() and param.is_file() and weights.is_file():
+        try:
+            return param, weights, GeneratorSpec.from_json(spec_file.read_text())
+        except Exception:  # noqa: BLE001 - a damaged or foreign record: the files are written again
+            pass
     spec, state = read_onnx_weights(onnx_path)
     with writing_cache(folder):  # ncnn loads files: without a writable cache there is nothing to load
         folder.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,24 @@ def test_checkpoint_goes_through_its_onnx_export(tiny_model_files, reference, ca
     assert seen == [ckpt] and passes(compare(ref, backend.run(x)), "fp32")
 
 
+@pytest.mark.parametrize("damage", ["truncated spec", "no bin"])
+def test_a_damaged_cached_ncnn_folder_is_written_again(tiny_onnx, reference, cache, damage):
+    from esrgan.runtime.ncnn_writer import ncnn_files
+
+    x, ref = reference
+    param, weights, spec = ncnn_files(tiny_onnx)
+    if damage == "no bin":
+        weights.unlink()
+    else:
+        spec_file = param.with_name("model.json")
+        spec_file.write_text(spec_file.read_text()[:10])
+    lines: list[str] = []
+    assert ncnn_files(tiny_onnx, lines.append) == (param, weights, spec)
+    assert len(lines) == 1 and lines[0].startswith("writing the model as ncnn files")
+    backend = registry.load_backend(tiny_onnx, "ncnn-cpu", threads=1, say=lambda line: None)
+    assert passes(compare(ref, backend.run(x)), "fp32")
+
+
 def test_a_param_file_runs_as_given_with_its_own_blob_names_and_a_measured_scale(tiny_onnx, reference, cache, tmp_path):
     from esrgan.runtime.ncnn_writer import ncnn_files
 
