@@ -449,6 +449,8 @@ def from_array(arr: np.ndarray) -> Decoded:
     elif arr.dtype == np.uint16:
         f, bits = arr.astype(np.float32) / 65535.0, 16
     elif np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():  # else the model's non-finite output would be blamed on its weights
+            raise ImageError("the image array holds NaN or infinite values")
         f, bits = np.clip(arr, 0.0, 1.0).astype(np.float32), 16
     else:
         raise ImageError(f"unsupported array dtype {arr.dtype}; expected uint8, uint16 or float in [0, 1]")

@@ -250,3 +250,14 @@ def test_upscaler_remembers_a_tile_halved_by_out_of_memory():
     backend.shapes.clear()
     up.upscale(arr)
     assert max(s[2] for s in backend.shapes) <= 30 and len(lines) == 1  # no new out-of-memory, nothing said
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_float_image_is_refused_as_the_images_fault(bad):
+    """Not run, then reported as "the model produced NaN (broken weights?)"."""
+    from esrgan.errors import ImageError
+
+    arr = np.full((8, 8, 3), 0.5, np.float32)
+    arr[3, 4, 1] = bad
+    with pytest.raises(ImageError, match="image array holds NaN or infinite"):
+        from_array(arr)
