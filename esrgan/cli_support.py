@@ -125,6 +125,28 @@ def handle_errors(func: F | None = None, *, extra: str | None = None) -> Any:
     return wrapper  # type: ignore[return-value]
 
 
+class _OneLineUsageError(click.UsageError):
+    """Click's usage error said as one ``error:`` line (Click's own form is three: usage, hint, error)."""
+
+    def show(self, file: Any = None) -> None:
+        hint = f" (see {self.ctx.command_path} --help)" if self.ctx is not None else ""
+        click.echo(f"error: {self.format_message().rstrip('.')}{hint}", err=True)
+
+
+class Command(click.Command):
+    """A click command whose argument errors are one line and exit 2, like every user-caused error:
+    every CLI here is declared with ``@click.command(cls=Command)``."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except _OneLineUsageError:
+            raise
+        except click.UsageError as exc:  # BadParameter, NoSuchOption, MissingParameter...
+            raise _OneLineUsageError(exc.format_message(), exc.ctx) from None
+
+
 def debug_option(func: F) -> F:
     """A ``--debug`` flag that sets ESRGAN_DEBUG for this process."""
 

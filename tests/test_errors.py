@@ -41,3 +41,29 @@ def test_native_output_is_dropped_unless_debugging(capfd, monkeypatch):
     with native_output_dropped(1):
         os.write(1, b"shown when debugging\n")
     assert capfd.readouterr().out == "shown when debugging\n"
+
+
+@pytest.mark.parametrize("command", ["esrgan.runtime.cli", "esrgan.export.cli", "esrgan.train.cli", "esrgan.bench.cli"])
+@pytest.mark.parametrize("args", [["--no-such-option"], ["--debug", "--no-such-option"]])
+def test_every_command_says_an_argument_error_in_one_line(command, args):
+    """Click's own form is three lines (usage, a hint, the error); every other user-caused error is one."""
+    import importlib
+
+    from click.testing import CliRunner
+
+    main = importlib.import_module(command).main
+    result = CliRunner().invoke(main, args)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith("error: No such option '--no-such-option'") and lines[0].endswith("--help)")
+
+
+def test_a_bad_value_names_the_option_in_one_line():
+    from click.testing import CliRunner
+
+    from esrgan.runtime.cli import main
+
+    result = CliRunner().invoke(main, ["in", "out", "--batch", "0"])
+    line = result.output.strip()
+    assert result.exit_code == 2 and "\n" not in line
+    assert line.startswith("error: Invalid value for '--batch': 0 is not in the range x>=1 (see ")

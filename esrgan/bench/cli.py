@@ -13,7 +13,7 @@ import click
 
 from esrgan.bench.config import DEFAULT_PRESET, QUICK, BenchConfig, resolve_config
 from esrgan.bench.models import PRESETS
-from esrgan.cli_support import debug_option, handle_errors, version_option
+from esrgan.cli_support import Command, debug_option, handle_errors, version_option
 from esrgan.elapsed import timed
 from esrgan.errors import UsageError
 from esrgan.export.options import EXPORTERS
@@ -46,7 +46,7 @@ def _keys(text: str | None) -> tuple[str, ...] | None:
     return keys or None
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", "checkpoint", type=click.Path(dir_okay=False), help="Generator checkpoint to benchmark, or a published model's name (esrgan-run --list-models).")
 @click.option("--preset", type=click.Choice(PRESETS),
               help="paper: random-weight paper-size x4; tiny: a very small x4 (smoke tests); "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from esrgan.cli_support import EXIT_OK, debug_option, handle_errors, version_option
+from esrgan.cli_support import EXIT_OK, Command, debug_option, handle_errors, version_option
 from esrgan.elapsed import timed
 from esrgan.errors import DependencyError, UsageError
 from esrgan.export.engine import EngineOptions
@@ -22,7 +22,7 @@ from esrgan.export.options import DEFAULT_ALPHA, EXPORTERS, ExportOptions
 from esrgan.runtime.tensorrt_profile import parse_shape
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--gan", "gan", type=click.Path(dir_okay=False), help="GAN-stage (or only) checkpoint, or a published model's name (esrgan-run --list-models).")
 @click.option("--psnr", "psnr", type=click.Path(dir_okay=False),
               help="PSNR-stage checkpoint: enables network interpolation with --alpha.")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from esrgan.cli_support import EXIT_OK, debug_option, handle_errors, version_option
+from esrgan.cli_support import EXIT_OK, Command, debug_option, handle_errors, version_option
 from esrgan.errors import UsageError
 from esrgan.runtime.backends.registry import CHOICES
 from esrgan.runtime.options import RunOptions, check_outscale
@@ -50,7 +50,7 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("input", metavar="INPUT")
 @click.argument("output", metavar="OUTPUT", type=click.Path())
 @click.option("-n", "--model", "model", type=click.Path(dir_okay=False), default=None,

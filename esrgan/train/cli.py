@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from esrgan.cli_support import debug_option, handle_errors, version_option
+from esrgan.cli_support import Command, debug_option, handle_errors, version_option
 from esrgan.train.config import (
     AMP_DTYPES,
     ARCHS,
@@ -59,7 +59,7 @@ def _print_config(config: TrainConfig) -> None:
     click.echo("resolved config:\n" + "\n".join("  " + line for line in config.to_yaml().splitlines()))
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--data", type=click.Path(file_okay=False), help="Folder of HR training images (any depth; png/jpg/webp/tif).")
 @click.option("--val-data", type=click.Path(file_okay=False), help=_help("Folder of HR validation images (PSNR-Y/SSIM-Y vs bicubic).", "val_data", "default"))
 @click.option("--output", type=click.Path(file_okay=False), help="Folder for checkpoints, state, config, log and plot.")
