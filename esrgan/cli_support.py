@@ -90,14 +90,16 @@ def version_option(func: F) -> F:
     return click.version_option(package_name=PACKAGE, message="%(prog)s %(version)s")(func)
 
 
-def handle_errors(func: F | None = None, *, extra: str | None = None) -> Any:
+def handle_errors(func: F | None = None, *, extra: str | None = None, on_interrupt: str = "") -> Any:
     """Turn library errors into one line and an exit code; show the traceback only in debug mode.
 
     Use as ``@handle_errors`` or ``@handle_errors(extra="train")``: ``extra`` names the optional
-    dependencies the command needs, for the line that replaces a missing package's traceback.
+    dependencies the command needs, for the line that replaces a missing package's traceback;
+    ``on_interrupt`` what the command's user can do after Ctrl-C (said after "interrupted").
     """
     if func is None:
-        return functools.partial(handle_errors, extra=extra)
+        return functools.partial(handle_errors, extra=extra, on_interrupt=on_interrupt)
+    interrupted_hint = f": {on_interrupt}" if on_interrupt else ""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -115,7 +117,8 @@ def handle_errors(func: F | None = None, *, extra: str | None = None) -> Any:
                 traceback.print_exc()
             fail(message)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            # on a line of its own: a progress bar may have been drawn without its newline
+            click.echo(f"\ninterrupted{interrupted_hint}", err=True)
             sys.exit(130)
         except MemoryError:
             if debugging():

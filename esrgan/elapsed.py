@@ -6,10 +6,14 @@ stamp shows it is moving and how long each part took: ``[  12.3s] verifying mode
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 Say = Callable[[str], None]
+#: How often ``heartbeat`` says a long step is still running.
+HEARTBEAT_SECONDS = 5.0
 
 
 def stamp(seconds: float) -> str:
@@ -24,3 +28,26 @@ def timed(say: Say) -> Say:
         say(f"{stamp(time.perf_counter() - start)} {message}")
 
     return timed_say
+
+
+@contextlib.contextmanager
+def heartbeat(say: Say, message: str, every: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+    """While the block runs, ``say`` a line every ``every`` seconds that it still does ``message``.
+
+    For single steps that take long and print nothing themselves (an exporter, a verification on the
+    paper-size model: up to a minute on a loaded machine), so that no command is silent for long.
+    """
+    start = time.perf_counter()
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every):
+            say(f"{message}: still running, {time.perf_counter() - start:.0f} s")
+
+    thread = threading.Thread(target=beat, name="esrgan-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

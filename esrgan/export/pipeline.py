@@ -20,6 +20,7 @@ import numpy as np
 from torch import nn
 
 from esrgan import metadata as meta
+from esrgan.elapsed import heartbeat
 from esrgan.errors import DependencyError, UsageError, VerificationError
 from esrgan.export.engine import (
     EngineOptions,
@@ -224,7 +225,8 @@ def verify_engine(model: nn.Module, engine_path: Path, images: Sequence[np.ndarr
 
 
 class _step:
-    """Announce a step, time it, and store the seconds under ``key``."""
+    """Announce a step, time it, and store the seconds under ``key``; a step that takes long says every
+    few seconds that it still runs (an exporter prints nothing for up to a minute)."""
 
     def __init__(self, key: str, timings: dict[str, float], say: Progress, message: str) -> None:
         self.key, self.timings, self.say, self.message = key, timings, say, message
@@ -232,6 +234,9 @@ class _step:
     def __enter__(self) -> None:
         self.say(f"{self.message}...")
         self.start = time.perf_counter()
+        self.beat = heartbeat(self.say, self.message)
+        self.beat.__enter__()
 
     def __exit__(self, *exc: object) -> None:
+        self.beat.__exit__(None, None, None)
         self.timings[self.key] = time.perf_counter() - self.start

@@ -87,7 +87,8 @@ def _terminate(signum: int, frame: object) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notices; errors and the summary only.")
 @version_option
 @debug_option
-@handle_errors
+@handle_errors(on_interrupt="every output written is complete; the same command again finishes the rest "
+               "(it skips them)")
 def main(input: str, output: str, model: str | None, backend: str, tile_text: str, tile_pad: int, batch: int,
          fmt: str, suffix: str, quality: int, outscale: float | None, overwrite: bool, shard: str | None, max_pixels: int,
          device_id: int, threads: int | None, quiet: bool) -> None:

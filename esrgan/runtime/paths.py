@@ -6,10 +6,12 @@ exactly the same decisions.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import hashlib
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,7 @@ class Inputs:
     files: list[Path]
     unreadable: list[str] = field(default_factory=list)  # one line per folder that could not be listed
     pattern: tuple[str, ...] | None = None  # a glob's components below ``root``
+    links: list[Path] = field(default_factory=list)  # links to folders met and not followed
 
 
 @dataclass
@@ -101,7 +104,12 @@ def find_inputs(spec: str) -> Inputs:
     if path.is_file():
         return Inputs(path.parent, [path])
     if path.is_dir():
-        return Inputs(path, sorted(f for f in _walk(path, entries) if _is_candidate(f)), unreadable)
+        links: list[Path] = []
+        files = sorted(f for f in _walk(path, entries, links) if _is_candidate(f))
+        if not files and not unreadable:
+            not_followed = f"; links to folders are not followed: {', '.join(map(str, links))}" if links else ""
+            raise UsageError(f"no image in {spec} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}){not_followed}")
+        return Inputs(path, files, unreadable, links=sorted(links))
     raise UsageError(f"{spec}: no such file or folder")
 
 
@@ -139,8 +147,9 @@ def _is_file(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def _walk(top: Path, entries: Callable[[Path], list[os.DirEntry[str]]]) -> Iterator[Path]:
-    """Every file below ``top``; links to folders are not followed (as ``rglob``: no cycles)."""
+def _walk(top: Path, entries: Callable[[Path], list[os.DirEntry[str]]], links: list[Path]) -> Iterator[Path]:
+    """Every file below ``top``. Links to folders are not followed (as ``rglob``: a link back up would
+    loop, one into the output folder would read outputs): they go into ``links``, to be named."""
     stack = [top]
     while stack:
         for entry in entries(stack.pop()):
@@ -148,6 +157,8 @@ def _walk(top: Path, entries: Callable[[Path], list[os.DirEntry[str]]]) -> Itera
                 stack.append(Path(entry.path))
             elif _is_file(entry):
                 yield Path(entry.path)
+            elif _is_dir(entry, follow=True):
+                links.append(Path(entry.path))
 
 
 def _name_matches(pattern: str, name: str) -> bool:
@@ -319,6 +330,7 @@ def plan_single_file(spec: str, inputs: Inputs, out: Path, fmt: str, shard: tupl
     (src,) = inputs.files
     if out.resolve() == src.resolve():
         raise UsageError(f"the output {out} is the input file: choose another output name")
+    check_writable_folder(out.parent)
     jobs = [Job(src, out, written)] if in_shard(src.name, shard) else []
     return Plan(jobs, [], [])
 
@@ -337,9 +349,37 @@ def plan_run(
     if out.exists() and not out.is_dir():
         raise UsageError(f"OUTPUT {out} is a file: give a folder, or an image file name for one input file")
     check_folders(inputs, out, recursive_input=inputs.pattern is None and Path(spec).is_dir())
+    check_writable_folder(out)
     jobs, notes = plan_jobs(inputs.root, inputs.files, out, fmt, shard, suffix=suffix)
     check_outputs_are_not_inputs(inputs, out, jobs, spec)
+    notes = [f"{link}: a link to a folder, not followed (give it as an input of its own to upscale it)"
+             for link in inputs.links] + notes
     return Plan(jobs, notes, inputs.unreadable, out)
+
+
+def check_writable_folder(out: Path) -> None:
+    """Refuse, before any model loads, an output folder that cannot be made or written (a path through
+    a file, a read-only file system, no permission): else every image would be upscaled, then fail to
+    be written. What this check creates it removes: nothing is left by a run that stops later."""
+    missing, folder = [], out
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"OUTPUT {out}: {folder} is a file, not a folder")
+    created: list[Path] = []
+    try:
+        for path in reversed(missing):
+            path.mkdir()
+            created.append(path)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise UsageError(f"OUTPUT {out}: cannot write there ({exc.strerror or exc})") from None
+    finally:
+        for path in reversed(created):
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def remove_stale_temps(jobs: Iterable[Job]) -> None:

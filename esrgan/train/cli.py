@@ -92,7 +92,7 @@ def _print_config(config: TrainConfig) -> None:
 @click.option("--vgg-weights", help=_help("VGG19 weights for the perceptual loss: 'auto' (torchvision's file under $TORCH_HOME/hub/checkpoints), a path to vgg19-dcbb9e9d.pth, or 'untrained' (random VGG19, smoke tests only; the tiny preset uses it).", "vgg_weights"))
 @version_option
 @debug_option
-@handle_errors(extra="train")
+@handle_errors(extra="train", on_interrupt="the same command plus --resume continues from the last saved state")
 def main(config_file: str | None, **flags: Any) -> None:
     """Train an ESRGAN generator: PSNR stage (L1), then GAN stage (perceptual + RaGAN + L1).
 

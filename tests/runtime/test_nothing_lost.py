@@ -325,3 +325,55 @@ def test_writes_are_synced_before_and_after_the_rename(tmp_path, monkeypatch):
     atomic.write_bytes_atomic(tmp_path / "x.bin", b"data")
     assert calls == ["fsync-file", "rename", "fsync-folder"]
     assert (tmp_path / "x.bin").read_bytes() == b"data"
+
+
+def test_a_linked_subfolder_is_named_not_silently_skipped(tmp_path, nearest_onnx):
+    """Links to folders are not followed (a link back up would loop); each one is named in a line."""
+    src, elsewhere = tmp_path / "in", tmp_path / "elsewhere"
+    save(src / "a.png", gradient(4, 4))
+    save(elsewhere / "b.png", gradient(4, 4))
+    (src / "ext").symlink_to(elsewhere, target_is_directory=True)
+    (src / "loop").symlink_to(src, target_is_directory=True)
+    r = run(src, tmp_path / "out", "--model", nearest_onnx)
+    assert r.exit_code == 0 and "1 written" in r.output
+    for name in ("ext", "loop"):
+        assert f"{src / name}: a link to a folder, not followed" in r.output, r.output
+
+
+@pytest.mark.parametrize("where", ["under a file", "read-only"])
+def test_an_output_folder_that_cannot_be_written_stops_before_any_model_work(tmp_path, nearest_onnx, monkeypatch, where):
+    save(tmp_path / "in" / "a.png", gradient(4, 4))
+    if where == "under a file":
+        (tmp_path / "afile").write_text("")
+        out = tmp_path / "afile" / "sub"
+    else:
+        out = tmp_path / "ro" / "deeper"
+        (tmp_path / "ro").mkdir()
+        import tempfile
+
+        real = tempfile.TemporaryFile
+
+        def refuse(*args, dir=None, **kwargs):
+            if dir is not None and Path(dir).resolve().is_relative_to((tmp_path / "ro").resolve()):
+                raise OSError(30, "Read-only file system")
+            return real(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    from esrgan.runtime import upscaler
+
+    monkeypatch.setattr(upscaler.Upscaler, "__init__", lambda *a, **k: pytest.fail("loaded a model"))
+    r = run(tmp_path / "in", out, "--model", nearest_onnx)
+    assert r.exit_code == 2 and len(error_lines(r.output)) == 1, r.output
+    assert str(out) in error_lines(r.output)[0]
+    assert not (tmp_path / "ro" / "deeper").exists()  # the probe leaves nothing behind
+
+
+@pytest.mark.parametrize("content", [None, "notes.txt"])
+def test_a_folder_without_images_is_one_line_exit_2(tmp_path, nearest_onnx, content):
+    (tmp_path / "in").mkdir()
+    if content:
+        (tmp_path / "in" / content).write_text("not an image")
+    r = run(tmp_path / "in", tmp_path / "out", "--model", nearest_onnx)
+    assert r.exit_code == 2 and error_lines(r.output) == [f"error: no image in {tmp_path / 'in'} (looked for "
+                                                            + error_lines(r.output)[0].split("(looked for ")[1]]
+    assert not (tmp_path / "out").exists()
