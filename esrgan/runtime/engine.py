@@ -18,7 +18,7 @@ import numpy as np
 
 from esrgan.errors import BackendError, OutOfMemoryError, UsageError
 from esrgan.runtime import tiling
-from esrgan.runtime.backends.base import Backend, BackendInfo
+from esrgan.runtime.backends.base import MEMORY_FACTORS, Backend, BackendInfo
 from esrgan.runtime.images import Decoded
 from esrgan.runtime.options import RunOptions
 
@@ -337,7 +337,7 @@ class TileEngine:
         self.whole_pixels = 0
         if tile == "auto":
             spec = getattr(getattr(backend, "metadata", None), "spec", None)
-            per_pixel = bytes_per_input_pixel(spec, backend.scale)
+            per_pixel = bytes_per_input_pixel(spec, backend.scale) * MEMORY_FACTORS.get(backend.info.name, 1.0)
             # Every window of a batch is in memory at once: each gets its share of the budget.
             budget = None if backend.info.max_input is not None else memory_budget(backend.info) // max(1, batch)
             tile = auto_tile(backend.info, tile_pad, per_pixel, budget)

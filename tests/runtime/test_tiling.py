@@ -313,3 +313,22 @@ def test_images_beyond_one_window_run_equal_tiles_not_a_remainder(h, w, tile, mo
     """A fixed tile leaves a remainder tile whose window mostly repeats its neighbour's (1080p in
     600 px tiles with a 32 px pad ran 1.70x its pixels, 700 x 700 ran 3.6x); equal tiles do not."""
     assert tiling.pixels_run(h, w, tile, tiling.DEFAULT_TILE_PAD, 1, 0) <= most * h * w
+
+
+def test_auto_tiles_leave_room_for_each_engines_own_workspace(monkeypatch):
+    """ONNX Runtime and ncnn take more than the activations (tile_memory.md): their whole-image limit is
+    the budget over the estimate times their factor; OpenVINO's is the estimate's."""
+    from esrgan.bench.extras import CountingBackend
+    from esrgan.runtime import engine
+    from esrgan.runtime.backends.base import MEMORY_FACTORS, BackendInfo
+
+    per_pixel = engine.bytes_per_input_pixel(None, 4)
+    monkeypatch.setattr(engine, "memory_budget", lambda info: int(per_pixel * 400 * 400))
+    whole = {}
+    for name in ("openvino", "onnxruntime-cpu", "ncnn-cpu"):
+        backend = CountingBackend()
+        backend.info = BackendInfo(name, "fp32", "cpu")
+        whole[name] = engine.TileEngine(backend, "auto", 16, 1, on_done=print, on_fail=print).whole_pixels
+    assert whole["openvino"] == 400 * 400
+    for name in ("onnxruntime-cpu", "ncnn-cpu"):
+        assert MEMORY_FACTORS[name] > 1 and abs(whole[name] * MEMORY_FACTORS[name] - 400 * 400) <= MEMORY_FACTORS[name]

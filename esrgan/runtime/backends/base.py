@@ -20,6 +20,15 @@ from esrgan.models.spec import SizeRequirements
 #: channels, an alpha channel as an RGB plane of its own).
 IMAGE_CHANNELS = 3
 
+#: Peak memory per input pixel over ``esrgan.runtime.engine.bytes_per_input_pixel``'s activation estimate,
+#: by backend name: the engines' own workspaces (im2col buffers, Winograd transforms, arenas), the worst
+#: ratio measured over the built-in model and x4plus (``benchmarks/tile_memory.py``, report in
+#: benchmarks/reports/runtime/tile_memory.md; Intel Xeon): ONNX Runtime 1.36 / 1.34 (1.78 for the
+#: built-in model at 890 px: its arena grows in steps), OpenVINO 0.84 / 0.80, ncnn 4.42 / 5.09.
+#: ``--tile auto`` multiplies the estimate by it, so that its budget holds. ncnn-vulkan takes the CPU
+#: engine's figure (not measured on a GPU).
+MEMORY_FACTORS = {"onnxruntime-cpu": 1.8, "ncnn-cpu": 5.2, "ncnn-vulkan": 5.2}
+
 #: Input size of the one run that measures the scale of a model whose file does not state it:
 #: a multiple of 8 (pixel-unshuffle models need one) and not square (both axes are checked).
 PROBE_SIZE = (32, 48)
