@@ -98,7 +98,10 @@ class FolderRun:
     def _say_once(self, line: str) -> None:
         if line not in self._said:
             self._said.add(line)
-            self.say(line)
+            # any ``say`` (the CLI's echoes too) writes around the progress bar, as tqdm.write does:
+            # the bar is cleared first and drawn again after, so a notice is never glued to it
+            with tqdm.external_write_mode(file=sys.stderr):
+                self.say(line)
 
     def _error(self, line: str, exc: BaseException | None = None) -> None:
         self.summary.failures.append(line)
