@@ -62,6 +62,10 @@ def _terminate(signum: int, frame: object) -> None:
 @click.option("--backend", type=click.Choice(CHOICES), default=RunOptions.backend, show_default=True,
               help="auto: TensorRT engine, ORT TensorRT, ORT CUDA, ncnn on a Vulkan GPU (ncnn extra), "
                    "then the best CPU path.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=RunOptions.precision,
+              show_default=True,
+              help="auto: the backend's choice (auto measures BF16 on a CPU that has it; ncnn-vulkan fp16). "
+                   "fp32: exact, on any path auto takes; bf16: openvino; fp16: ncnn-vulkan/ncnn-cpu.")
 @click.option("-t", "--tile", "tile_text", default=str(RunOptions.tile), show_default=True,
               help="Tile side in input px; auto = largest that fits; 0 = whole image in one pass.")
 @click.option("--tile-pad", type=click.IntRange(min=0), default=RunOptions.tile_pad, show_default=True,
@@ -89,7 +93,7 @@ def _terminate(signum: int, frame: object) -> None:
 @debug_option
 @handle_errors(on_interrupt="every output written is complete; the same command again finishes the rest "
                "(it skips them)")
-def main(input: str, output: str, model: str | None, backend: str, tile_text: str, tile_pad: int, batch: int,
+def main(input: str, output: str, model: str | None, backend: str, precision: str, tile_text: str, tile_pad: int, batch: int,
          fmt: str, suffix: str, quality: int, outscale: float | None, overwrite: bool, shard: str | None, max_pixels: int,
          device_id: int, threads: int | None, quiet: bool) -> None:
     """Upscale every image under INPUT (folder, file or glob) into the folder OUTPUT.
@@ -98,6 +102,7 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
     """
     from esrgan.download import resolve_model_argument
     from esrgan.runtime import paths
+    from esrgan.runtime.backends.registry import check_precision
     from esrgan.runtime.model_source import check_published_runnable
     from esrgan.runtime.upscaler import Upscaler
 
@@ -106,10 +111,12 @@ def main(input: str, output: str, model: str | None, backend: str, tile_text: st
     shard_t = paths.parse_shard(shard)
     # Bad paths fail in one line before any model is loaded (loading can take seconds).
     paths.plan_run(input, Path(output), fmt, shard_t, suffix=suffix)
+    check_precision(backend, precision)
     check = None if backend == "torch" else check_published_runnable  # torch runs the checkpoint itself
     model = resolve_model_argument(model, progress=not quiet, check=check)
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
-    with Upscaler(model, backend, tile, tile_pad, batch, device_id=device_id, threads=threads, say=say) as up:
+    with Upscaler(model, backend, tile, tile_pad, batch, device_id=device_id, threads=threads, precision=precision,
+                  say=say) as up:
         if not quiet:
             info = up.backend.info
             click.echo(f"backend: {info.name} {info.precision} on {info.device} "

@@ -23,6 +23,7 @@ class RunOptions:
     """How the model is loaded and how each image is tiled, processed and written."""
 
     backend: str = "auto"  # a name from esrgan.runtime.backends.registry.CHOICES
+    precision: str = "auto"  # auto = the backend's choice; or fp32/fp16/bf16 (registry.PRECISION_CHOICES)
     tile: int | str = "auto"  # px per tile side; "auto" = the largest that fits; 0 = whole image
     tile_pad: int = DEFAULT_TILE_PAD
     batch: int = 1  # tiles per model call

@@ -17,7 +17,7 @@ from PIL import Image
 from esrgan.errors import ImageError
 from esrgan.runtime import images, paths
 from esrgan.runtime.backends.base import Backend
-from esrgan.runtime.backends.registry import load_backend
+from esrgan.runtime.backends.registry import check_precision, load_backend
 from esrgan.runtime.engine import ImageWork, TileEngine
 from esrgan.runtime.manifest import FolderRecord, OutputSettings
 from esrgan.runtime.options import RunOptions, check_outscale
@@ -47,6 +47,7 @@ class Upscaler:
         *,
         device_id: int = RunOptions.device_id,
         threads: int | None = RunOptions.threads,
+        precision: str = RunOptions.precision,
         say: Callable[[str], None] | None = _stderr,
     ) -> None:
         self.say = say or (lambda line: None)
@@ -61,8 +62,11 @@ class Upscaler:
 
                 model = default_model_path()
                 self.say(default_model_notice(model))
+            check_precision(backend, precision)
             self.model_path = Path(model)
-            self.backend = load_backend(self.model_path, backend, device_id=device_id, threads=threads, say=self.say)
+            pinned = {} if precision == "auto" else {"precision": precision}
+            self.backend = load_backend(self.model_path, backend, device_id=device_id, threads=threads, say=self.say,
+                                        **pinned)
         self.tile, self.tile_pad, self.batch = tile, tile_pad, batch
 
     @property

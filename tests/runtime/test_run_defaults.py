@@ -119,3 +119,40 @@ def test_docs_state_the_run_options_defaults():
     assert f"JPEG/WebP quality ({defaults.quality})" in doc
     assert f"default {defaults.max_pixels // 1_000_000} MP)" in doc
     assert f"`{defaults.tile}` (default)" in doc
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--backend", "openvino", "--precision", "fp32"], "backend: openvino fp32 on cpu"),
+    (["--precision", "fp32"], "CPU backend: openvino fp32 (--precision fp32)"),
+])
+def test_precision_fp32_pins_openvino_and_auto_to_fp32(tmp_path, args, line):
+    """On a BF16 CPU --backend openvino runs BF16 and auto measures BF16 first: --precision fp32 does neither."""
+    pytest.importorskip("openvino")
+    from click.testing import CliRunner
+
+    from esrgan.runtime.cli import main
+    from tests.runtime.conftest import gradient, save
+
+    save(tmp_path / "in" / "a.png", gradient(12, 12))
+    r = CliRunner().invoke(main, [str(tmp_path / "in"), str(tmp_path / "out"), *args],
+                           env={"ESRGAN_CACHE_DIR": str(tmp_path / "cache")})
+    assert r.exit_code == 0, r.output
+    assert line in r.output and "measuring" not in r.output
+
+
+@pytest.mark.parametrize(("backend", "precision"), [("onnxruntime-cpu", "bf16"), ("openvino", "fp16"),
+                                                    ("auto", "bf16"), ("tensorrt", "fp32"), ("ncnn-cpu", "bf16")])
+def test_a_precision_the_backend_cannot_run_is_one_line_before_any_model(tmp_path, backend, precision, monkeypatch):
+    from click.testing import CliRunner
+
+    from esrgan.runtime import upscaler
+    from esrgan.runtime.cli import main
+    from tests.runtime.conftest import gradient, save
+
+    monkeypatch.setattr(upscaler.Upscaler, "__init__", lambda *a, **k: pytest.fail("loaded a model"))
+    save(tmp_path / "in" / "a.png", gradient(12, 12))
+    r = CliRunner().invoke(main, [str(tmp_path / "in"), str(tmp_path / "out"), "--backend", backend,
+                                  "--precision", precision])
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    assert lines[0].startswith(f"error: --precision {precision} with --backend {backend}: ")

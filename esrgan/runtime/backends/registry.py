@@ -136,15 +136,20 @@ def _construct(
     if name == "tensorrt":
         return cls(path, device_id=device_id)  # type: ignore[call-arg]
     if name == "torch":
-        return cls(path, device="cpu" if device_id < 0 else _torch_device(device_id), threads=threads)  # type: ignore[call-arg]
+        return cls(path, device="cpu" if device_id < 0 else _torch_device(device_id), threads=threads, **extra)  # type: ignore[call-arg]
     return cls(path, threads=threads, **extra)  # type: ignore[call-arg]
 
 
 def _ncnn_vulkan_auto(
-    path: Path, gpu: str, device_id: int, threads: int | None, say: Callable[[str], None]
+    path: Path, gpu: str, device_id: int, threads: int | None, say: Callable[[str], None], pinned: str | None = None
 ) -> Backend:
     """ncnn on Vulkan GPU ``gpu`` for ``auto``: fp16 where this model's measured fp16 parity on this
-    device passes (``esrgan.runtime.vulkan_parity``), else fp32; the line says which and why."""
+    device passes (``esrgan.runtime.vulkan_parity``), else fp32; the line says which and why.
+    ``pinned``: the precision ``--precision`` asked for, used as it is."""
+    if pinned:
+        chosen = _construct("ncnn-vulkan", path, device_id, threads, True, say, precision=pinned)
+        say(f"GPU backend: ncnn-vulkan {pinned} on {gpu} (--precision {pinned})")
+        return chosen
     import ncnn
 
     from esrgan.runtime.vulkan_parity import vulkan_backend
@@ -155,6 +160,24 @@ def _ncnn_vulkan_auto(
         files, gpu, getattr(ncnn, "__version__", "?"), say)
     say(f"GPU backend: ncnn-vulkan {precision} on {gpu} ({why})")
     return backend
+
+
+#: What ``--precision`` may pin, by backend; the others run the model file's own precision (an FP16
+#: ONNX export, a TensorRT engine). Under ``auto`` only fp32: no reduced-precision path is measured or
+#: taken (on the CPU, on a Vulkan GPU; a CUDA provider runs the file as it is).
+PRECISION_CHOICES = {"auto": ("fp32",), "openvino": ("fp32", "bf16"), "ncnn-cpu": ("fp32", "fp16"),
+                     "ncnn-vulkan": ("fp32", "fp16"), "torch": ("fp32", "fp16", "bf16")}
+
+
+def check_precision(backend: str, precision: str) -> None:
+    """Refuse, before any model loads, a ``--precision`` that ``--backend`` cannot run ("auto": its choice)."""
+    if precision == "auto":
+        return
+    allowed = PRECISION_CHOICES.get(backend, ())
+    if precision not in allowed:
+        what = f"it takes {' or '.join(allowed)}" if allowed else "it runs the model file's own precision"
+        where = "; ".join(f"{b}: {', '.join(p)}" for b, p in PRECISION_CHOICES.items())
+        raise UsageError(f"--precision {precision} with --backend {backend}: {what} (--precision applies to {where})")
 
 
 def _check_gpu_visible(name: str) -> None:
@@ -234,13 +257,14 @@ def _load(
         raise UsageError(f"unknown backend {backend!r}; expected one of {', '.join(CHOICES)}")
     _check_gpu_visible(backend)
 
+    pinned = opts.pop("precision", None) if backend == "auto" else None  # --precision fp32 under auto
     if kind == "ncnn":
         if backend not in ("auto", *NCNN_BACKENDS):
             raise UsageError(f"{path.name} is an ncnn model: only --backend {' or '.join(NCNN_BACKENDS)} (or auto) runs it")
         if backend == "auto":
             gpu = _vulkan_gpu(device_id)
             if gpu is not None:
-                return _ncnn_vulkan_auto(path, gpu, device_id, threads, say)
+                return _ncnn_vulkan_auto(path, gpu, device_id, threads, say, pinned)
             from esrgan.runtime.backends.ncnn_backend import no_gpu_reason
 
             chosen = _construct("ncnn-cpu", path, device_id, threads, True, say, **opts)
@@ -253,7 +277,7 @@ def _load(
         return _construct("tensorrt", path, device_id, threads, True)
     if kind == "checkpoint":
         if backend == "torch":
-            return _construct("torch", path, device_id, threads, True)
+            return _construct("torch", path, device_id, threads, True, **opts)
         if export_checkpoint is None:
             from esrgan.runtime.model_source import checkpoint_to_onnx
 
@@ -283,12 +307,17 @@ def _load(
     gpu = _vulkan_gpu(device_id)
     if gpu is not None:
         try:
-            return _ncnn_vulkan_auto(path, gpu, device_id, threads, say)
+            return _ncnn_vulkan_auto(path, gpu, device_id, threads, say, pinned)
         except (BackendError, CacheError, DependencyError, ModelError) as exc:
             say(f"ncnn-vulkan on {gpu} cannot run {path.name}: {exc}; using the CPU")
     fallback = functools.partial(_onnxruntime_instead, path, device_id, threads, say, **opts)
     try:
-        name, cpu_opts, why, run_path = choose_cpu(path, _onnx_precision(path), threads, say)
+        if pinned:  # no reduced-precision path is measured or used
+            name = "openvino" if _importable("openvino") else "onnxruntime-cpu"
+            cpu_opts = {"precision": pinned} if name == "openvino" else {}
+            why, run_path = f"CPU backend: {name} {pinned} (--precision {pinned})", path
+        else:
+            name, cpu_opts, why, run_path = choose_cpu(path, _onnx_precision(path), threads, say)
     except (BackendError, ModelError) as exc:  # auto's one-time measurement runs OpenVINO
         return fallback(exc)
     if why:
