@@ -203,11 +203,9 @@ def _glob_matches(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
 
 
 def output_suffix(src: Path, requested: str) -> str:
-    """The suffix ``src``'s output gets: the requested format's, or for ``same`` the input's own,
-    spelt as it is (``x.PNG`` -> ``x.PNG``, ``y.jpeg`` -> ``y.jpeg``, as Real-ESRGAN's script names its
-    outputs), or ``.png`` for a format that is read but not written (GIF)."""
+    """The suffix ``src``'s output gets: the requested format's, or for ``same`` the input's (else PNG)."""
     if requested == "same":
-        return src.suffix if src.suffix.lower() in SAME_FORMAT else WRITE_SUFFIXES["PNG"]
+        return WRITE_SUFFIXES[SAME_FORMAT.get(src.suffix.lower(), "PNG")]
     fmt = FORMATS.get(requested.lower())
     if fmt is None:
         raise UsageError(f"--format {requested!r}: expected one of same, {', '.join(FORMATS)}")
@@ -303,7 +301,7 @@ def plan_jobs(
             taken.add(_name_key(dst))
             dst_of[src] = dst
             notes.append(f"{src} and {first} both map to {want}: writing {src.name} as {dst.name}")
-    jobs = [Job(src, dst_of[src], SAME_FORMAT[dst_of[src].suffix.lower()])
+    jobs = [Job(src, dst_of[src], FORMATS[dst_of[src].suffix.lstrip(".")])
             for src in files if in_shard(rel_of(src).as_posix(), shard)]
     return jobs, notes
 

@@ -242,22 +242,3 @@ def test_racing_writers_agree_when_settings_agree(tmp_path):
         assert outcome.count(winner) == (6 if winner == 95 else 2)
         assert outcome.count("refused") == 8 - outcome.count(winner)
         assert [p.name for p in folder.iterdir()] == [MANIFEST_NAME]  # no temp file left
-
-
-def test_an_output_keeps_its_inputs_suffix_as_spelt(tmp_path, nearest_onnx):
-    """As Real-ESRGAN's script names its outputs: x.PNG -> x.PNG, y.jpeg -> y.jpeg; a format read but not
-    written (GIF) becomes PNG."""
-    from PIL import Image
-
-    from tests.runtime.test_run_cli import run
-
-    src = tmp_path / "in"
-    for name in ("x.PNG", "y.jpeg", "z.TIFF", "w.JPG"):
-        save(src / name, gradient(6, 7))
-    Image.fromarray(gradient(6, 7)).save(src / "g.gif")
-    r = run(src, tmp_path / "out", "--model", nearest_onnx)
-    assert r.exit_code == 0, r.output
-    written = sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith("."))
-    assert written == ["g.png", "w.JPG", "x.PNG", "y.jpeg", "z.TIFF"]
-    for name, fmt in (("w.JPG", "JPEG"), ("x.PNG", "PNG"), ("y.jpeg", "JPEG"), ("z.TIFF", "TIFF")):
-        assert Image.open(tmp_path / "out" / name).format == fmt
