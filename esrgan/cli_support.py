@@ -131,8 +131,12 @@ def handle_errors(func: F | None = None, *, extra: str | None = None, on_interru
 class _OneLineUsageError(click.UsageError):
     """Click's usage error said as one ``error:`` line (Click's own form is three: usage, hint, error)."""
 
+    def __init__(self, message: str, command: str | None) -> None:
+        super().__init__(message)
+        self.command = command
+
     def show(self, file: Any = None) -> None:
-        hint = f" (see {self.ctx.command_path} --help)" if self.ctx is not None else ""
+        hint = f" (see {self.command} --help)" if self.command else ""
         click.echo(f"error: {self.format_message().rstrip('.')}{hint}", err=True)
 
 
@@ -147,7 +151,9 @@ class Command(click.Command):
         except _OneLineUsageError:
             raise
         except click.UsageError as exc:  # BadParameter, NoSuchOption, MissingParameter...
-            raise _OneLineUsageError(exc.format_message(), exc.ctx) from None
+            # the parser raises some (an option missing its value) without a context: the name is known here
+            command = exc.ctx.command_path if exc.ctx is not None else info_name
+            raise _OneLineUsageError(exc.format_message(), command) from None
 
 
 def debug_option(func: F) -> F:

@@ -44,7 +44,7 @@ class Parity:
         if not isinstance(record, dict) or sorted(record) != sorted(names):
             raise ValueError(f"not a parity record: {record!r:.120}")
         values = [record[name] for name in names]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v) for v in values):
             raise ValueError(f"not a parity record: {record!r:.120}")
         return cls(*(float(v) for v in values))
 

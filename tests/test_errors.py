@@ -44,7 +44,7 @@ def test_native_output_is_dropped_unless_debugging(capfd, monkeypatch):
 
 
 @pytest.mark.parametrize("command", ["esrgan.runtime.cli", "esrgan.export.cli", "esrgan.train.cli", "esrgan.bench.cli"])
-@pytest.mark.parametrize("args", [["--no-such-option"], ["--debug", "--no-such-option"]])
+@pytest.mark.parametrize("args", [["--no-such-option"], ["--debug", "--no-such-option"], ["--help=1"]])
 def test_every_command_says_an_argument_error_in_one_line(command, args):
     """Click's own form is three lines (usage, a hint, the error); every other user-caused error is one."""
     import importlib
@@ -55,7 +55,7 @@ def test_every_command_says_an_argument_error_in_one_line(command, args):
     result = CliRunner().invoke(main, args)
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1, result.output
-    assert lines[0].startswith("error: No such option '--no-such-option'") and lines[0].endswith("--help)")
+    assert lines[0].startswith("error: ") and lines[0].endswith(" --help)")
 
 
 def test_a_bad_value_names_the_option_in_one_line():

@@ -469,7 +469,7 @@ class TileEngine:
                 self.batcher = tiling.TileBatcher(self.batch)
                 if not shrunk:
                     where = (f"the model takes only {self.fixed[0]}x{self.fixed[1]} inputs, which cannot shrink"
-                             if self.fixed else f"even with {self.tile} px tiles, one at a time")
+                             if self.fixed else f"even with {self._windows()}, one at a time")
                     self._fail_keys(set(self.in_flight), f"{exc} ({where})")
                     return
                 pending = [w for w in self.in_flight.values() if not w.done]
@@ -501,7 +501,10 @@ class TileEngine:
             return True
         if self.batch > 1:
             self.batch //= 2
-            self.say(f"out of memory with {self.tile} px tiles: batch lowered to {self.batch}")
+            self.say(f"out of memory with {self._windows()}: batch lowered to {self.batch}")
             self._oom_said = True
             return True
         return False
+
+    def _windows(self) -> str:
+        return "whole images" if self.tile == 0 else f"{self.tile} px tiles"

@@ -71,7 +71,10 @@ def _install() -> bool:
             buf = ctypes.create_string_buffer(_MESSAGE_BYTES)
             vsnprintf(buf, _MESSAGE_BYTES, fmt, ap)
             text = buf.value.decode("utf-8", "replace").strip().rstrip(".")
-            line = f"{module.decode('utf-8', 'replace')}: {text}" if module else text
+            name = module.decode("utf-8", "replace") if module else ""
+            # libtiff names the codec (ZIPDecode) or, for some messages, the file: Pillow's internal
+            # name for it ("tempfile.tif"), which is no file of the user's and is left out
+            line = f"{name}: {text}" if name and not name.lower().endswith((".tif", ".tiff")) else text
             sink = getattr(_local, "sink", None)
             if sink is None:  # a decode outside ``collected()``: said as libtiff would
                 sys.stderr.write(line + "\n")

@@ -18,6 +18,7 @@ float32 data in PyTorch's (out, in, kh, kw) order, then the float32 bias without
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -191,24 +192,27 @@ def writer_version() -> str:
 def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) -> tuple[Path, Path, GeneratorSpec]:
     """The ncnn files and spec of an esrgan ONNX export, written once into the cache (keyed by the
     file's sha256): ``model.param``, ``model.bin`` and ``model.json`` (the spec, so that a cached model
-    loads without reading the ONNX file again).
+    loads without reading the ONNX file again, and the two files' sizes).
 
-    Each file is written atomically and the spec last, so that a folder with a ``model.json`` is
-    complete even after an interrupted or concurrent first run.
+    Each file is written atomically and ``model.json`` last, so that a folder whose ``model.json``
+    names the sizes its files have is complete even after an interrupted or concurrent first run; a
+    folder damaged later (a file cut short, removed or replaced) is written again.
     """
     folder = cache_dir() / "ncnn" / f"{file_sha256(onnx_path)}-{writer_version()}"
     param, weights, spec_file = folder / "model.param", folder / "model.bin", folder / "model.json"
-    if spec_file.is_file() and param.is_file() and weights.is_file():
-        try:
-            return param, weights, GeneratorSpec.from_json(spec_file.read_text())
-        except Exception:  # noqa: BLE001 - a damaged or foreign record: the files are written again
-            pass
+    try:
+        record = json.loads(spec_file.read_text())
+        if record["sizes"] == [param.stat().st_size, weights.stat().st_size]:  # cut short or replaced: written again
+            return param, weights, GeneratorSpec.from_json(json.dumps(record["spec"]))
+    except Exception:  # noqa: BLE001 - missing, damaged or foreign: the files are written again
+        pass
     spec, state = read_onnx_weights(onnx_path)
     with writing_cache(folder):  # ncnn loads files: without a writable cache there is nothing to load
         folder.mkdir(parents=True, exist_ok=True)
         say(f"writing the model as ncnn files, once; cached in {folder}")  # onnx_path may be a cached export
         with write_atomic(param) as staged_param, write_atomic(weights) as staged_bin:
             write_ncnn(state, spec, Path(staged_param), Path(staged_bin))
-        with write_atomic(spec_file) as staged:
-            Path(staged).write_text(spec.to_json())
+        with write_atomic(spec_file) as staged:  # last: its sizes say the two files above are whole
+            sizes = [param.stat().st_size, weights.stat().st_size]
+            Path(staged).write_text(json.dumps({"spec": json.loads(spec.to_json()), "sizes": sizes}))
     return param, weights, spec

@@ -6,7 +6,6 @@ exactly the same decisions.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import functools
 import hashlib
@@ -358,28 +357,25 @@ def plan_run(
 
 
 def check_writable_folder(out: Path) -> None:
-    """Refuse, before any model loads, an output folder that cannot be made or written (a path through
-    a file, a read-only file system, no permission): else every image would be upscaled, then fail to
-    be written. What this check creates it removes: nothing is left by a run that stops later."""
-    missing, folder = [], out
+    """Refuse, before any model loads, an output folder that cannot be made (a path through a file, a
+    read-only file system, no permission): else every image would be upscaled, then fail to be written.
+
+    Probed where the folder would be made, its nearest existing ancestor, without creating anything
+    there (shards started together make the same folder at once). A folder that exists is left to the
+    writes: a rerun over complete outputs in a read-only folder only skips them.
+    """
+    if out.exists():
+        return
+    folder = out
     while not folder.exists() and folder.parent != folder:
-        missing.append(folder)
         folder = folder.parent
-    if folder.exists() and not folder.is_dir():
+    if not folder.is_dir():
         raise UsageError(f"OUTPUT {out}: {folder} is a file, not a folder")
-    created: list[Path] = []
     try:
-        for path in reversed(missing):
-            path.mkdir()
-            created.append(path)
-        with tempfile.TemporaryFile(dir=out):
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise UsageError(f"OUTPUT {out}: cannot write there ({exc.strerror or exc})") from None
-    finally:
-        for path in reversed(created):
-            with contextlib.suppress(OSError):
-                path.rmdir()
+        raise UsageError(f"OUTPUT {out}: cannot make it in {folder} ({exc.strerror or exc})") from None
 
 
 def remove_stale_temps(jobs: Iterable[Job]) -> None:

@@ -102,8 +102,8 @@ class Upscaler:
             on_done=done.append, on_fail=lambda work, msg: errors.append(msg), say=self.say,
         )
         engine.submit(0, decoded)
-        if engine.shrunk:
-            self.tile = engine.tile  # the next image starts at the tile that fitted
+        if engine.shrunk:  # the next image starts at the tile and batch that fitted
+            self.tile, self.batch = engine.tile, engine.batch
         if errors or not done:
             raise ImageError(errors[0] if errors else "the model produced no output")
         return finish_image(done[0], outscale, self.scale)

@@ -72,6 +72,7 @@ def test_a_parity_record_round_trips_and_a_damaged_one_is_refused():
     assert Parity.from_dict(p.to_dict()) == p
     good = p.to_dict()
     for bad in (None, [], "x", {**good, "psnr_db": "55"}, {**good, "psnr_db": None}, {**good, "psnr_db": True},
+                {**good, "nonfinite_fraction": math.nan},
                 {k: v for k, v in good.items() if k != "psnr_db"}, {**good, "extra": 1.0}):
         with pytest.raises(ValueError):
             Parity.from_dict(bad)

@@ -252,6 +252,26 @@ def test_upscaler_remembers_a_tile_halved_by_out_of_memory():
     assert max(s[2] for s in backend.shapes) <= 30 and len(lines) == 1  # no new out-of-memory, nothing said
 
 
+def test_upscaler_remembers_a_batch_lowered_by_out_of_memory():
+    from esrgan.runtime.upscaler import Upscaler
+
+    backend, lines = PixelBudgetBackend(pixels=450), []
+    up = Upscaler(backend=backend, tile=16, tile_pad=2, batch=4, say=lines.append)
+    arr = gradient(50, 44)
+    up.upscale(arr)
+    assert (up.tile, up.batch) == (16, 1)
+    said, backend.shapes[:] = len(lines), []
+    up.upscale(arr)
+    assert all(s[0] == 1 for s in backend.shapes) and len(lines) == said  # no new out-of-memory
+
+
+def test_whole_image_runs_say_whole_images_not_0_px_tiles():
+    eng, done, failed, said = _engine(PixelBudgetBackend(pixels=100), 0, batch=4)
+    eng.submit(0, from_array(gradient(10, 12)), more_coming=True)
+    eng.submit(1, from_array(gradient(10, 12)))
+    assert not done and failed and all("whole images" in m and "0 px" not in m for m in failed + said), (failed, said)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_a_non_finite_float_image_is_refused_as_the_images_fault(bad):
     """Not run, then reported as "the model produced NaN (broken weights?)"."""

@@ -227,3 +227,21 @@ def test_with_debug_libtiff_prints_as_it_would(tmp_path, capfd, monkeypatch):
     with pytest.raises(ImageError):
         images.read_image(path)
     assert "ZIPDecode" in capfd.readouterr().err
+
+
+def test_libtiffs_internal_file_name_stays_out_of_the_line(tmp_path, monkeypatch):
+    """Some libtiff messages name the file, which for Pillow is its own "tempfile.tif", not the user's."""
+    import pytest
+
+    from esrgan.errors import ImageError
+
+    monkeypatch.delenv("ESRGAN_DEBUG", raising=False)
+    path = tmp_path / "x.tif"
+    noise = np.random.default_rng(SEED).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(path, compression="tiff_lzw")
+    data = bytearray(path.read_bytes())
+    data[30:120] = b"\xff" * 90
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError) as err:
+        images.read_image(path)
+    assert "tempfile" not in str(err.value) and "libtiff: " in str(err.value), str(err.value)

@@ -490,3 +490,18 @@ def test_auto_runs_on_onnxruntime_what_openvino_cannot_read(tmp_path, monkeypatc
     assert "OpenVINO cannot run ml.onnx (" in r.output and "using ONNX Runtime on the CPU" in r.output
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")),
                                   gradient(20, 23).repeat(2, 0).repeat(2, 1))
+
+
+def test_a_model_whose_input_is_not_an_image_batch_is_one_line_with_no_fallback(tmp_path):
+    """No backend runs it, so auto does not announce ONNX Runtime after OpenVINO refused it."""
+    pytest.importorskip("openvino")
+    from onnx import helper
+
+    from tests.runtime.onnx_graphs import _save
+
+    model = _save([helper.make_node("Identity", ["input"], ["output"])], tmp_path / "rank3.onnx",
+                  in_shape=("n", "h", "w"), out_shape=("n", "h", "w"))
+    save(tmp_path / "in" / "a.png", gradient(8, 8))
+    r = run(tmp_path / "in", tmp_path / "out", "--model", model)
+    assert r.exit_code == 2 and len(errors(r)) == 1 and "NCHW" in errors(r)[0], r.output
+    assert "using ONNX Runtime" not in r.output

@@ -77,7 +77,7 @@ def test_checkpoint_goes_through_its_onnx_export(tiny_model_files, reference, ca
     assert seen == [ckpt] and passes(compare(ref, backend.run(x)), "fp32")
 
 
-@pytest.mark.parametrize("damage", ["truncated spec", "no bin"])
+@pytest.mark.parametrize("damage", ["truncated spec", "no bin", "bin cut short"])
 def test_a_damaged_cached_ncnn_folder_is_written_again(tiny_onnx, reference, cache, damage):
     from esrgan.runtime.ncnn_writer import ncnn_files
 
@@ -85,6 +85,8 @@ def test_a_damaged_cached_ncnn_folder_is_written_again(tiny_onnx, reference, cac
     param, weights, spec = ncnn_files(tiny_onnx)
     if damage == "no bin":
         weights.unlink()
+    elif damage == "bin cut short":
+        weights.write_bytes(weights.read_bytes()[:1000])
     else:
         spec_file = param.with_name("model.json")
         spec_file.write_text(spec_file.read_text()[:10])

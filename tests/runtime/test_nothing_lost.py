@@ -377,3 +377,14 @@ def test_a_folder_without_images_is_one_line_exit_2(tmp_path, nearest_onnx, cont
     assert r.exit_code == 2 and error_lines(r.output) == [f"error: no image in {tmp_path / 'in'} (looked for "
                                                             + error_lines(r.output)[0].split("(looked for ")[1]]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_output_folder_probe_creates_nothing_and_takes_dotdot(tmp_path, monkeypatch):
+    """Shards started together make the same folder at once: the probe must not make (or remove) it."""
+    from esrgan.runtime.paths import check_writable_folder
+
+    check_writable_folder(tmp_path / "a" / "b")
+    assert not (tmp_path / "a").exists()
+    monkeypatch.chdir(tmp_path)
+    check_writable_folder(Path("nx/../ny"))  # through a folder that does not exist
+    assert not (tmp_path / "nx").exists() and not (tmp_path / "ny").exists()

@@ -125,7 +125,7 @@ def check_batch(source: str, batch: int | None) -> int | None:
 def check_io(source: str, inputs: list, outputs: list) -> None:
     """One image in, one image out: anything else is refused in one line at load."""
     if len(inputs) != 1 or len(outputs) < 1:
-        raise ModelError(
+        raise ModelShapeError(
             f"{source}: the model has {len(inputs)} input(s) and {len(outputs)} output(s); "
             "expected one NCHW image input and an image output"
         )

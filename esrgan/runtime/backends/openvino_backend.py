@@ -34,6 +34,7 @@ from esrgan.errors import (
     BackendError,
     DependencyError,
     ModelError,
+    ModelShapeError,
     OutOfMemoryError,
     UsageError,
     install_hint,
@@ -167,7 +168,7 @@ class OpenVinoBackend(Backend):
         check_io(str(src), list(model.inputs), list(model.outputs))
         shape = model.inputs[0].get_partial_shape()
         if shape.rank.is_static and shape.rank.get_length() != 4:
-            raise ModelError(f"{src}: the model's input has shape {shape}; expected an NCHW image batch")
+            raise ModelShapeError(f"{src}: the model's input has shape {shape}; expected an NCHW image batch")
         if cpu_features is None:
             from esrgan.runtime.cpu_features import probe_cpu_features
 

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, first_line
+from esrgan.errors import (
+    BackendError,
+    DependencyError,
+    ModelError,
+    ModelShapeError,
+    OutOfMemoryError,
+    first_line,
+)
 from esrgan.metadata import parse_metadata
 from esrgan.native_output import debugging
 from esrgan.runtime.backends.base import (
@@ -173,7 +180,7 @@ class OnnxRuntimeBackend(Backend):
         check_io(str(src), inputs, outputs)
         inp = inputs[0]
         if len(inp.shape) != 4:
-            raise ModelError(f"{src}: the model's input has shape {inp.shape}; expected an NCHW image batch")
+            raise ModelShapeError(f"{src}: the model's input has shape {inp.shape}; expected an NCHW image batch")
         self.input_name = inp.name
         self.output_name = outputs[0].name  # the image; OpenVINO's backend takes the first output too
         self.input_type = inp.type  # "tensor(float)" or "tensor(float16)"

@@ -327,15 +327,16 @@ def _load(
     except (BackendError, ModelError) as exc:
         if name != "openvino":
             raise
-        return fallback(exc)
+        return fallback(exc, failed=run_path)
 
 
 def _onnxruntime_instead(path: Path, device_id: int, threads: int | None, say: Callable[[str], None],
-                         exc: BaseException, **opts: Any) -> Backend:
+                         exc: BaseException, failed: Path | None = None, **opts: Any) -> Backend:
     """``auto`` on the CPU when OpenVINO cannot read, compile or run a file: ONNX Runtime reads more
     operator sets (ai.onnx.ml, some custom domains), so the file may still run. A model no backend
     runs (``ModelShapeError``), or no ONNX Runtime, keeps OpenVINO's error."""
     if isinstance(exc, ModelShapeError) or not _importable("onnxruntime"):
         raise exc
-    say(f"OpenVINO cannot run {path.name} ({first_line(exc)}); using ONNX Runtime on the CPU")
+    say(f"OpenVINO cannot run {(failed or path).name} ({first_line(exc)}); using ONNX Runtime on the CPU"
+        + (f" with {path.name}" if failed not in (None, path) else ""))
     return _construct("onnxruntime-cpu", path, device_id, threads, True, **opts)
