@@ -73,16 +73,23 @@ def split_held_out(files: Sequence[Path]) -> tuple[list[Path], list[Path]]:
     return [f for f in files if f not in held], held
 
 
-def image_crops(files: Sequence[Path], crop: int, per_image: int) -> Iterator[np.ndarray]:
-    """(1, 3, crop, crop) float32 [0, 1] crops on a regular grid over each image (deterministic)."""
+#: Pillow mode the calibration photographs are read in, by the model's input channels.
+CALIBRATION_MODES = {1: "L", 3: "RGB"}
+
+
+def image_crops(files: Sequence[Path], crop: int, per_image: int, channels: int = 3) -> Iterator[np.ndarray]:
+    """(1, channels, crop, crop) float32 [0, 1] crops on a regular grid over each image (deterministic);
+    ``channels``: 3 (RGB) or 1 (grey, for grey models)."""
     from PIL import Image
 
     for path in files:
         try:
             with Image.open(path) as im:
-                rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+                rgb = np.asarray(im.convert(CALIBRATION_MODES[channels]), dtype=np.float32) / 255.0
         except OSError as exc:
             raise ImageError(f"{path}: cannot read it for calibration ({exc})") from None
+        if rgb.ndim == 2:
+            rgb = rgb[..., None]
         h, w = rgb.shape[:2]
         c = min(crop, h, w)
         side = max(1, int(np.ceil(np.sqrt(per_image))))
@@ -191,12 +198,17 @@ def quantize_int8(
         calib_files, held_files = files, image_files(held_out_dir)
     else:
         calib_files, held_files = split_held_out(files)
-    crops = list(image_crops(calib_files, crop, crops_per_image))[:max_crops]
-    held_tiles = list(image_crops(held_files, eval_crop, 2))
     from esrgan.export.onnx_metadata import load_onnx, props_of, save_onnx, set_props
 
     proto = load_onnx(src, load_weights=False)
     meta = props_of(proto)
+    dims = proto.graph.input[0].type.tensor_type.shape.dim if proto.graph.input else []
+    channels = dims[1].dim_value if len(dims) == 4 and dims[1].dim_value else 3  # the model's input channels
+    if channels not in CALIBRATION_MODES:
+        raise UsageError(f"{src}: INT8 calibration reads photographs as RGB or grey; this model takes "
+                         f"{channels} channels")
+    crops = list(image_crops(calib_files, crop, crops_per_image, channels))[:max_crops]
+    held_tiles = list(image_crops(held_files, eval_crop, 2, channels))
     if meta.get(PRECISION, "fp32") != "fp32":
         raise ModelError(f"{src}: INT8 quantisation starts from the FP32 model, this one is {meta[PRECISION]}")
     input_name = proto.graph.input[0].name

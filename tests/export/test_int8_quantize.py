@@ -104,3 +104,14 @@ def test_bad_inputs_are_user_errors(quantized, tmp_path, calib_dir):
         quantize_int8(fp32, tmp_path / "empty", tmp_path / "x.onnx")
     with pytest.raises(ModelError):
         quantize_int8(out, calib_dir, tmp_path / "x.onnx")  # already INT8
+
+
+def test_a_grey_model_is_calibrated_on_grey_photographs(tmp_path, calib_dir):
+    """The calibration fed RGB crops to any model: a 1-channel one ended in ONNX Runtime's traceback."""
+    from esrgan.export.int8 import quantize_int8
+    from esrgan.models.spec import GeneratorSpec
+
+    grey = GeneratorSpec(scale=2, num_feat=8, num_block=1, num_grow_ch=4, num_in_ch=1, num_out_ch=1)
+    fp32 = export_tiny_onnx(tmp_path / "grey.onnx", grey)
+    out = quantize_int8(fp32, calib_dir, tmp_path / "grey_int8.onnx", crop=32, crops_per_image=2, threads=1)
+    assert out.is_file()
