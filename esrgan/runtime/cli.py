@@ -103,6 +103,8 @@ def main(input: str, output: str, model: str | None, backend: str, precision: st
     from esrgan.download import resolve_model_argument
     from esrgan.runtime import paths
     from esrgan.runtime.backends.registry import check_precision
+    from esrgan.runtime.default_model import default_model_path
+    from esrgan.runtime.manifest import check_model_early
     from esrgan.runtime.model_source import check_published_runnable
     from esrgan.runtime.upscaler import Upscaler
 
@@ -110,10 +112,12 @@ def main(input: str, output: str, model: str | None, backend: str, precision: st
     tile = parse_tile(tile_text)
     shard_t = paths.parse_shard(shard)
     # Bad paths fail in one line before any model is loaded (loading can take seconds).
-    paths.plan_run(input, Path(output), fmt, shard_t, suffix=suffix)
+    plan = paths.plan_run(input, Path(output), fmt, shard_t, suffix=suffix)
     check_precision(backend, precision)
     check = None if backend == "torch" else check_published_runnable  # torch runs the checkpoint itself
     model = resolve_model_argument(model, progress=not quiet, check=check)
+    if plan.folder is not None and plan.jobs:
+        check_model_early(plan.folder, model or default_model_path(), overwrite)
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     with Upscaler(model, backend, tile, tile_pad, batch, device_id=device_id, threads=threads, precision=precision,
                   say=say) as up:

@@ -49,11 +49,7 @@ class OutputSettings:
 
     def differences(self, recorded: dict[str, object]) -> list[str]:
         """One phrase per setting that differs from ``recorded`` (a folder's record)."""
-        found = []
-        if recorded.get("model_sha256") != self.model_sha256:
-            before = recorded.get("model")
-            found.append(f"model {self.model}, not {before}" if before != self.model
-                         else f"another file named {self.model}")
+        found = _model_difference(self.model, self.model_sha256, recorded)
         if recorded.get("scale") != self.scale:
             found.append(f"scale {_show(self.scale)}, not {_show(recorded.get('scale'))}")
         # A lossless-only run writes no file a lossy one would: their qualities never meet.
@@ -61,6 +57,36 @@ class OutputSettings:
         if None not in (theirs, self.quality) and theirs != self.quality:
             found.append(f"quality {self.quality}, not {theirs}")
         return found
+
+
+def _model_difference(model: str, sha256: str, recorded: dict[str, object]) -> list[str]:
+    if recorded.get("model_sha256") == sha256:
+        return []
+    before = recorded.get("model")
+    return [f"model {model}, not {before}" if before != model else f"another file named {model}"]
+
+
+def _refusal(folder: Path, found: list[str]) -> UsageError:
+    return UsageError(
+        f"{folder} holds outputs written with other settings (this run: {'; '.join(found)}): "
+        "choose another output folder, or --overwrite to redo them"
+    )
+
+
+def check_model_early(folder: str | os.PathLike[str], model: str | os.PathLike[str], overwrite: bool) -> None:
+    """Refuse, before the model loads, a folder whose record names another model: loading can take a
+    minute (a checkpoint's one-time export, ``auto``'s measurement). The scale and quality need the
+    loaded model and are checked by ``FolderRecord.check``, as is a record that cannot be read."""
+    if overwrite:
+        return
+    try:
+        recorded = json.loads((Path(folder) / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(recorded, dict):
+        found = _model_difference(Path(model).name, file_sha256(model), recorded)
+        if found:
+            raise _refusal(Path(folder), found)
 
 
 def _show(value: object) -> str:
@@ -87,17 +113,12 @@ class FolderRecord:
             return [f"an unreadable {MANIFEST_NAME}"]
         return self.settings.differences(recorded) if isinstance(recorded, dict) else [f"an unreadable {MANIFEST_NAME}"]
 
-    def _refuse(self, found: list[str]) -> UsageError:
-        return UsageError(
-            f"{self.folder} holds outputs written with other settings (this run: {'; '.join(found)}): "
-            "choose another output folder, or --overwrite to redo them"
-        )
 
     def check(self) -> None:
         """Refuse now (before any work) when the folder records other settings, unless overwriting."""
         found = self._differences()
         if found and not self.overwrite:
-            raise self._refuse(found)
+            raise _refusal(self.folder, found)
         for entry in self.folder.glob(f".{MANIFEST_NAME}.*"):  # temp files a killed run left
             if temp_target(entry.name) == MANIFEST_NAME:
                 remove_if_stale(entry)
@@ -110,4 +131,4 @@ class FolderRecord:
         if found is None or (found and self.overwrite):
             write_text_atomic(self.path, self.text)
         elif found:
-            raise self._refuse(found)  # another run with other settings started on this folder meanwhile
+            raise _refusal(self.folder, found)  # another run with other settings started on this folder meanwhile

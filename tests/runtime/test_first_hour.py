@@ -158,6 +158,19 @@ def test_other_model_or_settings_refuse_to_mix_into_a_written_folder(tmp_path, n
     assert run(src, out, "--model", nearest_onnx).exit_code == 2
 
 
+def test_another_model_is_refused_before_it_loads(tmp_path, nearest_onnx, other_onnx, monkeypatch):
+    """Loading can take a minute (a checkpoint's export, auto's measurement): the record's model is
+    checked first; scale and quality, which need the loaded model, after."""
+    from esrgan.runtime import upscaler
+
+    src, out = folder_of_four(tmp_path), tmp_path / "out"
+    assert run(src, out, "--model", nearest_onnx).exit_code == 0
+    monkeypatch.setattr(upscaler.Upscaler, "__init__", lambda *a, **k: pytest.fail("loaded the model"))
+    r = run(src, out, "--model", other_onnx)
+    assert r.exit_code == 2 and "model other.onnx, not nearest_x4.onnx" in r.output, r.output
+    assert len(error_lines(r.output)) == 1
+
+
 def test_tiling_and_backend_settings_do_not_refuse_a_rerun(tmp_path, nearest_onnx):
     """They change pixels only within the tile-parity bound: the folder's result is the same."""
     src, out = folder_of_four(tmp_path), tmp_path / "out"
