@@ -9,10 +9,11 @@ fails: the files stay for inspection and a VerificationError names the artefact 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,19 +225,14 @@ def verify_engine(model: nn.Module, engine_path: Path, images: Sequence[np.ndarr
     return check_outputs(engine_path.name, "fp16", "tensorrt", inputs, refs, engine_runner(engine_path))
 
 
-class _step:
+@contextlib.contextmanager
+def _step(key: str, timings: dict[str, float], say: Progress, message: str) -> Iterator[None]:
     """Announce a step, time it, and store the seconds under ``key``; a step that takes long says every
     few seconds that it still runs (an exporter prints nothing for up to a minute)."""
-
-    def __init__(self, key: str, timings: dict[str, float], say: Progress, message: str) -> None:
-        self.key, self.timings, self.say, self.message = key, timings, say, message
-
-    def __enter__(self) -> None:
-        self.say(f"{self.message}...")
-        self.start = time.perf_counter()
-        self.beat = heartbeat(self.say, self.message)
-        self.beat.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self.beat.__exit__(None, None, None)
-        self.timings[self.key] = time.perf_counter() - self.start
+    say(f"{message}...")
+    start = time.perf_counter()
+    try:
+        with heartbeat(say, message):
+            yield
+    finally:
+        timings[key] = time.perf_counter() - start

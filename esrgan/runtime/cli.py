@@ -69,7 +69,8 @@ def _terminate(signum: int, frame: object) -> None:
 @click.option("-t", "--tile", "tile_text", default=str(RunOptions.tile), show_default=True,
               help="Tile side in input px; auto = largest that fits; 0 = whole image in one pass.")
 @click.option("--tile-pad", type=click.IntRange(min=0), default=RunOptions.tile_pad, show_default=True,
-              help="Context px around each tile (the default, x4plus tiled vs untiled: 57-74 dB at tiles of 128-256 px, 45-56 dB at 16-48 px, by image).")
+              help="Context px around each tile (the default, x4plus tiled vs untiled: 57-74 dB at tiles of "
+                   "128-256 px, 45-56 dB at 16-48 px, by image).")
 @click.option("--batch", type=click.IntRange(min=1), default=RunOptions.batch, show_default=True,
               help="Tiles per model call.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["same", "png", "jpg", "webp", "tif", "bmp"]),

@@ -203,7 +203,7 @@ def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) 
     try:
         record = json.loads(spec_file.read_text())
         if record["sizes"] == [param.stat().st_size, weights.stat().st_size]:  # cut short or replaced: written again
-            return param, weights, GeneratorSpec.from_json(json.dumps(record["spec"]))
+            return param, weights, GeneratorSpec.from_json(record["spec"])
     except Exception:  # noqa: BLE001 - missing, damaged or foreign: the files are written again
         pass
     spec, state = read_onnx_weights(onnx_path)
@@ -214,5 +214,5 @@ def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) 
             write_ncnn(state, spec, Path(staged_param), Path(staged_bin))
         with write_atomic(spec_file) as staged:  # last: its sizes say the two files above are whole
             sizes = [param.stat().st_size, weights.stat().st_size]
-            Path(staged).write_text(json.dumps({"spec": json.loads(spec.to_json()), "sizes": sizes}))
+            Path(staged).write_text(json.dumps({"spec": spec.to_json(), "sizes": sizes}))
     return param, weights, spec

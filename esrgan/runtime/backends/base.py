@@ -109,16 +109,16 @@ def check_rgb(backend: Backend, source: str) -> None:
     stitches RGB windows. Not a backend's own check: export verification runs grey models too."""
     for verb, count in (("takes", backend.in_channels), ("returns", backend.out_channels)):
         if count is not None and count != IMAGE_CHANNELS:
-            raise ModelShapeError(f"{source}: the model {verb} {count}-channel images; esrgan-run runs models that "
-                             f"take and return RGB ({IMAGE_CHANNELS} channels)")
+            raise ModelShapeError(f"{source}: the model {verb} {count}-channel images; esrgan-run runs models "
+                                  f"that take and return RGB ({IMAGE_CHANNELS} channels)")
 
 
 def check_batch(source: str, batch: int | None) -> int | None:
     """A fixed batch dimension: 1 is run one window at a time (returned as ``max_batch``); any other
     fixed size would need every batch full, and is refused at load in one line."""
     if batch is not None and batch != 1:
-        raise ModelShapeError(f"{source}: the model takes batches of exactly {batch} windows; export it with a "
-                         "dynamic batch size (or 1)")
+        raise ModelShapeError(f"{source}: the model takes batches of exactly {batch} windows; export it with "
+                              "a dynamic batch size (or 1)")
     return batch
 
 

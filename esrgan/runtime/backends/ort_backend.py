@@ -123,6 +123,7 @@ def _static(dim: object) -> int | None:
     """One dimension of an ONNX Runtime shape: an int when fixed, None when symbolic or unknown."""
     return dim if isinstance(dim, int) and dim > 0 else None
 
+
 class OnnxRuntimeBackend(Backend):
     """An ONNX model in ONNX Runtime, on the provider ``kind`` names."""
 
