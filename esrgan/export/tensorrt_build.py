@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from esrgan import metadata as md
 from esrgan.atomic import write_atomic, write_bytes_atomic, write_text_atomic
 from esrgan.errors import BackendError, ModelError, UsageError
-from esrgan.hashing import file_sha256
+from esrgan.hashing import model_sha256
 from esrgan.runtime.backends import tensorrt_backend as trt_backend
 from esrgan.runtime.backends.tensorrt_backend import GpuInfo, sidecar_path
 from esrgan.runtime.tensorrt_profile import Profile, Shape, default_profile, validate_profile
@@ -137,7 +137,7 @@ def make_sidecar(
         "build_seconds": round(build_seconds, 3),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "onnx_file": onnx_path.name,
-        "onnx_sha256": file_sha256(onnx_path),
+        "onnx_sha256": model_sha256(onnx_path),
         "esrgan_scale": int(scale) if scale and scale.isdigit() else None,
         "esrgan_metadata": {k: v for k, v in onnx_meta.items() if k.startswith(md.PREFIX)},
     }

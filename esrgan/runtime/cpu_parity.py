@@ -13,7 +13,8 @@ NASA, public domain, shipped as package data so the torch-free runtime needs not
 synthetic test card (``synthetic_card``: graphics, line art, flat saturated colour), compares with
 ``esrgan.parity.compare`` (the worse of the two counts), times a few interleaved runs of each on the
 photograph, and caches the figures next to OpenVINO's compiled-model cache, keyed by the files'
-sha256, the CPU, the OpenVINO version, the thread count and the measuring code (``parity_cache_file``).
+digests (``esrgan.hashing.model_sha256``: with an ONNX file's external data), the CPU, the OpenVINO
+version, the thread count and the measuring code (``parity_cache_file``).
 Later starts read the figures back.
 
 The photograph may have been among an INT8 file's calibration images, so the INT8 figure used is the
@@ -44,7 +45,7 @@ import numpy as np
 from esrgan.cache import cache_problem, keep_record, read_record
 from esrgan.elapsed import timed
 from esrgan.errors import EsrganError, OutOfMemoryError, first_line
-from esrgan.hashing import code_digest, file_sha256
+from esrgan.hashing import code_digest, model_sha256
 from esrgan.metadata import PARITY, PRECISION, SOURCE_SHA256, int8_companion
 from esrgan.parity import Parity, compare, worst
 from esrgan.runtime.cpu_features import (
@@ -190,9 +191,9 @@ def parity_cache_file(
 
     from esrgan.runtime.backends import openvino_backend, openvino_split
 
-    int8 = file_sha256(int8_path) if int8_path else "-"
+    int8 = model_sha256(int8_path) if int8_path else "-"
     code = code_digest(openvino_backend, openvino_split, extra=measuring_digest())
-    key = (f"{file_sha256(model_path)}|{int8}|{features.model}|{' '.join(features.relevant_flags())}|"
+    key = (f"{model_sha256(model_path)}|{int8}|{features.model}|{' '.join(features.relevant_flags())}|"
            f"{openvino.__version__}|{isa_cap() or '-'}|threads={thread_key(threads)}|{code}")
     return cache_dir / "parity" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
 

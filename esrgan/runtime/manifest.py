@@ -7,8 +7,8 @@ settings that decide its outputs in ``.esrgan-run.json``; a later run with other
 refused (exit 2) before any work, unless ``--overwrite`` asks to redo the outputs, which also
 replaces the record. Shards of one run write the same record, so they never conflict.
 
-Recorded: the model file (by sha256), the output scale and, when a lossy format can be written,
-the quality. Not recorded: the format, which is in every output's suffix (another format writes
+Recorded: the model file (by ``esrgan.hashing.model_sha256``, which covers an ONNX file's external
+data), the output scale and, when a lossy format can be written, the quality. Not recorded: the format, which is in every output's suffix (another format writes
 other names and skips nothing it should not); tile size and pad, batch, backend and threads, which
 change pixels only within the runtime's parity bounds (tiled vs whole: 45-74 dB with x4plus, by tile size and
 image; see ``tiling.DEFAULT_TILE_PAD``), not the result.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from esrgan.atomic import create_text_atomic, remove_if_stale, temp_target, write_text_atomic
 from esrgan.errors import UsageError
-from esrgan.hashing import file_sha256
+from esrgan.hashing import model_sha256 as digest_of
 from esrgan.runtime.images import FORMATS
 from esrgan.runtime.options import RunOptions
 
@@ -44,7 +44,7 @@ class OutputSettings:
     @classmethod
     def of(cls, model: str | os.PathLike[str], model_scale: int, options: RunOptions) -> OutputSettings:
         lossless = FORMATS.get(options.format.lower()) in _LOSSLESS
-        return cls(model=Path(model).name, model_sha256=file_sha256(model),
+        return cls(model=Path(model).name, model_sha256=digest_of(model),
                    scale=float(options.outscale or model_scale), quality=None if lossless else options.quality)
 
     def differences(self, recorded: dict[str, object]) -> list[str]:
@@ -84,7 +84,7 @@ def check_model_early(folder: str | os.PathLike[str], model: str | os.PathLike[s
     except (OSError, ValueError):
         return
     if isinstance(recorded, dict):
-        found = _model_difference(Path(model).name, file_sha256(model), recorded)
+        found = _model_difference(Path(model).name, digest_of(model), recorded)
         if found:
             raise _refusal(Path(folder), found)
 

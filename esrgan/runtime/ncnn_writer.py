@@ -29,7 +29,7 @@ import numpy as np
 from esrgan.atomic import write_atomic
 from esrgan.cache import cache_dir, writing_cache
 from esrgan.errors import DependencyError, ModelError, first_line, install_hint
-from esrgan.hashing import code_digest, file_sha256
+from esrgan.hashing import code_digest, model_sha256
 from esrgan.metadata import parse_metadata
 from esrgan.models.spec import GeneratorSpec
 
@@ -191,14 +191,14 @@ def writer_version() -> str:
 
 def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) -> tuple[Path, Path, GeneratorSpec]:
     """The ncnn files and spec of an esrgan ONNX export, written once into the cache (keyed by the
-    file's sha256): ``model.param``, ``model.bin`` and ``model.json`` (the spec, so that a cached model
+    model's digest, ``esrgan.hashing.model_sha256``, which covers its external data): ``model.param``, ``model.bin`` and ``model.json`` (the spec, so that a cached model
     loads without reading the ONNX file again, and the two files' sizes).
 
     Each file is written atomically and ``model.json`` last, so that a folder whose ``model.json``
     names the sizes its files have is complete even after an interrupted or concurrent first run; a
     folder damaged later (a file cut short, removed or replaced) is written again.
     """
-    folder = cache_dir() / "ncnn" / f"{file_sha256(onnx_path)}-{writer_version()}"
+    folder = cache_dir() / "ncnn" / f"{model_sha256(onnx_path)}-{writer_version()}"
     param, weights, spec_file = folder / "model.param", folder / "model.bin", folder / "model.json"
     try:
         record = json.loads(spec_file.read_text())
