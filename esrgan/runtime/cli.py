@@ -65,7 +65,7 @@ def _terminate(signum: int, frame: object) -> None:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=RunOptions.precision,
               show_default=True,
               help="auto: the backend's choice (auto measures BF16 on a CPU that has it; ncnn-vulkan fp16). "
-                   "fp32: exact, on any path auto takes; bf16: openvino; fp16: ncnn-vulkan/ncnn-cpu.")
+                   "fp32: exact, on any path auto takes; bf16: openvino; fp16: ncnn-vulkan, ncnn-cpu (ARM CPUs only).")
 @click.option("-t", "--tile", "tile_text", default=str(RunOptions.tile), show_default=True,
               help="Tile side in input px; auto = largest that fits; 0 = whole image in one pass.")
 @click.option("--tile-pad", type=click.IntRange(min=0), default=RunOptions.tile_pad, show_default=True,

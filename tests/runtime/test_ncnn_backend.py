@@ -369,3 +369,32 @@ def test_a_vulkan_figure_the_cache_cannot_keep_is_said_once_up_front(tiny_onnx, 
     backend, precision, _ = vulkan_parity.vulkan_backend(Stub, [tiny_onnx], "vulkan:0 Radeon", "test", say=lines.append)
     assert (backend.precision, precision, closed) == ("fp16", "fp16", ["fp32"])
     assert len(lines) == 1 and "not kept: cannot write into the esrgan cache" in lines[0], lines
+
+
+def test_fp16_on_a_cpu_is_offered_only_where_ncnn_computes_in_it(tiny_onnx, reference, cache, monkeypatch, tmp_path):
+    """On a CPU without ARM's half-precision arithmetic ncnn's fp16 options give FP32's output bit for
+    bit: asked for fp16 there, one line (before anything is written), never a run labelled fp16."""
+    import ncnn
+
+    from esrgan.runtime.cli import main
+
+    x, _ = reference
+    monkeypatch.setattr(ncnn, "cpu_support_arm_asimdhp", lambda: 0, raising=False)
+    with pytest.raises(UsageError, match="only on ARM CPUs"):
+        ncnn_backend.NcnnBackend(tiny_onnx, threads=1, precision="fp16")
+    assert not (cache / "ncnn").exists()
+    (tmp_path / "in").mkdir()
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in" / "a.png")
+    result = CliRunner().invoke(main, [str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(tiny_onnx),
+                                       "--backend", "ncnn-cpu", "--precision", "fp16"])
+    assert result.exit_code == 2 and "only on ARM CPUs" in result.output and len(result.output.splitlines()) == 1
+    defaults = ncnn_backend.NcnnBackend(tiny_onnx, threads=1, precision=ncnn_backend.NCNN_DEFAULTS)
+    assert defaults.info.precision == "fp32"
+    fp32 = ncnn_backend.NcnnBackend(tiny_onnx, threads=1, precision="fp32").run(x)
+    np.testing.assert_array_equal(defaults.run(x), fp32)
+
+    monkeypatch.setattr(ncnn, "cpu_support_arm_asimdhp", lambda: 1)  # as on an ARMv8.2 CPU
+    assert ncnn_backend.NcnnBackend(tiny_onnx, threads=1, precision="fp16").info.precision == "fp16"
+    assert ncnn_backend.NcnnBackend(tiny_onnx, threads=1, precision=ncnn_backend.NCNN_DEFAULTS).info.precision == "fp16"

@@ -7,7 +7,7 @@ models, or pnnx's output), and an esrgan ONNX export (a checkpoint is exported t
 as ncnn files once, by ``esrgan.runtime.ncnn_writer``.
 
 Precision: fp16 storage and arithmetic on Vulkan (ncnn's fast path), FP32 on the CPU; ``precision``
-overrides either. ``--backend auto`` takes fp16 on a GPU only where this model's fp16 output on that
+overrides either, except that fp16 on a CPU is offered only where ncnn computes in it (``cpu_fp16``). ``--backend auto`` takes fp16 on a GPU only where this model's fp16 output on that
 device was measured within the 45 dB half-precision floor (``esrgan.runtime.vulkan_parity``).
 """
 
@@ -128,6 +128,21 @@ def _heap_budget(ncnn: Any, device_id: int) -> int | None:
     return budget_mb << 20 if budget_mb > 0 else None
 
 
+def cpu_fp16(ncnn: Any) -> bool:
+    """Whether ncnn computes in half precision on this CPU when asked: only on ARM CPUs with ARMv8.2's
+    half-precision arithmetic, which ncnn checks for at run time. Elsewhere its fp16 options change
+    nothing: on x86 they gave fp32's output bit for bit (Real-ESRGAN x4plus, 48 px photograph crop,
+    Intel Xeon with AVX-512 FP16), and a run labelled fp16 would not be one."""
+    return bool(getattr(ncnn, "cpu_support_arm_asimdhp", lambda: 0)())
+
+
+def check_cpu_precision(ncnn: Any, precision: str) -> None:
+    """Refuse fp16 on a CPU where ncnn would compute in FP32 (``cpu_fp16``)."""
+    if precision == "fp16" and not cpu_fp16(ncnn):
+        raise UsageError("ncnn computes fp16 on a CPU only on ARM CPUs with half-precision arithmetic; on this "
+                         "CPU its fp16 options give fp32's output, so use fp32 (--precision fp32)")
+
+
 def _set_precision(opt: Any, precision: str) -> None:
     if precision == NCNN_DEFAULTS:
         return
@@ -158,6 +173,8 @@ class NcnnBackend(Backend):
             raise UsageError(f"ncnn precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
         # the device first: nothing is written for a model that cannot run here
         gpu = _vulkan_device(device_id) if vulkan else None
+        if not vulkan:
+            check_cpu_precision(ncnn, precision)
         where = gpu.describe() if gpu else "cpu"
         if gpu is not None and gpu.software and say is not None:
             say(f"{where} is a software Vulkan driver running on the CPU: expect it to be slower than "
@@ -192,9 +209,10 @@ class NcnnBackend(Backend):
         check_io(str(src), inputs, outputs)
         self.blobs = (inputs[0], outputs[0])
         self.in_channels = 3
+        if precision == NCNN_DEFAULTS:  # fp16 on Vulkan and on CPUs where ncnn computes in it, else FP32
+            precision = "fp16" if vulkan or cpu_fp16(ncnn) else "fp32"
         self.info = BackendInfo(
-            # ncnn's defaults are FP32 on x86 CPUs and fp16 storage on Vulkan
-            name=f"ncnn-{device}", precision=DEFAULT_PRECISION[device] if precision == NCNN_DEFAULTS else precision,
+            name=f"ncnn-{device}", precision=precision,
             device=f"vulkan:{device_id}" if vulkan else "cpu",
             providers=(f"ncnn {getattr(ncnn, '__version__', '?')}", where),
             free_memory=_heap_budget(ncnn, device_id) if vulkan else None,

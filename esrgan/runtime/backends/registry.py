@@ -178,6 +178,10 @@ def check_precision(backend: str, precision: str) -> None:
         what = f"it takes {' or '.join(allowed)}" if allowed else "it runs the model file's own precision"
         where = "; ".join(f"{b}: {', '.join(p)}" for b, p in PRECISION_CHOICES.items())
         raise UsageError(f"--precision {precision} with --backend {backend}: {what} (--precision applies to {where})")
+    if backend == "ncnn-cpu" and _importable("ncnn"):  # before a checkpoint's export; the backend checks again
+        from esrgan.runtime.backends.ncnn_backend import check_cpu_precision
+
+        check_cpu_precision(importlib.import_module("ncnn"), precision)
 
 
 def _check_gpu_visible(name: str) -> None:
