@@ -19,6 +19,7 @@ float32 data in PyTorch's (out, in, kh, kw) order, then the float32 bias without
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -191,14 +192,18 @@ def writer_version() -> str:
 
 def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) -> tuple[Path, Path, GeneratorSpec]:
     """The ncnn files and spec of an esrgan ONNX export, written once into the cache (keyed by the
-    model's digest, ``esrgan.hashing.model_sha256``, which covers its external data): ``model.param``, ``model.bin`` and ``model.json`` (the spec, so that a cached model
-    loads without reading the ONNX file again, and the two files' sizes).
+    model's digest, ``esrgan.hashing.model_sha256``, which covers its external data, and the writer's
+    version): ``model.param``, ``model.bin`` and ``model.json`` (the spec, so that a cached model loads
+    without reading the ONNX file again, and the two files' sizes).
 
     Each file is written atomically and ``model.json`` last, so that a folder whose ``model.json``
     names the sizes its files have is complete even after an interrupted or concurrent first run; a
-    folder damaged later (a file cut short, removed or replaced) is written again.
+    folder damaged later (a file cut short, removed or replaced) is written again. Once written, the
+    same model's folders from other writer versions are removed: each is a full copy of the weights
+    (67 MB for Real-ESRGAN x4plus), and every release that changes the writer would add one.
     """
-    folder = cache_dir() / "ncnn" / f"{model_sha256(onnx_path)}-{writer_version()}"
+    digest = model_sha256(onnx_path)
+    folder = cache_dir() / "ncnn" / f"{digest}-{writer_version()}"
     param, weights, spec_file = folder / "model.param", folder / "model.bin", folder / "model.json"
     try:
         record = json.loads(spec_file.read_text())
@@ -215,4 +220,14 @@ def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) 
         with write_atomic(spec_file) as staged:  # last: its sizes say the two files above are whole
             sizes = [param.stat().st_size, weights.stat().st_size]
             Path(staged).write_text(json.dumps({"spec": spec.to_json(), "sizes": sizes}))
+    _remove_other_versions(folder, digest)
     return param, weights, spec
+
+
+def _remove_other_versions(folder: Path, digest: str) -> None:
+    """Remove the folders this model's files were written into by other writer versions (named by the
+    digest alone before versions were added). Another install's run that still uses one writes it
+    again; one that has loaded its files has them in memory."""
+    for other in folder.parent.glob(f"{digest}*"):
+        if other != folder and other.is_dir() and (other.name == digest or other.name.startswith(f"{digest}-")):
+            shutil.rmtree(other, ignore_errors=True)

@@ -97,6 +97,25 @@ def test_a_damaged_cached_ncnn_folder_is_written_again(tiny_onnx, reference, cac
     assert passes(compare(ref, backend.run(x)), "fp32")
 
 
+def test_a_new_writer_version_removes_the_same_models_older_copies_only(tiny_onnx, cache, monkeypatch, tmp_path):
+    from esrgan.runtime import ncnn_writer
+    from tests.cpu_models import export_tiny_onnx
+
+    param, _, _ = ncnn_writer.ncnn_files(tiny_onnx)
+    other_model, _, _ = ncnn_writer.ncnn_files(export_tiny_onnx(tmp_path / "other.onnx", seed=1))
+    digest = param.parent.name.rsplit("-", 1)[0]
+    legacy = param.parent.with_name(digest)  # as written before folders carried the writer's version
+    legacy.mkdir()
+    (legacy / "model.bin").write_bytes(b"old")
+    monkeypatch.setattr(ncnn_writer, "writer_version", lambda: "0123456789abcdef")
+    newer, _, _ = ncnn_writer.ncnn_files(tiny_onnx)
+    assert newer.parent != param.parent and newer.is_file()
+    assert not param.parent.exists() and not legacy.exists()
+    assert other_model.is_file()  # another model's files stay
+    assert (cache / "ncnn").is_dir() and sorted(p.name for p in (cache / "ncnn").iterdir()) == sorted(
+        [newer.parent.name, other_model.parent.name])
+
+
 def test_a_param_file_runs_as_given_with_its_own_blob_names_and_a_measured_scale(tiny_onnx, reference, cache, tmp_path):
     from esrgan.runtime.ncnn_writer import ncnn_files
 
