@@ -351,9 +351,17 @@ def plan_run(
     check_writable_folder(out)
     jobs, notes = plan_jobs(inputs.root, inputs.files, out, fmt, shard, suffix=suffix)
     check_outputs_are_not_inputs(inputs, out, jobs, spec)
-    notes = [f"{link}: a link to a folder, not followed (give it as an input of its own to upscale it)"
-             for link in inputs.links] + notes
+    notes = [_link_note(link, out) for link in inputs.links] + notes
     return Plan(jobs, notes, inputs.unreadable, out)
+
+
+def _link_note(link: Path, out: Path) -> str:
+    """A link to a folder met among the inputs: a link to the outputs (or into them) is no input someone
+    forgot, so it is not offered as one."""
+    target, outputs = link.resolve(), out.resolve()
+    if target == outputs or outputs in target.parents:
+        return f"{link}: a link into the output folder, not followed"
+    return f"{link}: a link to a folder, not followed (give it as an input of its own to upscale it)"
 
 
 def check_writable_folder(out: Path) -> None:

@@ -334,10 +334,13 @@ def test_a_linked_subfolder_is_named_not_silently_skipped(tmp_path, nearest_onnx
     save(elsewhere / "b.png", gradient(4, 4))
     (src / "ext").symlink_to(elsewhere, target_is_directory=True)
     (src / "loop").symlink_to(src, target_is_directory=True)
+    (tmp_path / "out").mkdir()
+    (src / "results").symlink_to(tmp_path / "out", target_is_directory=True)  # a shortcut to the outputs
     r = run(src, tmp_path / "out", "--model", nearest_onnx)
     assert r.exit_code == 0 and "1 written" in r.output
     for name in ("ext", "loop"):
-        assert f"{src / name}: a link to a folder, not followed" in r.output, r.output
+        assert f"{src / name}: a link to a folder, not followed (give it as an input" in r.output, r.output
+    assert f"{src / 'results'}: a link into the output folder, not followed" in r.output, r.output
 
 
 @pytest.mark.parametrize("where", ["under a file", "read-only"])
