@@ -13,7 +13,9 @@ with PyTorch's (``esrgan.parity.compare``).
 LiteRT runs ``.tflite`` files, which nothing in this project writes: make one for a fixed size with
 onnx2tf (PyPI ``onnx2tf``; it needs TensorFlow, and looks for its test images
 ``calibration_image_sample_data_20x128x128x3_float32.npy`` in the working folder before downloading
-them, so put any 20 RGB 128x128 float images there), e.g. for the x4plus ONNX export and a 128x128 image:
+them, so put any 20 RGB 128x128 float images there). onnx2tf saves its fixed-shape graph over the file it
+is given: convert a copy, never the esrgan cache's export (``esrgan.runtime.model_source`` exports a
+changed cached file again). E.g. for a copy of the x4plus ONNX export and a 128x128 image:
 ``onnx2tf -i x4plus.onnx -o x4_128 -ois input:1,3,128,128 -n`` (about 7 minutes on 2 cores). Then:
 ``python -m benchmarks.litert_fp16 --tflite x4_128/<name>_float32.tflite`` (needs ``ai-edge-litert``).
 Writes ``litert_fp16.md`` and ``.json`` under ``benchmarks/reports/cpu/``.

@@ -1,5 +1,10 @@
 """Where the model comes from: a checkpoint exported to ONNX on the fly, cached by its sha256.
 
+The cached file's own sha256 is recorded beside it (``<name>.onnx.sha256``): a file changed since it
+was written is exported again. Seen: onnx2tf, given the cached file to convert, saved its fixed-shape
+version over it, and every later run tiled x4plus into 128 px windows at a third of its speed. A cached
+file from a version that wrote no record is trusted once and recorded.
+
 Exporting needs PyTorch and the export extra; the runtime alone does not have them, so without
 them a checkpoint is refused with the one command that exports it once. The export runs once per
 checkpoint: it is announced, its steps are stamped with the elapsed time, and the end says where the
@@ -25,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from esrgan.atomic import write_atomic
+from esrgan.atomic import write_atomic, write_text_atomic
 from esrgan.cache import cache_dir, ensure_writable, writing_cache
 from esrgan.elapsed import stamp, timed
 from esrgan.errors import (
@@ -53,6 +58,25 @@ def _stderr(line: str) -> None:
 def cached_export(sha256: str) -> Path:
     """Where the ONNX export of the checkpoint with this sha256 is cached."""
     return cache_dir() / "onnx" / f"{sha256}.onnx"
+
+
+def _digest_record(target: Path) -> Path:
+    return target.with_name(f"{target.name}.sha256")
+
+
+def _intact(target: Path) -> bool:
+    """Whether the cached export is the file that was written (see the module docstring)."""
+    digest = file_sha256(target)
+    try:
+        return _digest_record(target).read_text().strip() == digest
+    except FileNotFoundError:  # written by a version that kept no record: trusted once, then recorded
+        try:
+            write_text_atomic(_digest_record(target), digest)
+        except OSError:
+            pass
+        return True
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def require_export(name: str, elsewhere: str) -> None:
@@ -93,7 +117,9 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
         raise ModelError(f"{src}: no such checkpoint")
     target = cached_export(file_sha256(src))
     if target.is_file():
-        return target
+        if _intact(target):
+            return target
+        say(f"the cached export {target} changed after it was written: exporting {src.name} again")
     require_export(src.name, export_command(src))
     ensure_writable(target.parent)  # before seconds of export: a cache it cannot write says so now
     say(f"{src.name} is a checkpoint: exporting it to ONNX and verifying it, once (seconds to a minute), "
@@ -124,8 +150,10 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
                     progress(f"the {exporter} exporter's file is not usable ({why}); trying the next exporter")
             # A uniquely named temp file, then one rename: concurrent first runs on the same checkpoint
             # (a Slurm array) each stage their own copy, and the last rename wins with identical bytes.
-            with writing_cache(target.parent), write_atomic(target) as staged:
-                shutil.copyfile(result.onnx_fp32, staged)
+            with writing_cache(target.parent):
+                with write_atomic(target) as staged:
+                    shutil.copyfile(result.onnx_fp32, staged)
+                write_text_atomic(_digest_record(target), file_sha256(target))
     except VerificationError as exc:
         # The export's folder is temporary and gone by now: the model is at fault, not an input (exit 2).
         raise ModelError(

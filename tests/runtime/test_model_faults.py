@@ -282,7 +282,39 @@ def test_checkpoint_export_stages_under_a_unique_name(tmp_path, monkeypatch):
     target = tmp_path / "cache" / "onnx" / f"{file_sha256(ckpt)}.onnx"
     (target.parent / f".{target.name}.tmp").mkdir(parents=True)  # what a fixed staging name would hit
     assert model_source.checkpoint_to_onnx(ckpt) == target and target.is_file()
-    assert sorted(p.name for p in target.parent.iterdir() if p.is_file()) == [target.name]
+    assert sorted(p.name for p in target.parent.iterdir() if p.is_file()) == [target.name, f"{target.name}.sha256"]
+
+
+def test_a_cached_export_changed_after_it_was_written_is_exported_again(tmp_path, monkeypatch):
+    """As when onnx2tf saved a fixed-shape version over the cached file it was given to convert."""
+    import esrgan.export.pipeline as export_pipeline
+    from esrgan.runtime import model_source
+
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
+    ckpt = tmp_path / "m.safetensors"
+    ckpt.write_bytes(b"stand-in checkpoint")
+    exports: list[object] = []
+
+    class Result:
+        def __init__(self, onnx):
+            self.onnx_fp32 = onnx
+
+    def fake_export(src, folder, **kw):
+        exports.append(folder)
+        return Result(resize_model(folder / "model.onnx"))
+
+    monkeypatch.setattr(export_pipeline, "export_artifacts", fake_export)
+    target = model_source.checkpoint_to_onnx(ckpt, say=lambda line: None)
+    written = target.read_bytes()
+    lines: list[str] = []
+    assert model_source.checkpoint_to_onnx(ckpt, say=lines.append) == target and lines == [] and len(exports) == 1
+    target.write_bytes(written[:-7] + b"changed")
+    assert model_source.checkpoint_to_onnx(ckpt, say=lines.append) == target and len(exports) == 2
+    assert target.read_bytes() == written and "changed after it was written" in lines[0]
+    # a cached file from a version that kept no record: trusted, then recorded
+    target.with_name(f"{target.name}.sha256").unlink()
+    assert model_source.checkpoint_to_onnx(ckpt, say=lines.append) == target and len(exports) == 2
+    assert target.with_name(f"{target.name}.sha256").is_file()
 
 
 class _FlatBackend:
