@@ -288,6 +288,8 @@ def test_checkpoint_export_stages_under_a_unique_name(tmp_path, monkeypatch):
 def test_a_cached_export_changed_after_it_was_written_is_exported_again(tmp_path, monkeypatch):
     """As when onnx2tf saved a fixed-shape version over the cached file it was given to convert."""
     import esrgan.export.pipeline as export_pipeline
+    from esrgan import metadata as meta
+    from esrgan.hashing import file_sha256
     from esrgan.runtime import model_source
 
     monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
@@ -301,7 +303,8 @@ def test_a_cached_export_changed_after_it_was_written_is_exported_again(tmp_path
 
     def fake_export(src, folder, **kw):
         exports.append(folder)
-        return Result(resize_model(folder / "model.onnx"))
+        sources = json.dumps({"gan": file_sha256(src)})
+        return Result(resize_model(folder / "model.onnx", props={meta.SOURCE_SHA256: sources}))
 
     monkeypatch.setattr(export_pipeline, "export_artifacts", fake_export)
     target = model_source.checkpoint_to_onnx(ckpt, say=lambda line: None)
@@ -311,10 +314,16 @@ def test_a_cached_export_changed_after_it_was_written_is_exported_again(tmp_path
     target.write_bytes(written[:-7] + b"changed")
     assert model_source.checkpoint_to_onnx(ckpt, say=lines.append) == target and len(exports) == 2
     assert target.read_bytes() == written and "changed after it was written" in lines[0]
-    # a cached file from a version that kept no record: trusted, then recorded
-    target.with_name(f"{target.name}.sha256").unlink()
+    # a cached file from a version that kept no record: trusted, then recorded, where its metadata
+    # names this checkpoint as its source; another file (here one without metadata) is exported again
+    record = target.with_name(f"{target.name}.sha256")
+    record.unlink()
     assert model_source.checkpoint_to_onnx(ckpt, say=lines.append) == target and len(exports) == 2
-    assert target.with_name(f"{target.name}.sha256").is_file()
+    assert record.read_text() == file_sha256(target)
+    record.unlink()
+    resize_model(target)
+    assert model_source.checkpoint_to_onnx(ckpt, say=lines.append) == target and len(exports) == 3
+    assert target.read_bytes() == written and record.read_text() == file_sha256(target)
 
 
 class _FlatBackend:
