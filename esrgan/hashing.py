@@ -138,12 +138,27 @@ def model_sha256(path: str | os.PathLike[str]) -> str:
     parts = [own]
     for name in names:
         target = Path(path).parent / name
-        try:
-            regular = stat.S_ISREG(os.stat(target).st_mode)
-            parts.append(f"{name}={file_sha256(target) if regular else 'not a regular file'}")
-        except OSError:
-            parts.append(f"{name}=missing")
+        state = _file_state(target)
+        parts.append(f"{name}={file_sha256(target) if state is None else state}")
     return hashlib.sha256("|".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _file_state(path: Path) -> str | None:
+    """None for a regular file, else what it is instead: "missing" or "not a regular file"."""
+    try:
+        return None if stat.S_ISREG(os.stat(path).st_mode) else "not a regular file"
+    except OSError:
+        return "missing"
+
+
+def missing_external_data(path: str | os.PathLike[str]) -> str | None:
+    """For an ONNX model whose external-data file is missing or not a regular file: which, and what it
+    is instead (the engines' own messages take several lines of their internals to say so)."""
+    for name in external_data_files(path):
+        state = _file_state(Path(path).parent / name)
+        if state is not None:
+            return f"{name}, which is {state}"
+    return None
 
 
 def code_digest(*modules: object, extra: str = "") -> str:

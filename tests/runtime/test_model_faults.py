@@ -135,6 +135,29 @@ def test_empty_graph_and_non_upscaling_graph_are_one_line(tmp_path):
         OnnxRuntimeBackend(shrink)
 
 
+@pytest.mark.parametrize("backend", [["--backend", "auto"], ORT])
+def test_a_missing_external_data_file_is_one_line_before_any_engine_runs(tmp_path, backend):
+    """Moved without its .data file, a model's load failed in each engine's words (several lines), after
+    auto's BF16 measurement had started."""
+    import onnx
+
+    model = tmp_path / "ext.onnx"
+    onnx.save_model(onnx.load(depth_to_space_model(tmp_path / "m.onnx")), model, save_as_external_data=True,
+                    location="ext.onnx.data", size_threshold=0)
+    save(tmp_path / "in" / "a.png", gradient(9, 11))
+    data = tmp_path / "ext.onnx.data"
+    data.rename(tmp_path / "elsewhere")
+    for state, make in (("missing", lambda: None), ("not a regular file", data.mkdir)):
+        make()
+        result = run(tmp_path / "in", tmp_path / "out", "--model", model, *backend)
+        assert result.exit_code == 2 and result.output.splitlines() == [
+            f"error: {model}: its weights are kept in ext.onnx.data, which is {state} (it must lie beside the "
+            ".onnx file, under that name)"]
+    data.rmdir()
+    (tmp_path / "elsewhere").rename(data)
+    assert run(tmp_path / "in", tmp_path / "out", "--model", model, *ORT).exit_code == 0
+
+
 @pytest.mark.parametrize("value", ["inf", "nan", "-inf", "0", "-2", "1e999", "1e-300", "100000", "16.5"])
 def test_outscale_is_refused_when_parsing(tmp_path, value):
     r = run(tmp_path / "missing-input", tmp_path / "out", "--model", tmp_path / "missing.onnx", "--outscale", value)

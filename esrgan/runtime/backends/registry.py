@@ -24,6 +24,7 @@ from esrgan.errors import (
     UsageError,
     first_line,
 )
+from esrgan.hashing import missing_external_data
 from esrgan.metadata import parse_metadata
 from esrgan.runtime.backends.base import Backend, check_rgb
 
@@ -291,6 +292,9 @@ def _load(
         raise UsageError("--backend torch runs checkpoints (.pth/.safetensors), not ONNX or engine files")
     if backend == "tensorrt":
         raise UsageError("--backend tensorrt runs TensorRT .engine files; build one with esrgan-export --trt")
+    if (missing := missing_external_data(path)) is not None:
+        raise ModelError(f"{path}: its weights are kept in {missing} (it must lie beside the .onnx file, "
+                         "under that name)")
 
     if backend != "auto":
         return _construct_named(backend, path, device_id, threads, say, **opts)
