@@ -139,6 +139,8 @@ def _read(src: Path, max_pixels: int, libtiff: list[str]) -> Decoded:
     except Exception as exc:
         if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
             # The file system refused (permission denied, a folder, gone meanwhile): not a decoding fault.
+            if isinstance(exc, FileNotFoundError) and os.path.islink(src):
+                raise ImageError(f"{src}: cannot read (a link to {os.readlink(src)}, which is missing)") from exc
             raise ImageError(f"{src}: cannot read ({exc.strerror.lower()})") from exc
         # Damaged files make decoders raise almost anything (pypng ChunkError, zlib.error, TypeError
         # from a fuzzed TIFF header...): whatever it is, it is this one file's failure. What libtiff

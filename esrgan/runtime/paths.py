@@ -146,6 +146,15 @@ def _is_file(entry: os.DirEntry[str]) -> bool:
         return False
 
 
+def _is_dangling(entry: os.DirEntry[str]) -> bool:
+    """A link whose target is missing: kept among the files, so that its read fails and is counted,
+    instead of an input vanishing from the run without a word."""
+    try:
+        return entry.is_symlink() and not os.path.exists(entry.path)
+    except OSError:
+        return False
+
+
 def _walk(top: Path, entries: Callable[[Path], list[os.DirEntry[str]]], links: list[Path]) -> Iterator[Path]:
     """Every file below ``top``. Links to folders are not followed (as ``rglob``: a link back up would
     loop, one into the output folder would read outputs): they go into ``links``, to be named."""
@@ -154,7 +163,7 @@ def _walk(top: Path, entries: Callable[[Path], list[os.DirEntry[str]]], links: l
         for entry in entries(stack.pop()):
             if _is_dir(entry, follow=False):
                 stack.append(Path(entry.path))
-            elif _is_file(entry):
+            elif _is_file(entry) or _is_dangling(entry):
                 yield Path(entry.path)
             elif _is_dir(entry, follow=True):
                 links.append(Path(entry.path))
@@ -187,7 +196,7 @@ def _glob(folder: Path, pattern: tuple[str, ...], entries: Callable[[Path], list
         if _name_matches(head, entry.name):
             if rest and _is_dir(entry, follow=True):
                 yield from _glob(Path(entry.path), rest, entries)
-            elif not rest and _is_file(entry):
+            elif not rest and (_is_file(entry) or _is_dangling(entry)):
                 yield Path(entry.path)
 
 
@@ -349,18 +358,41 @@ def plan_run(
         raise UsageError(f"OUTPUT {out} is a file: give a folder, or an image file name for one input file")
     check_folders(inputs, out, recursive_input=inputs.pattern is None and Path(spec).is_dir())
     check_writable_folder(out)
-    jobs, notes = plan_jobs(inputs.root, inputs.files, out, fmt, shard, suffix=suffix)
+    files, outputs = _split_outputs(inputs.files, out)
+    jobs, notes = plan_jobs(inputs.root, files, out, fmt, shard, suffix=suffix)
     check_outputs_are_not_inputs(inputs, out, jobs, spec)
-    notes = [_link_note(link, out) for link in inputs.links] + notes
+    notes = ([_link_note(link, inputs.root, out) for link in inputs.links]
+             + [f"{f}: a link into the output folder, not read as an input" for f in outputs] + notes)
     return Plan(jobs, notes, inputs.unreadable, out)
 
 
-def _link_note(link: Path, out: Path) -> str:
-    """A link to a folder met among the inputs: a link to the outputs (or into them) is no input someone
-    forgot, so it is not offered as one."""
-    target, outputs = link.resolve(), out.resolve()
-    if target == outputs or outputs in target.parents:
+def _split_outputs(files: list[Path], out: Path) -> tuple[list[Path], list[Path]]:
+    """The inputs, and the links among them that lead into the output folder: outputs are never read
+    back as inputs (a link in.png -> out/in.png would be upscaled again, x16 for an x4 model).
+
+    Each folder is resolved once, and a file itself only when it is a link: one lstat per input.
+    """
+    if not out.is_dir():
+        return files, []  # nothing can lead into a folder that does not exist yet
+    outputs = out.resolve()
+    real_folder = functools.cache(Path.resolve)
+    inputs, linked = [], []
+    for f in files:
+        real = f.resolve() if f.is_symlink() else real_folder(f.parent) / f.name
+        (linked if real.is_relative_to(outputs) else inputs).append(f)
+    return inputs, linked
+
+
+def _link_note(link: Path, root: Path, out: Path) -> str:
+    """A link to a folder met among the inputs, named for what it leads to: only a folder outside both
+    the inputs and the outputs is one someone may have meant to upscale."""
+    target, outputs, inputs = link.resolve(), out.resolve(), root.resolve()
+    if target.is_relative_to(outputs):
         return f"{link}: a link into the output folder, not followed"
+    if target.is_relative_to(inputs):
+        return f"{link}: a link back into the input folder, not followed (its images are read where they are)"
+    if inputs.is_relative_to(target):
+        return f"{link}: a link to a folder that holds the input folder, not followed"
     return f"{link}: a link to a folder, not followed (give it as an input of its own to upscale it)"
 
 

@@ -338,9 +338,28 @@ def test_a_linked_subfolder_is_named_not_silently_skipped(tmp_path, nearest_onnx
     (src / "results").symlink_to(tmp_path / "out", target_is_directory=True)  # a shortcut to the outputs
     r = run(src, tmp_path / "out", "--model", nearest_onnx)
     assert r.exit_code == 0 and "1 written" in r.output
-    for name in ("ext", "loop"):
-        assert f"{src / name}: a link to a folder, not followed (give it as an input" in r.output, r.output
+    assert f"{src / 'ext'}: a link to a folder, not followed (give it as an input" in r.output, r.output
+    assert f"{src / 'loop'}: a link back into the input folder, not followed" in r.output, r.output
     assert f"{src / 'results'}: a link into the output folder, not followed" in r.output, r.output
+
+
+@pytest.mark.parametrize("spec", ["folder", "glob"])
+def test_linked_files_into_the_outputs_are_not_read_and_dangling_ones_fail(tmp_path, nearest_onnx, spec):
+    """A link to an output would be upscaled again (x4 of an x4); a link to nothing must not vanish."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    save(src / "a.png", gradient(4, 4))
+    (src / "up").symlink_to(tmp_path, target_is_directory=True)
+    assert run(src, out, "--model", nearest_onnx).exit_code == 0
+    (src / "again.png").symlink_to(out / "a.png")
+    (src / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    r = run(src if spec == "folder" else f"{src}/*.png", out, "--model", nearest_onnx, "--overwrite")
+    assert r.exit_code == 1 and "1 written, 0 skipped, 1 failed" in r.output, r.output
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["a.png"]
+    assert f"{src / 'again.png'}: a link into the output folder, not read as an input" in r.output
+    assert error_lines(r.output) == [f"error: {src / 'gone.png'}: cannot read (a link to {tmp_path / 'nowhere.png'}, "
+                                     "which is missing)"]
+    if spec == "folder":
+        assert f"{src / 'up'}: a link to a folder that holds the input folder, not followed" in r.output
 
 
 @pytest.mark.parametrize("where", ["under a file", "read-only"])
