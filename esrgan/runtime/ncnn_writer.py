@@ -101,7 +101,8 @@ def check_writable(spec: GeneratorSpec | None, source: str) -> GeneratorSpec:
     """The architectures this writer handles; anything else is refused in one line."""
     if spec is None:
         raise ModelError(f"{source}: no esrgan.spec in its metadata, so it cannot be written as ncnn files; "
-                         "convert it with ncnn's own converter (pnnx) and pass the .param file as --model")
+                         "export its checkpoint with esrgan-export (which writes the spec), or convert this file with "
+                         "ncnn's own converter (pnnx) and pass the .param file as --model")
     if spec.arch != "rrdbnet" or spec.unshuffle_factor != 1:
         raise ModelError(f"{source}: {spec.describe()}: the ncnn writer handles RRDBNet without pixel-unshuffle "
                          "only; convert it with ncnn's pnnx and pass the .param file as --model")
