@@ -80,6 +80,7 @@ def test_checkpoint_is_exported_once_and_cached(tmp_path, tiny_model_files, monk
         target = cache_dir() / "onnx" / f"{file_sha256(path)}.onnx"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(tiny_model_files[1].read_bytes())
+        target.with_name(f"{target.name}.sha256").write_text(file_sha256(target))  # as the real export records it
         return target
 
     b1 = registry.load_backend(tiny_model_files[0], "onnxruntime-cpu", export_checkpoint=fake_export)
