@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import os
 import re
 import stat
@@ -79,47 +78,79 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 # How an ONNX file names a file holding one of its tensors: a TensorProto.external_data entry
-# {key: "location", value: <path>}, which protobuf writes as field 1 (the key) then field 2 (the value).
+# {key: "location", value: <path>}, which protobuf writes as field 1 (the key) then field 2 (the value),
+# the entry itself being field 13 of its TensorProto (tag byte 0x6A) with its length before it. The
+# model's own metadata_props use the same entry type under another field (tag 0x72): a metadata key
+# "location" is no data file.
 _LOCATION = b"\n\x08location\x12"
+_EXTERNAL_DATA_TAG = 0x6A
+_SCAN_VERSION = 2  # part of a remembered scan: entries from an older scan are scanned again
+_CHUNK, _OVERLAP = 16 << 20, 1 << 16  # read in chunks (a file cut short while mapped would kill the process)
 
 
 def external_data_files(path: str | os.PathLike[str]) -> list[str]:
     """The files an ONNX model keeps tensors in (paths relative to its folder), each once, in the order
     first named. Found by the entries' bytes, not by parsing the model: the runtime has no onnx package,
     and a scan costs a read (0.03 s for Real-ESRGAN x4plus's 67 MB from the page cache; remembered like
-    a digest, as a start asks three times). A chance match in raw weights (about 2^-88 per byte) could
-    only add a name, never lose one."""
-    return json.loads(_remembered(path, "onnx-external", lambda: json.dumps(_scan_locations(path)), _json_list))
+    a digest, as a start asks three times). A match needs the entry's key, its field tag and its exact
+    length, so raw weights would have to hold all of them by chance."""
+    text = _remembered(path, "onnx-external", lambda: json.dumps({"scan": _SCAN_VERSION, "files": _scan_locations(path)}),
+                       _current_scan)
+    return json.loads(text)["files"]
 
 
-def _json_list(text: str) -> bool:
+def _current_scan(text: str) -> bool:
     try:
-        return isinstance(json.loads(text), list)
+        found = json.loads(text)
+        return isinstance(found, dict) and found.get("scan") == _SCAN_VERSION and isinstance(found.get("files"), list)
     except ValueError:
         return False
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """A protobuf varint at ``at``: (value, the index after it)."""
+    value, shift = 0, 0
+    while at < len(data) and shift < 35:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if byte < 0x80:
+            break
+    return value, at
+
+
+def _entry_name(data: bytes, at: int) -> str | None:
+    """The location named by the entry whose key starts at ``at``, if it is a tensor's external_data
+    entry: tagged as one, with the length of exactly this key and value before it."""
+    length, start = _varint(data, at + len(_LOCATION))
+    if not length or start + length > len(data):
+        return None
+    entry = start + length - at
+    for width in (1, 2, 3):  # the entry's own length, a varint of 1-3 bytes
+        tag = at - width - 1
+        if tag >= 0 and data[tag] == _EXTERNAL_DATA_TAG and _varint(data, tag + 1) == (entry, at):
+            return data[start:start + length].decode("utf-8", "surrogateescape")
+    return None
 
 
 def _scan_locations(path: str | os.PathLike[str]) -> list[str]:
     names: list[str] = []
     with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
-            return names
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            at = data.find(_LOCATION)
-            while at >= 0:
-                at += len(_LOCATION)
-                length, shift = 0, 0
-                while at < len(data) and shift < 35:  # the value's length, a protobuf varint
-                    byte = data[at]
-                    length |= (byte & 0x7F) << shift
-                    at, shift = at + 1, shift + 7
-                    if byte < 0x80:
-                        break
-                name = data[at:at + length].decode("utf-8", "surrogateescape")
+        buf, start = b"", 0  # matches at or after ``start`` in ``buf`` are not yet seen
+        while True:
+            chunk = fh.read(_CHUNK)
+            buf += chunk
+            end = len(buf) - _OVERLAP if chunk else len(buf)  # a match before ``end`` has its value in ``buf``
+            at = buf.find(_LOCATION, start)
+            while 0 <= at < end:
+                name = _entry_name(buf, at)
                 if name and name not in names:
                     names.append(name)
-                at = data.find(_LOCATION, at)
-    return names
+                at = buf.find(_LOCATION, at + 1)
+            if not chunk:
+                return names
+            keep = max(end - 4, 0)  # a match's tag and length lie up to 4 bytes before it
+            buf, start = buf[keep:], max(end, 0) - keep
 
 
 def model_sha256(path: str | os.PathLike[str]) -> str:

@@ -145,3 +145,25 @@ def test_the_external_data_scan_of_a_large_settled_file_is_remembered(tiny_onnx,
     memo.write_text("{damaged")  # not a list: scanned again
     monkeypatch.setattr(hashing, "_scan_locations", scan)
     assert hashing.external_data_files(model) == ["model.onnx.data"]
+
+
+def test_only_tensors_external_data_entries_are_read_as_data_files(tiny_onnx, tmp_path, monkeypatch):
+    """A metadata key "location" is the same entry type under another field: no data file. Names are
+    found across read chunks, and a scan remembered by an older scanner is done again."""
+    onnx = pytest.importorskip("onnx")
+    model = _external_copy(tiny_onnx("a.onnx"), tmp_path / "m", data_name="w" * 140 + ".bin")
+    proto = onnx.load(str(model), load_external_data=False)
+    onnx.helper.set_model_props(proto, {"location": "Munich studio", "esrgan.scale": "4"})
+    onnx.save_model(proto, str(model))
+    expected = ["w" * 140 + ".bin"]  # a 2-byte length
+    assert hashing.external_data_files(model) == expected
+    for chunk in (1, 7, 64):  # every boundary position between reads
+        monkeypatch.setattr(hashing, "_CHUNK", chunk)
+        monkeypatch.setattr(hashing, "_OVERLAP", 512)
+        assert hashing._scan_locations(model) == expected
+    monkeypatch.setattr(hashing, "MEMO_MIN_BYTES", 0)
+    monkeypatch.setattr(hashing, "SETTLE_SECONDS", -1.0)
+    hashing.external_data_files(model)
+    memo, = (tmp_path / "cache" / "onnx-external").glob("*")
+    memo.write_text('["Munich studio"]')  # what the scan before the tag check remembered
+    assert hashing.external_data_files(model) == expected
