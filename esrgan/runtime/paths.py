@@ -367,19 +367,20 @@ def plan_run(
 
 
 def _split_outputs(files: list[Path], out: Path) -> tuple[list[Path], list[Path]]:
-    """The inputs, and the links among them that lead into the output folder: outputs are never read
-    back as inputs (a link in.png -> out/in.png would be upscaled again, x16 for an x4 model).
+    """The inputs, and those that reach into the output folder only through a link: outputs are never
+    read back as inputs (a link in.png -> out/in.png would be upscaled again, x16 for an x4 model). An
+    input folder that lies inside the output folder is read as it is.
 
-    Each folder is resolved once, and a file itself only when it is a link: one lstat per input.
+    Real paths come from ``os.path.realpath``, which never raises (a link loop stays an input, whose
+    read fails in one line); each folder is resolved once, and a file itself only when it is a link.
     """
-    if not out.is_dir():
-        return files, []  # nothing can lead into a folder that does not exist yet
-    outputs = out.resolve()
-    real_folder = functools.cache(Path.resolve)
+    outputs, written = Path(os.path.realpath(out)), Path(os.path.abspath(out))
+    real_folder = functools.cache(os.path.realpath)
     inputs, linked = [], []
     for f in files:
-        real = f.resolve() if f.is_symlink() else real_folder(f.parent) / f.name
-        (linked if real.is_relative_to(outputs) else inputs).append(f)
+        real = Path(os.path.realpath(f) if f.is_symlink() else os.path.join(real_folder(f.parent), f.name))
+        through_link = real.is_relative_to(outputs) and not Path(os.path.abspath(f)).is_relative_to(written)
+        (linked if through_link else inputs).append(f)
     return inputs, linked
 
 

@@ -410,3 +410,23 @@ def test_the_output_folder_probe_creates_nothing_and_takes_dotdot(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     check_writable_folder(Path("nx/../ny"))  # through a folder that does not exist
     assert not (tmp_path / "nx").exists() and not (tmp_path / "ny").exists()
+
+
+def test_what_lies_in_the_output_folder_is_set_aside_only_when_reached_through_a_link(tmp_path, nearest_onnx):
+    """An input folder inside the output folder is read; a link to an output that does not exist yet is
+    set aside all the same; a link loop is an input that fails in one line, not a traceback."""
+    proj = tmp_path / "proj"
+    save(proj / "originals" / "a.png", gradient(4, 4))
+    r = run(proj / "originals", proj, "--model", nearest_onnx)
+    assert r.exit_code == 0 and "1 written" in r.output and (proj / "a.png").is_file(), r.output
+    src, out = tmp_path / "in", tmp_path / "out"
+    save(src / "a.png", gradient(4, 4))
+    (src / "z.png").symlink_to(out / "a.png")  # out/ is made by this run
+    (src / "loop1.png").symlink_to(src / "loop2.png")
+    (src / "loop2.png").symlink_to(src / "loop1.png")
+    r = run(src, out, "--model", nearest_onnx)
+    assert r.exit_code == 1 and "1 written, 0 skipped, 2 failed" in r.output, r.output
+    assert f"{src / 'z.png'}: a link into the output folder, not read as an input" in r.output
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["a.png"]
+    assert [line.split(": cannot read")[0] for line in error_lines(r.output)] == [
+        f"error: {src / 'loop1.png'}", f"error: {src / 'loop2.png'}"]
