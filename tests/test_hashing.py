@@ -115,9 +115,9 @@ def test_missing_or_special_external_files_never_stop_or_hang_the_digest(tiny_on
 
 
 def test_the_runtime_keys_every_cache_and_record_by_the_whole_model(tiny_onnx, tmp_path):
-    """The ncnn files, the measured CPU figures and an output folder's record: each keyed by the
-    model with its external data, so new weights never meet a stale entry."""
-    from esrgan.runtime import cpu_parity, manifest, ncnn_writer
+    """The ncnn files, the measured CPU and Vulkan figures and an output folder's record: each keyed by
+    the model with its external data, so new weights never meet a stale entry."""
+    from esrgan.runtime import cpu_parity, manifest, ncnn_writer, vulkan_parity
     from esrgan.runtime.cpu_features import probe_cpu_features
     from esrgan.runtime.options import RunOptions
 
@@ -128,6 +128,7 @@ def test_the_runtime_keys_every_cache_and_record_by_the_whole_model(tiny_onnx, t
         lambda m: cpu_parity.parity_cache_file(m, features, tmp_path / "cache").name,
         lambda m: manifest.OutputSettings.of(m, 4, RunOptions()).model_sha256,
         lambda m: ncnn_writer.ncnn_files(m)[0].parent.name,
+        lambda m: vulkan_parity.parity_record([m], "a device", "1.0").name,
     ]
     for key in keys:
         assert key(first) != key(second)

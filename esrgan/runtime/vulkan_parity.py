@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from esrgan.cache import cache_dir, cache_problem, keep_record, read_record
-from esrgan.hashing import code_digest, file_sha256
+from esrgan.hashing import code_digest, model_sha256
 from esrgan.parity import HALF_MIN_PSNR_DB, Parity, compare, passes, worst
 from esrgan.runtime.backends.base import Backend
 
@@ -34,7 +34,7 @@ def parity_record(model_files: Sequence[Path], device_name: str, ncnn_version: s
     from esrgan.runtime.cpu_parity import measuring_digest
 
     code = code_digest(sys.modules[__name__], ncnn_backend, ncnn_writer, extra=measuring_digest())
-    key = "|".join([*(file_sha256(f) for f in model_files), device_name, ncnn_version, code])
+    key = "|".join([*(model_sha256(f) for f in model_files), device_name, ncnn_version, code])
     return cache_dir() / "ncnn" / "parity" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
 
 
