@@ -8,7 +8,8 @@ refused (exit 2) before any work, unless ``--overwrite`` asks to redo the output
 replaces the record. Shards of one run write the same record, so they never conflict.
 
 Recorded: the model file (by ``esrgan.hashing.model_sha256``, which covers an ONNX file's external
-data), the output scale and, when a lossy format can be written, the quality. Not recorded: the format, which is in every output's suffix (another format writes
+data; a record without ``model_digest`` is older and holds the file's own sha256, which is compared
+instead), the output scale and, when a lossy format can be written, the quality. Not recorded: the format, which is in every output's suffix (another format writes
 other names and skips nothing it should not); tile size and pad, batch, backend and threads, which
 change pixels only within the runtime's parity bounds (tiled vs whole: 45-74 dB with x4plus, by tile size and
 image; see ``tiling.DEFAULT_TILE_PAD``), not the result.
@@ -19,17 +20,19 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from esrgan.atomic import create_text_atomic, remove_if_stale, temp_target, write_text_atomic
 from esrgan.errors import UsageError
+from esrgan.hashing import file_sha256
 from esrgan.hashing import model_sha256 as digest_of
 from esrgan.runtime.images import FORMATS
 from esrgan.runtime.options import RunOptions
 
 MANIFEST_NAME = ".esrgan-run.json"
 _LOSSLESS = frozenset({"PNG", "TIFF", "BMP"})  # Pillow formats --quality does not affect
+MODEL_DIGEST = "model_sha256"  # what model_sha256 holds; absent from records that held file_sha256
 
 
 @dataclass(frozen=True)
@@ -40,16 +43,22 @@ class OutputSettings:
     model_sha256: str
     scale: float  # output size / input size: --outscale, else the model's scale
     quality: int | None  # JPEG/WebP quality; None when only lossless files are written
+    model_digest: str = MODEL_DIGEST
+    path: Path | None = field(default=None, compare=False)  # the model file; not recorded
+
+    def record_text(self) -> str:
+        return json.dumps({k: v for k, v in asdict(self).items() if k != "path"}, indent=2) + "\n"
 
     @classmethod
     def of(cls, model: str | os.PathLike[str], model_scale: int, options: RunOptions) -> OutputSettings:
         lossless = FORMATS.get(options.format.lower()) in _LOSSLESS
         return cls(model=Path(model).name, model_sha256=digest_of(model),
-                   scale=float(options.outscale or model_scale), quality=None if lossless else options.quality)
+                   scale=float(options.outscale or model_scale), quality=None if lossless else options.quality,
+                   path=Path(model))
 
     def differences(self, recorded: dict[str, object]) -> list[str]:
         """One phrase per setting that differs from ``recorded`` (a folder's record)."""
-        found = _model_difference(self.model, self.model_sha256, recorded)
+        found = _model_difference(self.model, self.model_sha256, recorded, self.path)
         if recorded.get("scale") != self.scale:
             found.append(f"scale {_show(self.scale)}, not {_show(recorded.get('scale'))}")
         # A lossless-only run writes no file a lossy one would: their qualities never meet.
@@ -59,8 +68,9 @@ class OutputSettings:
         return found
 
 
-def _model_difference(model: str, sha256: str, recorded: dict[str, object]) -> list[str]:
-    if recorded.get("model_sha256") == sha256:
+def _model_difference(model: str, sha256: str, recorded: dict[str, object], path: Path | None) -> list[str]:
+    legacy = recorded.get("model_digest") != MODEL_DIGEST and path is not None
+    if recorded.get("model_sha256") == (file_sha256(path) if legacy else sha256):
         return []
     before = recorded.get("model")
     return [f"model {model}, not {before}" if before != model else f"another file named {model}"]
@@ -84,7 +94,7 @@ def check_model_early(folder: str | os.PathLike[str], model: str | os.PathLike[s
     except (OSError, ValueError):
         return
     if isinstance(recorded, dict):
-        found = _model_difference(Path(model).name, digest_of(model), recorded)
+        found = _model_difference(Path(model).name, digest_of(model), recorded, Path(model))
         if found:
             raise _refusal(Path(folder), found)
 
@@ -101,7 +111,7 @@ class FolderRecord:
         self.path = self.folder / MANIFEST_NAME
         self.settings = settings
         self.overwrite = overwrite
-        self.text = json.dumps(asdict(settings), indent=2) + "\n"
+        self.text = settings.record_text()
 
     def _differences(self) -> list[str] | None:
         """None when the folder has no record; else what differs from it (empty: nothing)."""

@@ -171,6 +171,34 @@ def test_another_model_is_refused_before_it_loads(tmp_path, nearest_onnx, other_
     assert len(error_lines(r.output)) == 1
 
 
+def test_a_record_from_before_external_data_was_digested_still_names_its_model(tmp_path):
+    """Older records hold the .onnx file's own sha256 and no ``model_digest``: the same model is not
+    refused after an upgrade, and another one still is."""
+    import json
+
+    import onnx
+
+    from esrgan.hashing import file_sha256
+    from esrgan.runtime.manifest import MANIFEST_NAME
+    from tests.runtime.onnx_graphs import depth_to_space_model
+
+    model = tmp_path / "m" / "model.onnx"
+    model.parent.mkdir()
+    d2s = depth_to_space_model(tmp_path / "d2s.onnx")
+    onnx.save_model(onnx.load(str(d2s)), str(model), save_as_external_data=True,
+                    location="model.onnx.data", size_threshold=0)
+    src, out = folder_of_four(tmp_path), tmp_path / "out"
+    assert run(src, out, "--model", model).exit_code == 0
+    record = json.loads((out / MANIFEST_NAME).read_text())
+    assert record.pop("model_digest") == "model_sha256" and record["model_sha256"] != file_sha256(model)
+    (out / MANIFEST_NAME).write_text(json.dumps({**record, "model_sha256": file_sha256(model)}))
+    next(out.glob("*.png")).unlink()
+    r = run(src, out, "--model", model)
+    assert r.exit_code == 0 and "1 written, 3 skipped" in r.output, r.output
+    (out / MANIFEST_NAME).write_text(json.dumps({**record, "model_sha256": "0" * 64}))
+    assert run(src, out, "--model", model).exit_code == 2
+
+
 def test_tiling_and_backend_settings_do_not_refuse_a_rerun(tmp_path, nearest_onnx):
     """They change pixels only within the tile-parity bound: the folder's result is the same."""
     src, out = folder_of_four(tmp_path), tmp_path / "out"
