@@ -3,8 +3,8 @@
 The cached file's own sha256 is recorded beside it (``<name>.onnx.sha256``): a file changed since it
 was written is exported again. Seen: onnx2tf, given the cached file to convert, saved its fixed-shape
 version over it, and every later run tiled x4plus into 128 px windows at a third of its speed. A cached
-file from a version that wrote no record is trusted, and recorded, only where its esrgan metadata names
-this checkpoint's sha256 as its source: a replaced or truncated file is exported again.
+file from a version that wrote no record is exported again, once: nothing else tells it from a file
+rewritten in place (onnx2tf keeps the metadata).
 
 Exporting needs PyTorch and the export extra; the runtime alone does not have them, so without
 them a checkpoint is refused with the one command that exports it once. The export runs once per
@@ -22,7 +22,6 @@ and go to dynamo.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 import shutil
@@ -45,7 +44,6 @@ from esrgan.errors import (
     install_hint,
 )
 from esrgan.hashing import file_sha256
-from esrgan.metadata import SOURCE_SHA256
 
 RUNTIME_EXPORTERS = ("torchscript", "dynamo")
 
@@ -67,32 +65,15 @@ def _digest_record(target: Path) -> Path:
     return target.with_name(f"{target.name}.sha256")
 
 
-def _exported_from(target: Path) -> set[str]:
-    """The checkpoint sha256s an ONNX file's esrgan metadata names as its sources (none when unreadable)."""
-    from esrgan.runtime.backends.ort_backend import onnx_props  # imports ONNX Runtime
-
+def _stale(target: Path) -> str | None:
+    """Why the cached export cannot be used as it is (see the module docstring); None when it can."""
     try:
-        sources = json.loads(onnx_props(target).get(SOURCE_SHA256, "{}"))
-        return {str(sha) for sha in sources.values()} if isinstance(sources, dict) else set()
-    except ValueError:
-        return set()
-
-
-def _intact(target: Path, source_sha256: str) -> bool:
-    """Whether the cached export is the file that was written from this checkpoint (module docstring)."""
-    digest = file_sha256(target)
-    try:
-        return _digest_record(target).read_text().strip() == digest
-    except FileNotFoundError:  # written by a version that kept no record
-        if source_sha256 not in _exported_from(target):
-            return False
-        try:
-            write_text_atomic(_digest_record(target), digest)
-        except OSError:
-            pass
-        return True
+        recorded = _digest_record(target).read_text().strip()
+    except FileNotFoundError:
+        return "has no record of its sha256 (an older version wrote it)"
     except (OSError, UnicodeDecodeError):
-        return False
+        return "has an unreadable record of its sha256"
+    return None if recorded == file_sha256(target) else "changed after it was written"
 
 
 def require_export(name: str, elsewhere: str) -> None:
@@ -131,12 +112,11 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
     src = Path(path)
     if not src.is_file():
         raise ModelError(f"{src}: no such checkpoint")
-    source_sha256 = file_sha256(src)
-    target = cached_export(source_sha256)
+    target = cached_export(file_sha256(src))
     if target.is_file():
-        if _intact(target, source_sha256):
+        if (why := _stale(target)) is None:
             return target
-        say(f"the cached export {target} changed after it was written: exporting {src.name} again")
+        say(f"the cached export {target} {why}: exporting {src.name} again")
     require_export(src.name, export_command(src))
     ensure_writable(target.parent)  # before seconds of export: a cache it cannot write says so now
     say(f"{src.name} is a checkpoint: exporting it to ONNX and verifying it, once (seconds to a minute), "
