@@ -19,8 +19,10 @@ float32 data in PyTorch's (out, in, kh, kw) order, then the float32 bias without
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -199,9 +201,10 @@ def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) 
 
     Each file is written atomically and ``model.json`` last, so that a folder whose ``model.json``
     names the sizes its files have is complete even after an interrupted or concurrent first run; a
-    folder damaged later (a file cut short, removed or replaced) is written again. Once written, the
-    same model's folders from other writer versions are removed: each is a full copy of the weights
-    (67 MB for Real-ESRGAN x4plus), and every release that changes the writer would add one.
+    folder damaged later (a file cut short, removed or replaced) is written again. The same model's
+    folders from other writer versions are removed once unused for ``UNUSED_DAYS``: each is a full copy
+    of the weights (67 MB for Real-ESRGAN x4plus), and every release that changes the writer would add
+    one; another install sharing the cache may still use one (its use marks ``model.json``).
     """
     digest = model_sha256(onnx_path)
     folder = cache_dir() / "ncnn" / f"{digest}-{writer_version()}"
@@ -209,6 +212,8 @@ def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) 
     try:
         record = json.loads(spec_file.read_text())
         if record["sizes"] == [param.stat().st_size, weights.stat().st_size]:  # cut short or replaced: written again
+            _mark_used(spec_file)
+            _remove_unused_versions(folder, digest)
             return param, weights, GeneratorSpec.from_json(record["spec"])
     except Exception:  # noqa: BLE001 - missing, damaged or foreign: the files are written again
         pass
@@ -221,14 +226,31 @@ def ncnn_files(onnx_path: Path, say: Callable[[str], None] = lambda line: None) 
         with write_atomic(spec_file) as staged:  # last: its sizes say the two files above are whole
             sizes = [param.stat().st_size, weights.stat().st_size]
             Path(staged).write_text(json.dumps({"spec": spec.to_json(), "sizes": sizes}))
-    _remove_other_versions(folder, digest)
+    _remove_unused_versions(folder, digest)
     return param, weights, spec
 
 
-def _remove_other_versions(folder: Path, digest: str) -> None:
+UNUSED_DAYS = 7
+
+
+def _mark_used(spec_file: Path) -> None:
+    try:
+        os.utime(spec_file)
+    except OSError:  # a read-only cache: nothing is removed from it either
+        pass
+
+
+def _remove_unused_versions(folder: Path, digest: str) -> None:
     """Remove the folders this model's files were written into by other writer versions (named by the
-    digest alone before versions were added). Another install's run that still uses one writes it
-    again; one that has loaded its files has them in memory."""
+    digest alone before versions were added) and not used for ``UNUSED_DAYS``: an install that uses
+    one marks it first, so no folder is removed between another run's lookup and its load."""
+    oldest = time.time() - UNUSED_DAYS * 86400
     for other in folder.parent.glob(f"{digest}*"):
-        if other != folder and other.is_dir() and (other.name == digest or other.name.startswith(f"{digest}-")):
+        if other == folder or not other.is_dir() or not (other.name == digest or other.name.startswith(f"{digest}-")):
+            continue
+        try:
+            used = max(p.stat().st_mtime for p in (other, other / "model.json") if p.exists())
+        except (OSError, ValueError):
+            continue
+        if used < oldest:
             shutil.rmtree(other, ignore_errors=True)

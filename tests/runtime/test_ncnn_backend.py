@@ -97,7 +97,11 @@ def test_a_damaged_cached_ncnn_folder_is_written_again(tiny_onnx, reference, cac
     assert passes(compare(ref, backend.run(x)), "fp32")
 
 
-def test_a_new_writer_version_removes_the_same_models_older_copies_only(tiny_onnx, cache, monkeypatch, tmp_path):
+def test_a_new_writer_version_removes_the_same_models_unused_copies_only(tiny_onnx, cache, monkeypatch, tmp_path):
+    """Another install sharing the cache may still use an older copy: only one unused for a week goes."""
+    import os
+    import time
+
     from esrgan.runtime import ncnn_writer
     from tests.cpu_models import export_tiny_onnx
 
@@ -110,6 +114,11 @@ def test_a_new_writer_version_removes_the_same_models_older_copies_only(tiny_onn
     monkeypatch.setattr(ncnn_writer, "writer_version", lambda: "0123456789abcdef")
     newer, _, _ = ncnn_writer.ncnn_files(tiny_onnx)
     assert newer.parent != param.parent and newer.is_file()
+    assert param.parent.is_dir() and legacy.is_dir()  # used just now: another install may be loading them
+    week = time.time() - ncnn_writer.UNUSED_DAYS * 86400 - 60
+    for path in (param.parent, param.parent / "model.json", legacy, other_model.parent, other_model.parent / "model.json"):
+        os.utime(path, (week, week))
+    assert ncnn_writer.ncnn_files(tiny_onnx)[0] == newer  # a cached hit removes them too
     assert not param.parent.exists() and not legacy.exists()
     assert other_model.is_file()  # another model's files stay
     assert (cache / "ncnn").is_dir() and sorted(p.name for p in (cache / "ncnn").iterdir()) == sorted(
