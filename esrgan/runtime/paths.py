@@ -338,8 +338,8 @@ def plan_single_file(spec: str, inputs: Inputs, out: Path, fmt: str, shard: tupl
     (src,) = inputs.files
     if out.resolve() == src.resolve():
         raise UsageError(f"the output {out} is the input file: choose another output name")
-    check_writable_folder(out.parent)
     jobs = [Job(src, out, written)] if in_shard(src.name, shard) else []
+    check_writable_folder(out.parent, jobs)
     return Plan(jobs, [], [])
 
 
@@ -357,9 +357,9 @@ def plan_run(
     if out.exists() and not out.is_dir():
         raise UsageError(f"OUTPUT {out} is a file: give a folder, or an image file name for one input file")
     check_folders(inputs, out, recursive_input=inputs.pattern is None and Path(spec).is_dir())
-    check_writable_folder(out)
     files, outputs = _split_outputs(inputs.files, out)
     jobs, notes = plan_jobs(inputs.root, files, out, fmt, shard, suffix=suffix)
+    check_writable_folder(out, jobs)
     check_outputs_are_not_inputs(inputs, out, jobs, spec)
     notes = ([_link_note(link, inputs.root, out) for link in inputs.links]
              + [f"{f}: a link into the output folder, not read as an input" for f in outputs] + notes)
@@ -397,16 +397,26 @@ def _link_note(link: Path, root: Path, out: Path) -> str:
     return f"{link}: a link to a folder, not followed (give it as an input of its own to upscale it)"
 
 
-def check_writable_folder(out: Path) -> None:
-    """Refuse, before any model loads, an output folder that cannot be made (a path through a file, a
-    read-only file system, no permission): else every image would be upscaled, then fail to be written.
+def check_writable_folder(out: Path, jobs: list[Job]) -> None:
+    """Refuse, before any model loads, an output folder that cannot be made or written in (a path
+    through a file, a read-only file system, no permission): else every image would be upscaled, then
+    fail to be written.
 
-    Probed where the folder would be made, its nearest existing ancestor, without creating anything
-    there (shards started together make the same folder at once). A folder that exists is left to the
-    writes: a rerun over complete outputs in a read-only folder only skips them.
+    Probed with a temporary file that is gone at once: in the folder when it exists, else where it
+    would be made, its nearest existing ancestor (shards started together make the same folder at
+    once). An unwritable folder that already holds every output is left to the run: a rerun over
+    complete outputs only skips them.
     """
     if out.exists():
-        return
+        try:
+            with tempfile.TemporaryFile(dir=out):
+                return
+        except OSError as exc:
+            missing = sum(not job.dst.exists() for job in jobs)
+            if missing:
+                raise UsageError(f"OUTPUT {out}: cannot write in it ({exc.strerror or exc}); {missing} of "
+                                 f"{len(jobs)} outputs are still to be written") from None
+            return
     folder = out
     while not folder.exists() and folder.parent != folder:
         folder = folder.parent

@@ -362,7 +362,7 @@ def test_linked_files_into_the_outputs_are_not_read_and_dangling_ones_fail(tmp_p
         assert f"{src / 'up'}: a link to a folder that holds the input folder, not followed" in r.output
 
 
-@pytest.mark.parametrize("where", ["under a file", "read-only"])
+@pytest.mark.parametrize("where", ["under a file", "read-only", "read-only, existing"])
 def test_an_output_folder_that_cannot_be_written_stops_before_any_model_work(tmp_path, nearest_onnx, monkeypatch, where):
     save(tmp_path / "in" / "a.png", gradient(4, 4))
     if where == "under a file":
@@ -371,6 +371,8 @@ def test_an_output_folder_that_cannot_be_written_stops_before_any_model_work(tmp
     else:
         out = tmp_path / "ro" / "deeper"
         (tmp_path / "ro").mkdir()
+        if where.endswith("existing"):
+            out.mkdir()
         import tempfile
 
         real = tempfile.TemporaryFile
@@ -383,11 +385,19 @@ def test_an_output_folder_that_cannot_be_written_stops_before_any_model_work(tmp
         monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
     from esrgan.runtime import upscaler
 
+    loads = upscaler.Upscaler.__init__
     monkeypatch.setattr(upscaler.Upscaler, "__init__", lambda *a, **k: pytest.fail("loaded a model"))
     r = run(tmp_path / "in", out, "--model", nearest_onnx)
     assert r.exit_code == 2 and len(error_lines(r.output)) == 1, r.output
     assert str(out) in error_lines(r.output)[0]
-    assert not (tmp_path / "ro" / "deeper").exists()  # the probe leaves nothing behind
+    if where.endswith("existing"):  # still unwritable, a rerun over complete outputs only skips them
+        assert "cannot write in it (Read-only file system); 1 of 1 outputs" in error_lines(r.output)[0]
+        save(out / "a.png", gradient(16, 16))
+        monkeypatch.setattr(upscaler.Upscaler, "__init__", loads)
+        r = run(tmp_path / "in", out, "--model", nearest_onnx, "--threads", "1")
+        assert r.exit_code == 0 and "0 written, 1 skipped" in r.output, r.output
+    else:
+        assert not (tmp_path / "ro" / "deeper").exists()  # the probe leaves nothing behind
 
 
 @pytest.mark.parametrize("content", [None, "notes.txt"])
@@ -405,10 +415,10 @@ def test_the_output_folder_probe_creates_nothing_and_takes_dotdot(tmp_path, monk
     """Shards started together make the same folder at once: the probe must not make (or remove) it."""
     from esrgan.runtime.paths import check_writable_folder
 
-    check_writable_folder(tmp_path / "a" / "b")
+    check_writable_folder(tmp_path / "a" / "b", [])
     assert not (tmp_path / "a").exists()
     monkeypatch.chdir(tmp_path)
-    check_writable_folder(Path("nx/../ny"))  # through a folder that does not exist
+    check_writable_folder(Path("nx/../ny"), [])  # through a folder that does not exist
     assert not (tmp_path / "nx").exists() and not (tmp_path / "ny").exists()
 
 
