@@ -6,12 +6,37 @@ Library code raises these; the CLIs turn them into one line on stderr and an exi
 
 from __future__ import annotations
 
+import functools
+import json
+
 PACKAGE = "esrgan"  # the distribution name: what pip installs and importlib.metadata reads
 
 
 def install_hint(extra: str) -> str:
-    """The command that installs an extra (double quotes work in POSIX shells and on Windows alike)."""
-    return f'pip install "{PACKAGE}[{extra}]"'
+    """The command that installs an extra (double quotes work in POSIX shells and on Windows alike),
+    from where this install came: the package is not on PyPI, so ``pip install "esrgan[...]"`` would find
+    nothing (or someone else's package of that name)."""
+    return f'pip install "{_requirement(extra)}"'
+
+
+@functools.cache
+def _requirement(extra: str) -> str:
+    """``esrgan[extra]`` from where pip installed it, as PEP 610's direct_url.json records: a local
+    folder or wheel by its path, a VCS checkout or an archive by its URL; from an index (no record),
+    the bare name."""
+    from importlib import metadata
+    from urllib.parse import unquote, urlparse
+
+    try:
+        origin = json.loads(metadata.distribution(PACKAGE).read_text("direct_url.json") or "{}")
+        url, vcs = origin.get("url", ""), origin.get("vcs_info")
+    except (metadata.PackageNotFoundError, ValueError, AttributeError, OSError):
+        return f"{PACKAGE}[{extra}]"
+    if isinstance(vcs, dict) and vcs.get("vcs"):
+        return f"{PACKAGE}[{extra}] @ {vcs['vcs']}+{url}"
+    if url.startswith("file://"):
+        return f"{unquote(urlparse(url).path)}[{extra}]"
+    return f"{PACKAGE}[{extra}] @ {url}" if url else f"{PACKAGE}[{extra}]"
 
 
 class EsrganError(Exception):

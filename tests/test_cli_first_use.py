@@ -87,3 +87,30 @@ def test_a_missing_base_dependency_keeps_its_traceback():
     assert missing_module_message(ModuleNotFoundError("x", name="numpy"), "export") is None
     assert missing_module_message(ModuleNotFoundError("x", name="no_such_module_here"), "train") is None
     assert missing_module_message(ModuleNotFoundError("x", name="esrgan.no_such_module"), "export") is None
+
+
+@pytest.mark.parametrize(("origin", "expected"), [
+    ({"url": "file:///home/me/esrgan%20clone", "dir_info": {"editable": True}}, 'pip install "/home/me/esrgan clone[export]"'),
+    ({"url": "file:///tmp/esrgan-0.1.0-py3-none-any.whl", "archive_info": {}},
+     'pip install "/tmp/esrgan-0.1.0-py3-none-any.whl[export]"'),
+    ({"url": "https://github.com/o/esrgan.git", "vcs_info": {"vcs": "git", "commit_id": "abc"}},
+     'pip install "esrgan[export] @ git+https://github.com/o/esrgan.git"'),
+    (None, 'pip install "esrgan[export]"'),  # from an index: no direct_url.json
+])
+def test_the_install_hint_names_where_this_install_came_from(monkeypatch, origin, expected):
+    """The package is not on PyPI: 'pip install "esrgan[export]"' from a clone's install finds nothing."""
+    import json
+    from importlib import metadata
+
+    from esrgan import errors
+
+    class Dist:
+        def read_text(self, name):
+            return None if origin is None else json.dumps(origin)
+
+    monkeypatch.setattr(metadata, "distribution", lambda name: Dist())
+    errors._requirement.cache_clear()
+    try:
+        assert errors.install_hint("export") == expected
+    finally:
+        errors._requirement.cache_clear()

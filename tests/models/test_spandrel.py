@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from esrgan.errors import CheckpointError, DependencyError
+from esrgan.errors import CheckpointError, DependencyError, install_hint
 from esrgan.models.checkpoints import describe_checkpoint, load_generator, read_checkpoint, save_generator
 from esrgan.models.spec import ForeignSpec, spec_from_json
 from tests.models.published_layouts import gan_spec, random_model, rrdb_spec, to_official, to_old_arch
@@ -81,7 +81,7 @@ def test_missing_spandrel_is_one_line_naming_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "spandrel", None)  # import spandrel now raises ImportError
     with pytest.raises(DependencyError) as err:
         load_generator(tmp_path / "compact.pth")
-    assert "\n" not in str(err.value) and 'pip install "esrgan[models]"' in str(err.value)
+    assert "\n" not in str(err.value) and install_hint("models") in str(err.value)
 
 
 def test_broken_esrgan_family_file_keeps_the_project_error(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from esrgan.errors import DependencyError, ModelError, UsageError
+from esrgan.errors import DependencyError, ModelError, UsageError, install_hint
 from esrgan.parity import compare, passes
 from esrgan.runtime.cpu_features import CpuFeatures, probe_cpu_features
 from tests.cpu_models import export_tiny_onnx, photo_batch
@@ -269,7 +269,7 @@ def test_missing_openvino_is_one_clear_line(tiny_onnx, monkeypatch):
     with pytest.raises(DependencyError) as err:
         OpenVinoBackend(tiny_onnx)
     msg = str(err.value)
-    assert "\n" not in msg and "pip install \"esrgan[openvino]\"" in msg
+    assert "\n" not in msg and install_hint("openvino") in msg
 
 
 def test_bad_arguments_and_files(tiny_onnx, tmp_path):
