@@ -13,6 +13,7 @@ device was measured within the 45 dB half-precision floor (``esrgan.runtime.vulk
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from esrgan.elapsed import heartbeat
 from esrgan.errors import (
     BackendError,
     DependencyError,
@@ -217,7 +219,13 @@ class NcnnBackend(Backend):
             providers=(f"ncnn {getattr(ncnn, '__version__', '?')}", where),
             free_memory=_heap_budget(ncnn, device_id) if vulkan else None,
         )
-        self.scale = scale or probe_scale(self.run, self.in_channels, str(src))
+        if scale is None:  # ncnn prepares the weights in its first run: 12 s for x4plus on 2 cores
+            message = f"measuring {src.name}'s scale with one small run (ncnn prepares the model's weights first)"
+            if say is not None:
+                say(message)
+            with heartbeat(say, message) if say is not None else contextlib.nullcontext():
+                scale = probe_scale(self.run, self.in_channels, str(src))
+        self.scale = scale
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         outs = []
