@@ -314,13 +314,17 @@ def plan_jobs(
     return jobs, notes
 
 
-def names_an_image(output: Path) -> bool:
+def names_an_image(output: str | os.PathLike[str]) -> bool:
     """OUTPUT is one image file (not a folder) when its name has an image suffix and no folder has it.
 
     As realesrgan-ncnn-vulkan's ``-o``: ``esrgan-run cat.jpg cat_x4.png`` writes that file. A folder
-    that already has such a name (made by a run that took the name for a folder) stays a folder.
+    that already has such a name (made by a run that took the name for a folder), or a name written
+    with a trailing separator (``out.png/``, which ``Path`` would drop), stays a folder.
     """
-    return output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir()
+    text = os.fspath(output)
+    if text.endswith(("/", os.sep)):
+        return False
+    return Path(text).suffix.lower() in IMAGE_SUFFIXES and not Path(text).is_dir()
 
 
 def plan_single_file(spec: str, inputs: Inputs, out: Path, fmt: str, shard: tuple[int, int] | None) -> Plan:
@@ -352,7 +356,7 @@ def plan_run(
     """
     inputs = find_inputs(spec)
     out = Path(out_dir)
-    if names_an_image(out):
+    if names_an_image(out_dir):
         return plan_single_file(spec, inputs, out, fmt, shard)
     if out.exists() and not out.is_dir():
         raise UsageError(f"OUTPUT {out} is a file: give a folder, or an image file name for one input file")

@@ -194,6 +194,11 @@ def test_single_file_glob_format_quality_and_outscale(tmp_path, nearest_onnx):
     assert r.exit_code == 0
     assert sorted(p.name for p in (tmp_path / "o2").glob("[!.]*")) == ["x.jpg", "y.jpg"]
     assert Image.open(tmp_path / "o2" / "x.jpg").size == (42, 35)
+    # OUTPUT with an image suffix is that file; with a trailing separator, a folder of that name
+    assert run(src / "x.png", tmp_path / "one.png", "--model", nearest_onnx).exit_code == 0
+    assert (tmp_path / "one.png").is_file()
+    assert run(src / "x.png", f"{tmp_path / 'two.png'}/", "--model", nearest_onnx).exit_code == 0
+    assert (tmp_path / "two.png" / "x.png").is_file()
 
 
 def test_real_esrgan_short_flags_mean_the_long_ones(tmp_path, nearest_onnx):
