@@ -131,7 +131,7 @@ class Upscaler:
         (see ``esrgan.runtime.manifest``).
         """
         shard_t = paths.parse_shard(shard) if isinstance(shard, str) else shard
-        plan = paths.plan_run(str(input), Path(output), format, shard_t, suffix=suffix)
+        plan = paths.plan_run(str(input), output, format, shard_t, suffix=suffix)
         for note in plan.notes:
             self.say(f"note: {note}")
         options = RunOptions(
