@@ -194,11 +194,21 @@ def _tiff_intact(path: Path) -> bool:
         return False
 
 
+# TIFF tags that describe how the input's pixel data is laid out (size, strips, tiles, compression,
+# samples, the ICC profile carried on its own), not the picture: Pillow's getexif() of a TIFF file
+# returns them with its metadata, and in an output of another size and format they would be false.
+_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 317,
+                          320, 322, 323, 324, 325, 338, 339, 340, 341, 530, 531, 532, 32997, 32998, 34675})
+
+
 def _metadata(img: Image.Image) -> tuple[bytes | None, bytes | None]:
-    """ICC profile and EXIF with the orientation reset: call it after the pixels are turned upright."""
+    """ICC profile and EXIF with the orientation reset: call it after the pixels are turned upright (it
+    sets the orientation of ``img``'s EXIF to upright)."""
     icc = img.info.get("icc_profile") or None
     exif = img.getexif()
-    if not exif:
+    for tag in _LAYOUT_TAGS & set(exif):
+        del exif[tag]
+    if not exif and not exif.get_ifd(0x8769) and not exif.get_ifd(0x8825):
         return icc, None
     if EXIF_ORIENTATION in exif:
         exif[EXIF_ORIENTATION] = 1
@@ -207,8 +217,9 @@ def _metadata(img: Image.Image) -> tuple[bytes | None, bytes | None]:
 
 def _from_pillow(img: Image.Image) -> Decoded:
     fmt = img.format or "PNG"
-    img = ImageOps.exif_transpose(img)
-    icc, exif = _metadata(img)
+    upright = ImageOps.exif_transpose(img)
+    icc, exif = _metadata(img)  # the file's own: a turned copy of a TIFF file has no EXIF
+    img = upright
     mode = img.mode
     bits = 8
     if mode == "P":
@@ -435,6 +446,8 @@ def _write_pillow(path: Path, arr: np.ndarray, mode: str, decoded: Decoded, fmt:
         params["exif"] = decoded.exif
     if fmt == "PNG":
         params["compress_level"] = 6
+    if fmt == "TIFF":
+        params["compression"] = "tiff_deflate"  # lossless, as the 16-bit TIFF path (zlib); Pillow's default stores raw
     img.save(path, format=fmt, **params)
 
 

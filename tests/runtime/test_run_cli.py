@@ -118,6 +118,22 @@ def test_constant_alpha_exif_orientation_icc_and_exif_carried(tmp_path, nearest_
     assert rot.getexif().get(0x010F) == "TestCam" and rot.getexif().get(0x0112, 1) == 1
 
 
+def test_tiff_inputs_lend_their_metadata_not_their_layout_and_tiff_outputs_are_compressed(tmp_path, nearest_onnx):
+    """Pillow's EXIF of a TIFF file holds its size, strips and compression: false in an x4 PNG or JPEG."""
+    src = tmp_path / "in"
+    src.mkdir()
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    Image.fromarray(gradient(8, 12)).save(src / "a.tif", compression="tiff_deflate", exif=exif)
+    assert run(src, tmp_path / "png", "--model", nearest_onnx, "--format", "png").exit_code == 0
+    carried = Image.open(tmp_path / "png" / "a.png").getexif()
+    assert carried.get(0x010F) == "TestCam" and not {256, 257, 259, 273, 279} & set(carried)
+    assert run(src, tmp_path / "tif", "--model", nearest_onnx).exit_code == 0
+    with Image.open(tmp_path / "tif" / "a.tif") as out:
+        assert out.size == (48, 32) and out.info["compression"] == "tiff_adobe_deflate"
+        assert out.getexif().get(0x010F) == "TestCam"
+
+
 def test_bad_inputs_are_reported_skipped_and_exit_1(tmp_path, nearest_onnx):
     src, out = tmp_path / "in", tmp_path / "out"
     save(src / "good.png", gradient())
