@@ -185,11 +185,13 @@ def is_intact(path: str | os.PathLike[str], fmt: str) -> bool:
 
 
 def _tiff_intact(path: Path) -> bool:
+    """Whether tifffile decodes a first page: a file cut before its directory (Pillow writes it last)
+    has none, and ``tifffile.imread`` returns nothing for it rather than raising."""
     try:
         import tifffile
 
-        tifffile.imread(path)
-        return True
+        with tifffile.TiffFile(path) as tif:
+            return len(tif.pages) > 0 and tif.pages[0].asarray().size > 0
     except Exception:
         return False
 
