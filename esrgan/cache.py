@@ -21,9 +21,13 @@ CACHE_ENV = "ESRGAN_CACHE_DIR"
 
 
 def cache_dir() -> Path:
-    """The esrgan cache folder (not created here: each user makes its subfolder when it writes)."""
+    """The esrgan cache folder (not created here: each user makes its subfolder when it writes).
+
+    ``~`` is expanded and a relative value made absolute: a value from a systemd or docker environment
+    file reaches the process unexpanded, and a relative one would put a cache into every working folder.
+    """
     if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
+        return Path(os.path.abspath(os.path.expanduser(os.environ[CACHE_ENV])))
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "esrgan"
 

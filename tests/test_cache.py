@@ -26,6 +26,15 @@ def test_precedence(home, tmp_path, monkeypatch):
     assert cache_dir() == tmp_path / "own"
 
 
+def test_the_variable_is_expanded_and_made_absolute(home, tmp_path, monkeypatch):
+    """Environment files (systemd, docker) pass "~/c" as it is; a relative path would follow the cwd."""
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", "~/c")
+    assert cache_dir() == home / "c"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ESRGAN_CACHE_DIR", "rel")
+    assert cache_dir() == tmp_path / "rel" and cache_dir().is_absolute()
+
+
 def test_empty_variables_are_unset(home, monkeypatch):
     monkeypatch.setenv("ESRGAN_CACHE_DIR", "")
     monkeypatch.setenv("XDG_CACHE_HOME", "")
