@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,11 @@ def _read(src: Path, max_pixels: int, libtiff: list[str]) -> Decoded:
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
+        # Pillow refuses past twice its own limit when it opens the file, before the size check above:
+        # said as that check says it when --max-pixels refuses the image too.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        if found and max_pixels and int(found[1]) > max_pixels:
+            raise ImageError(f"{src}: {found[1]} pixels is more than --max-pixels {max_pixels}") from exc
         raise ImageError(f"{src}: {first_line(exc)}") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{src}: not an image Pillow can read") from exc
@@ -461,6 +467,8 @@ def from_array(arr: np.ndarray) -> Decoded:
         arr = arr[..., None]
     if arr.ndim != 3 or not 1 <= arr.shape[2] <= 4:
         raise ImageError(f"expected an HxW or HxWxC (C = 1..4) array, got shape {arr.shape}")
+    if not arr.shape[0] or not arr.shape[1]:
+        raise ImageError(f"an empty image (shape {arr.shape}): nothing to upscale")
     if arr.dtype == np.uint8:
         f, bits = arr.astype(np.float32) / 255.0, 8
     elif arr.dtype == np.uint16:

@@ -14,7 +14,7 @@ from typing import Any, overload
 import numpy as np
 from PIL import Image
 
-from esrgan.errors import ImageError
+from esrgan.errors import ImageError, UsageError
 from esrgan.runtime import images, paths
 from esrgan.runtime.backends.base import Backend
 from esrgan.runtime.backends.registry import check_precision, load_backend
@@ -82,6 +82,9 @@ class Upscaler:
     def upscale(self, image: Any, outscale: float | None = None) -> Any:
         """Upscale one image; the result has the input's type, channels and dtype (float stays float)."""
         outscale = check_outscale(outscale)
+        if isinstance(image, (str, bytes, os.PathLike)):
+            raise UsageError(f"upscale() takes an image (a NumPy array or a PIL image), not a path ({image!r}): "
+                             "open it first, or use upscale_folder() for files")
         if isinstance(image, Image.Image):
             decoded = images.from_pil(image)
             return images.to_pil(self._run_one(decoded, outscale), decoded)

@@ -440,3 +440,14 @@ def test_what_lies_in_the_output_folder_is_set_aside_only_when_reached_through_a
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["a.png"]
     assert [line.split(": cannot read")[0] for line in error_lines(r.output)] == [
         f"error: {src / 'loop1.png'}", f"error: {src / 'loop2.png'}"]
+
+
+def test_pillows_own_bomb_refusal_is_said_as_max_pixels_says_it(tmp_path, monkeypatch):
+    """Past twice its limit Pillow refuses at open, before the --max-pixels check, in its own words."""
+    from PIL import Image
+
+    save(tmp_path / "big.png", gradient(30, 30))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 900 pixels > 2 x 100: refused at open
+    with pytest.raises(images.ImageError) as err:
+        images.read_image(tmp_path / "big.png", max_pixels=500)
+    assert str(err.value) == f"{tmp_path / 'big.png'}: 900 pixels is more than --max-pixels 500"

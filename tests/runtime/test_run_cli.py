@@ -420,6 +420,19 @@ def test_python_api_arrays_and_pil_images(nearest_onnx, mode):
     assert f.dtype == np.float32 and f.shape[:2] == (18, 26)
 
 
+def test_python_api_says_what_it_takes(nearest_onnx, tmp_path):
+    from esrgan.errors import ImageError, UsageError
+    from esrgan.runtime.upscaler import Upscaler
+
+    up = Upscaler(nearest_onnx, say=None)
+    with pytest.raises(UsageError, match="takes an image .* not a path"):
+        up.upscale(str(tmp_path / "a.png"))
+    with pytest.raises(UsageError, match="not a path"):
+        up.upscale(tmp_path / "a.png")
+    with pytest.raises(ImageError, match="an empty image"):
+        up.upscale(np.zeros((0, 5, 3), np.uint8))
+
+
 def test_python_api_keeps_pillow_modes(nearest_onnx):
     from esrgan.runtime.upscaler import Upscaler
 
