@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from esrgan.cache import cache_problem, keep_record, read_record
-from esrgan.elapsed import timed
+from esrgan.elapsed import heartbeat, timed
 from esrgan.errors import EsrganError, OutOfMemoryError, first_line
 from esrgan.hashing import code_digest, model_sha256
 from esrgan.metadata import PARITY, PRECISION, SOURCE_SHA256, int8_companion
@@ -255,34 +255,38 @@ def measure_cpu_paths(
         for path, precision, layout in paths:
             is_int8 = path != Path(model_path)
             planned = INT8_KEY if is_int8 else FP32_KEY if precision == "fp32" else BF16_LAYOUT_KEYS[layout]
-            say(f"{PATH_NAMES[planned]}: compiling, then running the photograph and the test card")
+            step = f"{PATH_NAMES[planned]}: compiling, then running the photograph and the test card"
+            say(step)
             try:
-                backend = OpenVinoBackend(path, precision=precision, threads=threads, mode="latency",
-                                          cache_dir=cache_dir if planned == FP32_KEY else "", bf16_layout=layout)
-                backends.append(backend)
-                if planned == FP32_KEY:  # the measuring images are RGB, as the tiler's windows are
-                    check_rgb(backend, str(model_path))
-                key = planned if is_int8 or precision == "fp32" else BF16_LAYOUT_KEYS[backend.info.extra["bf16_layout"]]
-                if key not in runs:  # a model that cannot be cut runs "all" for both layouts: run it once
-                    outs = [fitted_run(backend, img) for img in images]  # the first run of x is the untimed one
-                    if key == FP32_KEY:
-                        refs = outs
-                    else:  # an output of another shape raises here: that path is broken, not the run
-                        parity[key] = worst([compare(r, o) for r, o in zip(refs, outs, strict=True)])
-                    runs[key] = functools.partial(fitted_run, backend, x)
+                with heartbeat(say, step):  # a step takes seconds, more on a loaded machine
+                    backend = OpenVinoBackend(path, precision=precision, threads=threads, mode="latency",
+                                              cache_dir=cache_dir if planned == FP32_KEY else "", bf16_layout=layout)
+                    backends.append(backend)
+                    if planned == FP32_KEY:  # the measuring images are RGB, as the tiler's windows are
+                        check_rgb(backend, str(model_path))
+                    key = planned if is_int8 or precision == "fp32" else BF16_LAYOUT_KEYS[backend.info.extra["bf16_layout"]]
+                    if key not in runs:  # a model that cannot be cut runs "all" for both layouts: run it once
+                        outs = [fitted_run(backend, img) for img in images]  # the first run of x is the untimed one
+                        if key == FP32_KEY:
+                            refs = outs
+                        else:  # an output of another shape raises here: that path is broken, not the run
+                            parity[key] = worst([compare(r, o) for r, o in zip(refs, outs, strict=True)])
+                        runs[key] = functools.partial(fitted_run, backend, x)
             except PATH_FAILURES as exc:
                 drop(planned, exc)
         times: dict[str, list[float]] = {key: [] for key in runs}
         for round_ in range(TIMED_RUNS):
-            say(f"timing {', '.join(PATH_NAMES[k] for k in runs)}: round {round_ + 1} of {TIMED_RUNS}")
-            for key, run in list(runs.items()):
-                start = time.perf_counter()
-                try:
-                    run()
-                except PATH_FAILURES as exc:
-                    drop(key, exc)
-                    continue
-                times[key].append(time.perf_counter() - start)
+            step = f"timing {', '.join(PATH_NAMES[k] for k in runs)}: round {round_ + 1} of {TIMED_RUNS}"
+            say(step)
+            with heartbeat(say, step):
+                for key, run in list(runs.items()):
+                    start = time.perf_counter()
+                    try:
+                        run()
+                    except PATH_FAILURES as exc:
+                        drop(key, exc)
+                        continue
+                    times[key].append(time.perf_counter() - start)
     finally:
         for backend in backends:
             backend.close()
