@@ -13,7 +13,6 @@ device was measured within the 45 dB half-precision floor (``esrgan.runtime.vulk
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 from collections.abc import Callable
@@ -221,9 +220,9 @@ class NcnnBackend(Backend):
         )
         if scale is None:  # ncnn prepares the weights in its first run: 12 s for x4plus on 2 cores
             message = f"measuring {src.name}'s scale with one small run (ncnn prepares the model's weights first)"
-            if say is not None:
-                say(message)
-            with heartbeat(say, message) if say is not None else contextlib.nullcontext():
+            tell = say or (lambda _line: None)
+            tell(message)
+            with heartbeat(tell, message):
                 scale = probe_scale(self.run, self.in_channels, str(src))
         self.scale = scale
 
