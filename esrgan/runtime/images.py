@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -202,11 +202,16 @@ def _tiff_intact(path: Path) -> bool:
         return False
 
 
-# TIFF tags that describe how the input's pixel data is laid out (size, strips, tiles, compression,
-# samples, the ICC profile carried on its own), not the picture: Pillow's getexif() of a TIFF file
-# returns them with its metadata, and in an output of another size and format they would be false.
-_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 317,
-                          320, 322, 323, 324, 325, 338, 339, 340, 341, 530, 531, 532, 32997, 32998, 34675})
+# TIFF tags that are not the picture's EXIF: how the input's pixel data is laid out (size, strips,
+# tiles, compression, samples; the ICC profile is carried on its own), and applications' private blocks
+# (XMP, IPTC, Photoshop's image resources and layers, up to megabytes: a JPEG's EXIF holds 64 kB).
+# Pillow's getexif() of a TIFF file returns them all; in an output of another size and format they are
+# false or too large.
+_NOT_EXIF_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 317,
+                            320, 322, 323, 324, 325, 338, 339, 340, 341, 530, 531, 532, 32997, 32998, 34675,
+                            700, 33723, 34377, 37724})
+_SUB_IFDS = (0x8769, 0x8825)  # the Exif and GPS sections
+_JPEG_EXIF_BYTES = 65533  # one APP1 segment
 
 
 def _metadata(img: Image.Image) -> tuple[bytes | None, bytes | None]:
@@ -214,9 +219,9 @@ def _metadata(img: Image.Image) -> tuple[bytes | None, bytes | None]:
     sets the orientation of ``img``'s EXIF to upright)."""
     icc = img.info.get("icc_profile") or None
     exif = img.getexif()
-    for tag in _LAYOUT_TAGS & set(exif):
+    for tag in _NOT_EXIF_TAGS & set(exif):
         del exif[tag]
-    if not exif and not exif.get_ifd(0x8769) and not exif.get_ifd(0x8825):
+    if not exif and not any(exif.get_ifd(ifd) for ifd in _SUB_IFDS):
         return icc, None
     if EXIF_ORIENTATION in exif:
         exif[EXIF_ORIENTATION] = 1
@@ -410,8 +415,28 @@ def write_image(
                              extrasamples=("unassalpha",) if arr.shape[2] in (2, 4) else None,
                              iccprofile=decoded.icc_profile)
         else:
-            _write_pillow(tmp, arr, mode, decoded, fmt, quality)
+            exif, lost = _exif_for(fmt, decoded.exif)
+            notes += lost
+            _write_pillow(tmp, arr, mode, replace(decoded, exif=exif), fmt, quality)
     return notes
+
+
+def _exif_for(fmt: str, exif: bytes | None) -> tuple[bytes | None, list[str]]:
+    """The EXIF a ``fmt`` file can take, and a note on what it cannot. Compressed TIFFs are written by
+    libtiff, which refuses the Exif and GPS sections' pointers (Pillow: "Error setting from
+    dictionary"); a JPEG's EXIF must fit one 64 kB segment."""
+    if not exif:
+        return exif, []
+    if fmt == "TIFF":
+        parsed = Image.Exif()
+        parsed.load(exif)
+        if any(tag in parsed for tag in _SUB_IFDS):
+            for tag in _SUB_IFDS:
+                parsed.pop(tag, None)
+            return parsed.tobytes() if len(parsed) else None, ["TIFF output: EXIF's Exif and GPS sections not carried"]
+    if fmt == "JPEG" and len(exif) > _JPEG_EXIF_BYTES:
+        return None, [f"JPEG output: EXIF of {len(exif)} bytes not carried (a JPEG holds {_JPEG_EXIF_BYTES})"]
+    return exif, []
 
 
 def _write_png16(path: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | None) -> None:

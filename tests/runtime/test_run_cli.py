@@ -132,6 +132,17 @@ def test_tiff_inputs_lend_their_metadata_not_their_layout_and_tiff_outputs_are_c
     with Image.open(tmp_path / "tif" / "a.tif") as out:
         assert out.size == (48, 32) and out.info["compression"] == "tiff_adobe_deflate"
         assert out.getexif().get(0x010F) == "TestCam"
+    # a camera JPEG's Exif section: libtiff cannot write it into a compressed TIFF (the image is still
+    # written, with a note); a TIFF's Photoshop block (80 kB) is not EXIF and does not stop a JPEG
+    exif.get_ifd(0x8769)[0x9003] = "2020:01:01 00:00:00"
+    Image.fromarray(gradient(8, 12)).save(src / "cam.jpg", exif=exif)
+    Image.fromarray(gradient(8, 12)).save(src / "ps.tiff", tiffinfo={34377: b"x" * 80000, 0x010F: "TestCam"})
+    r = run(src, tmp_path / "all_tif", "--model", nearest_onnx, "--format", "tif")
+    assert r.exit_code == 0 and "3 written" in r.output and "Exif and GPS sections not carried" in r.output, r.output
+    r = run(src, tmp_path / "all_jpg", "--model", nearest_onnx, "--format", "jpg")
+    assert r.exit_code == 0 and "3 written" in r.output, r.output
+    assert Image.open(tmp_path / "all_jpg" / "cam.jpg").getexif().get_ifd(0x8769)[0x9003] == "2020:01:01 00:00:00"
+    assert Image.open(tmp_path / "all_jpg" / "ps.jpg").getexif().get(0x010F) == "TestCam"
 
 
 def test_bad_inputs_are_reported_skipped_and_exit_1(tmp_path, nearest_onnx):
