@@ -8,8 +8,8 @@ refused (exit 2) before any work, unless ``--overwrite`` asks to redo the output
 replaces the record. Shards of one run write the same record, so they never conflict.
 
 Recorded: the model file (by ``esrgan.hashing.model_sha256``, which covers an ONNX file's external
-data; a record without ``model_digest`` is older and holds the file's own sha256, which is compared
-instead), the output scale and, when a lossy format can be written, the quality. Not recorded: the format, which is in every output's suffix (another format writes
+data; a record without ``model_digest`` is older and may hold the file's own sha256, which then matches
+too), the output scale and, when a lossy format can be written, the quality. Not recorded: the format, which is in every output's suffix (another format writes
 other names and skips nothing it should not); tile size and pad, batch, backend and threads, which
 change pixels only within the runtime's parity bounds (tiled vs whole: 45-74 dB with x4plus, by tile size and
 image; see ``tiling.DEFAULT_TILE_PAD``), not the result.
@@ -69,8 +69,10 @@ class OutputSettings:
 
 
 def _model_difference(model: str, sha256: str, recorded: dict[str, object], path: Path | None) -> list[str]:
-    legacy = recorded.get("model_digest") != MODEL_DIGEST and path is not None
-    if recorded.get("model_sha256") == (file_sha256(path) if legacy else sha256):
+    same = recorded.get("model_sha256") == sha256
+    if not same and recorded.get("model_digest") != MODEL_DIGEST and path is not None:
+        same = recorded.get("model_sha256") == file_sha256(path)  # a record from before model_digest
+    if same:
         return []
     before = recorded.get("model")
     return [f"model {model}, not {before}" if before != model else f"another file named {model}"]
