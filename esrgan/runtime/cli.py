@@ -113,7 +113,7 @@ def main(input: str, output: str, model: str | None, backend: str, precision: st
     tile = parse_tile(tile_text)
     shard_t = paths.parse_shard(shard)
     # Bad paths fail in one line before any model is loaded (loading can take seconds).
-    plan = paths.plan_run(input, output, fmt, shard_t, suffix=suffix)
+    plan = paths.plan_run(input, output, fmt, shard_t, suffix=suffix, overwrite=overwrite)
     check_precision(backend, precision)
     check = None if backend == "torch" else check_published_runnable  # torch runs the checkpoint itself
     model = resolve_model_argument(model, progress=not quiet, check=check)

@@ -327,7 +327,8 @@ def names_an_image(output: str | os.PathLike[str]) -> bool:
     return Path(text).suffix.lower() in IMAGE_SUFFIXES and not Path(text).is_dir()
 
 
-def plan_single_file(spec: str, inputs: Inputs, out: Path, fmt: str, shard: tuple[int, int] | None) -> Plan:
+def plan_single_file(spec: str, inputs: Inputs, out: Path, fmt: str, shard: tuple[int, int] | None,
+                     overwrite: bool) -> Plan:
     """One input file into the image file ``out``, in the format its suffix names."""
     if inputs.pattern is not None or not Path(spec).is_file():
         raise UsageError(
@@ -343,47 +344,51 @@ def plan_single_file(spec: str, inputs: Inputs, out: Path, fmt: str, shard: tupl
     if out.resolve() == src.resolve():
         raise UsageError(f"the output {out} is the input file: choose another output name")
     jobs = [Job(src, out, written)] if in_shard(src.name, shard) else []
-    check_writable_folder(out.parent, jobs)
+    check_writable_folder(out.parent, jobs, overwrite)
     return Plan(jobs, [], [])
 
 
 def plan_run(
-    spec: str, out_dir: str | os.PathLike[str], fmt: str, shard: tuple[int, int] | None, *, suffix: str
+    spec: str, out_dir: str | os.PathLike[str], fmt: str, shard: tuple[int, int] | None, *, suffix: str,
+    overwrite: bool,
 ) -> Plan:
     """Everything decided before a model runs: inputs, refused layouts, output names, this shard's jobs.
 
     ``out_dir`` is a folder, or an image file for a single input file (see ``names_an_image``).
+    ``overwrite`` (``RunOptions.overwrite``): every output will be written again, so an output folder
+    that cannot be written in is refused even when it holds them all.
     """
     inputs = find_inputs(spec)
     out = Path(out_dir)
     if names_an_image(out_dir):
-        return plan_single_file(spec, inputs, out, fmt, shard)
+        return plan_single_file(spec, inputs, out, fmt, shard, overwrite)
     if out.exists() and not out.is_dir():
         raise UsageError(f"OUTPUT {out} is a file: give a folder, or an image file name for one input file")
     check_folders(inputs, out, recursive_input=inputs.pattern is None and Path(spec).is_dir())
-    files, outputs = _split_outputs(inputs.files, out)
+    files, outputs = _split_outputs(inputs.files, out, inputs.root)
     jobs, notes = plan_jobs(inputs.root, files, out, fmt, shard, suffix=suffix)
-    check_writable_folder(out, jobs)
+    check_writable_folder(out, jobs, overwrite)
     check_outputs_are_not_inputs(inputs, out, jobs, spec)
     notes = ([_link_note(link, inputs.root, out) for link in inputs.links]
              + [f"{f}: a link into the output folder, not read as an input" for f in outputs] + notes)
     return Plan(jobs, notes, inputs.unreadable, out)
 
 
-def _split_outputs(files: list[Path], out: Path) -> tuple[list[Path], list[Path]]:
-    """The inputs, and those that reach into the output folder only through a link: outputs are never
-    read back as inputs (a link in.png -> out/in.png would be upscaled again, x16 for an x4 model). An
-    input folder that lies inside the output folder is read as it is.
+def _split_outputs(files: list[Path], out: Path, root: Path) -> tuple[list[Path], list[Path]]:
+    """The inputs, and those that lie in the output folder only through a link (a link to a file, or
+    a glob's way through a linked folder): outputs are never read back as inputs (a link in.png ->
+    out/in.png would be upscaled again, x16 for an x4 model). Files of an input folder that is itself
+    inside the output folder are inputs, however either folder is spelt.
 
     Real paths come from ``os.path.realpath``, which never raises (a link loop stays an input, whose
     read fails in one line); each folder is resolved once, and a file itself only when it is a link.
     """
-    outputs, written = Path(os.path.realpath(out)), Path(os.path.abspath(out))
+    outputs, inputs_root = Path(os.path.realpath(out)), Path(os.path.realpath(root))
     real_folder = functools.cache(os.path.realpath)
     inputs, linked = [], []
     for f in files:
         real = Path(os.path.realpath(f) if f.is_symlink() else os.path.join(real_folder(f.parent), f.name))
-        through_link = real.is_relative_to(outputs) and not Path(os.path.abspath(f)).is_relative_to(written)
+        through_link = real.is_relative_to(outputs) and not real.is_relative_to(inputs_root)
         (linked if through_link else inputs).append(f)
     return inputs, linked
 
@@ -401,22 +406,22 @@ def _link_note(link: Path, root: Path, out: Path) -> str:
     return f"{link}: a link to a folder, not followed (give it as an input of its own to upscale it)"
 
 
-def check_writable_folder(out: Path, jobs: list[Job]) -> None:
+def check_writable_folder(out: Path, jobs: list[Job], overwrite: bool = False) -> None:
     """Refuse, before any model loads, an output folder that cannot be made or written in (a path
     through a file, a read-only file system, no permission): else every image would be upscaled, then
     fail to be written.
 
     Probed with a temporary file that is gone at once: in the folder when it exists, else where it
     would be made, its nearest existing ancestor (shards started together make the same folder at
-    once). An unwritable folder that already holds every output is left to the run: a rerun over
-    complete outputs only skips them.
+    once). An unwritable folder that already holds every output is left to the run, unless
+    ``overwrite``: a rerun over complete outputs only skips them.
     """
     if out.exists():
         try:
             with tempfile.TemporaryFile(dir=out):
                 return
         except OSError as exc:
-            missing = sum(not job.dst.exists() for job in jobs)
+            missing = len(jobs) if overwrite else sum(not os.path.exists(job.dst) for job in jobs)
             if missing:
                 raise UsageError(f"OUTPUT {out}: cannot write in it ({exc.strerror or exc}); {missing} of "
                                  f"{len(jobs)} outputs are still to be written") from None

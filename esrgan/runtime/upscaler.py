@@ -134,7 +134,7 @@ class Upscaler:
         (see ``esrgan.runtime.manifest``).
         """
         shard_t = paths.parse_shard(shard) if isinstance(shard, str) else shard
-        plan = paths.plan_run(str(input), output, format, shard_t, suffix=suffix)
+        plan = paths.plan_run(str(input), output, format, shard_t, suffix=suffix, overwrite=overwrite)
         for note in plan.notes:
             self.say(f"note: {note}")
         options = RunOptions(

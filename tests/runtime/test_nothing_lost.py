@@ -393,6 +393,8 @@ def test_an_output_folder_that_cannot_be_written_stops_before_any_model_work(tmp
     if where.endswith("existing"):  # still unwritable, a rerun over complete outputs only skips them
         assert "cannot write in it (Read-only file system); 1 of 1 outputs" in error_lines(r.output)[0]
         save(out / "a.png", gradient(16, 16))
+        r = run(tmp_path / "in", out, "--model", nearest_onnx, "--overwrite")  # every output written again
+        assert r.exit_code == 2 and "1 of 1 outputs" in error_lines(r.output)[0], r.output
         monkeypatch.setattr(upscaler.Upscaler, "__init__", loads)
         r = run(tmp_path / "in", out, "--model", nearest_onnx, "--threads", "1")
         assert r.exit_code == 0 and "0 written, 1 skipped" in r.output, r.output
@@ -429,6 +431,10 @@ def test_what_lies_in_the_output_folder_is_set_aside_only_when_reached_through_a
     save(proj / "originals" / "a.png", gradient(4, 4))
     r = run(proj / "originals", proj, "--model", nearest_onnx)
     assert r.exit_code == 0 and "1 written" in r.output and (proj / "a.png").is_file(), r.output
+    (tmp_path / "projlink").symlink_to(proj, target_is_directory=True)  # the same folders, spelt through a link
+    for spelling in ((proj / "originals", tmp_path / "projlink"), (tmp_path / "projlink" / "originals", proj)):
+        r = run(*spelling, "--model", nearest_onnx, "--overwrite")
+        assert r.exit_code == 0 and "1 written" in r.output and "not read as an input" not in r.output, r.output
     src, out = tmp_path / "in", tmp_path / "out"
     save(src / "a.png", gradient(4, 4))
     (src / "z.png").symlink_to(out / "a.png")  # out/ is made by this run
@@ -440,6 +446,11 @@ def test_what_lies_in_the_output_folder_is_set_aside_only_when_reached_through_a
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["a.png"]
     assert [line.split(": cannot read")[0] for line in error_lines(r.output)] == [
         f"error: {src / 'loop1.png'}", f"error: {src / 'loop2.png'}"]
+    (src / "res").symlink_to(out, target_is_directory=True)  # a glob follows linked folders
+    r = run(f"{src}/*/*.png", tmp_path / "out2", "--model", nearest_onnx)
+    assert f"{src / 'res' / 'a.png'}: a link into the output folder" not in r.output  # out2 is another folder
+    r = run(f"{src}/*/*.png", out, "--model", nearest_onnx)
+    assert f"{src / 'res' / 'a.png'}: a link into the output folder, not read as an input" in r.output, r.output
 
 
 def test_pillows_own_bomb_refusal_is_said_as_max_pixels_says_it(tmp_path, monkeypatch):

@@ -46,7 +46,7 @@ def test_folder_progress_bar_names_the_image_and_its_tiles(tmp_path, capsys):
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(np.full((40, 40, 3), 9, np.uint8)).save(src / "big.png")
-    jobs = paths.plan_run(str(src), tmp_path / "out", "same", None, suffix="").jobs
+    jobs = paths.plan_run(str(src), tmp_path / "out", "same", None, suffix="", overwrite=False).jobs
     summary = FolderRun(Nearest(), RunOptions(tile=16, tile_pad=4, batch=2), progress=True).run(jobs)
     assert summary.written == 1
     assert "big.png tile 0/9" in capsys.readouterr().err
@@ -68,7 +68,7 @@ def test_one_long_model_call_keeps_the_bar_moving(tmp_path, capsys, monkeypatch)
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(np.full((24, 24, 3), 9, np.uint8)).save(src / "whole.png")
-    jobs = paths.plan_run(str(src), tmp_path / "out", "same", None, suffix="").jobs
+    jobs = paths.plan_run(str(src), tmp_path / "out", "same", None, suffix="", overwrite=False).jobs
     summary = FolderRun(Slow(), RunOptions(tile=0, tile_pad=4), progress=True).run(jobs)
     assert summary.written == 1
     frames = [f for f in capsys.readouterr().err.split("\r") if "whole.png" in f and "0/1" in f]

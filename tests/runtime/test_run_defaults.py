@@ -104,7 +104,7 @@ def test_upscaler_and_folder_run_use_run_options(tmp_path):
     backend = Nearest()
     summary = FolderRun(backend, RunOptions(tile=0), progress=False).run(
         paths.plan_run(str(src), tmp_path / "out", RunOptions().format, RunOptions().shard,
-                       suffix=RunOptions().suffix).jobs
+                       suffix=RunOptions().suffix, overwrite=RunOptions().overwrite).jobs
     )
     border = tiling.border_pad(RunOptions().tile_pad, 20, 24)  # the whole image plus a border within its share
     assert summary.written == 1 and backend.shapes == [(1, 3, 20 + 2 * border, 24 + 2 * border)]
