@@ -4,7 +4,8 @@ The cached file's own sha256 is recorded beside it (``<name>.onnx.sha256``): a f
 was written is exported again. Seen: onnx2tf, given the cached file to convert, saved its fixed-shape
 version over it, and every later run tiled x4plus into 128 px windows at a third of its speed. A cached
 file from a version that wrote no record is exported again, once: nothing else tells it from a file
-rewritten in place (onnx2tf keeps the metadata).
+rewritten in place (onnx2tf keeps the metadata). Where no export can run (the runtime alone), such a
+file is used as it is, as that version did.
 
 Exporting needs PyTorch and the export extra; the runtime alone does not have them, so without
 them a checkpoint is refused with the one command that exports it once. The export runs once per
@@ -65,22 +66,29 @@ def _digest_record(target: Path) -> Path:
     return target.with_name(f"{target.name}.sha256")
 
 
+_NO_RECORD = "has no record of its sha256 (an older version wrote it)"
+
+
 def _stale(target: Path) -> str | None:
     """Why the cached export cannot be used as it is (see the module docstring); None when it can."""
     try:
         recorded = _digest_record(target).read_text().strip()
     except FileNotFoundError:
-        return "has no record of its sha256 (an older version wrote it)"
+        return _NO_RECORD
     except (OSError, UnicodeDecodeError):
         return "has an unreadable record of its sha256"
     return None if recorded == file_sha256(target) else "changed after it was written"
 
 
-def require_export(name: str, elsewhere: str) -> None:
-    """Refuse, in one line, a checkpoint that needs exporting where the export extra is missing."""
+def _can_export() -> bool:
     # Looked up, not imported: importing torch takes seconds, and the export announces itself first.
     # A package that is found but broken fails at its import, where handle_errors names it in one line.
-    if any(importlib.util.find_spec(module) is None for module in ("onnx", "torch")):
+    return all(importlib.util.find_spec(module) is not None for module in ("onnx", "torch"))
+
+
+def require_export(name: str, elsewhere: str) -> None:
+    """Refuse, in one line, a checkpoint that needs exporting where the export extra is missing."""
+    if not _can_export():
         raise DependencyError(
             f"{name} is a checkpoint: running it needs an ONNX export, and exporting needs PyTorch "
             f"({install_hint('export')}); or export it once elsewhere: {elsewhere}"
@@ -114,7 +122,7 @@ def checkpoint_to_onnx(path: str | os.PathLike[str], say: Callable[[str], None] 
         raise ModelError(f"{src}: no such checkpoint")
     target = cached_export(file_sha256(src))
     if target.is_file():
-        if (why := _stale(target)) is None:
+        if (why := _stale(target)) is None or (why == _NO_RECORD and not _can_export()):
             return target
         say(f"the cached export {target} {why}: exporting {src.name} again")
     require_export(src.name, export_command(src))

@@ -345,6 +345,11 @@ def test_a_cached_export_changed_after_it_was_written_is_exported_again(tmp_path
     assert model_source.checkpoint_to_onnx(ckpt, say=lines.append) == target and len(exports) == 3
     assert "has no record of its sha256" in lines[0] and record.read_text() == file_sha256(target)
     assert model_source.checkpoint_to_onnx(ckpt, say=lines.append) == target and len(exports) == 3
+    # the runtime alone cannot export: such a file is used as the version that wrote it did
+    record.unlink()
+    monkeypatch.setattr(model_source, "_can_export", lambda: False)
+    lines.clear()
+    assert model_source.checkpoint_to_onnx(ckpt, say=lines.append) == target and len(exports) == 3 and lines == []
 
 
 class _FlatBackend:
