@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -102,6 +103,22 @@ def _png_bit_depth(path: Path) -> int:
     return head[24] if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" else 8
 
 
+_PILLOW_LIMIT = threading.Lock()
+
+
+def _open(src: Path, max_pixels: int) -> Image.Image:
+    """``Image.open`` under --max-pixels rather than Pillow's own bomb limit, which refuses past twice
+    89 MP when the file is opened (before --max-pixels can speak) and cannot be set per call: the
+    module's limit is swapped for the open alone, under a lock, as decoding threads open files at once."""
+    with _PILLOW_LIMIT:
+        before = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels or None  # 0: no limit, as --max-pixels 0 asks
+        try:
+            return Image.open(src)
+        finally:
+            Image.MAX_IMAGE_PIXELS = before
+
+
 def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
     """Decode ``path`` into model planes; raise ``ImageError`` (file + reason) for anything unusable."""
     src = Path(path)
@@ -119,7 +136,7 @@ def _read(src: Path, max_pixels: int, libtiff: list[str]) -> Decoded:
             # the file fails in one line.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
-            with Image.open(src) as img:
+            with _open(src, max_pixels) as img:
                 w, h = img.size
                 if max_pixels and w * h > max_pixels:
                     raise ImageError(f"{src}: {w}x{h} = {w * h} pixels is more than --max-pixels {max_pixels}")
@@ -134,8 +151,8 @@ def _read(src: Path, max_pixels: int, libtiff: list[str]) -> Decoded:
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        # Pillow refuses past twice its own limit when it opens the file, before the size check above:
-        # said as that check says it when --max-pixels refuses the image too.
+        # Pillow refuses past twice its limit (--max-pixels here) when it opens the file, before the
+        # size check above: said as that check says it.
         found = re.search(r"\((\d+) pixels\)", str(exc))
         if found and max_pixels and int(found[1]) > max_pixels:
             raise ImageError(f"{src}: {found[1]} pixels is more than --max-pixels {max_pixels}") from exc

@@ -453,12 +453,16 @@ def test_what_lies_in_the_output_folder_is_set_aside_only_when_reached_through_a
     assert f"{src / 'res' / 'a.png'}: a link into the output folder, not read as an input" in r.output, r.output
 
 
-def test_pillows_own_bomb_refusal_is_said_as_max_pixels_says_it(tmp_path, monkeypatch):
-    """Past twice its limit Pillow refuses at open, before the --max-pixels check, in its own words."""
+def test_max_pixels_governs_pillows_own_bomb_limit(tmp_path, monkeypatch):
+    """Pillow refuses past twice its limit when it opens a file, in its own words, and its limit (89 MP)
+    could not be raised by --max-pixels: it follows --max-pixels now, for the open alone."""
     from PIL import Image
 
-    save(tmp_path / "big.png", gradient(30, 30))
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 900 pixels > 2 x 100: refused at open
-    with pytest.raises(images.ImageError) as err:
+    save(tmp_path / "big.png", gradient(40, 40))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # stands for Pillow's 89 MP
+    assert images.read_image(tmp_path / "big.png", max_pixels=10_000).rgb.shape[:2] == (40, 40)
+    assert images.read_image(tmp_path / "big.png", max_pixels=0).rgb.shape[:2] == (40, 40)
+    with pytest.raises(images.ImageError) as err:  # 1600 > 2 x 500: refused by Pillow at open
         images.read_image(tmp_path / "big.png", max_pixels=500)
-    assert str(err.value) == f"{tmp_path / 'big.png'}: 900 pixels is more than --max-pixels 500"
+    assert str(err.value) == f"{tmp_path / 'big.png'}: 1600 pixels is more than --max-pixels 500"
+    assert Image.MAX_IMAGE_PIXELS == 100  # the module's limit is put back
