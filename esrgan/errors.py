@@ -16,27 +16,33 @@ def install_hint(extra: str) -> str:
     """The command that installs an extra (double quotes work in POSIX shells and on Windows alike),
     from where this install came: the package is not on PyPI, so ``pip install "esrgan[...]"`` would find
     nothing (or someone else's package of that name)."""
-    return f'pip install "{_requirement(extra)}"'
+    return f"pip install {_requirement(extra)}"
 
 
 @functools.cache
 def _requirement(extra: str) -> str:
-    """``esrgan[extra]`` from where pip installed it, as PEP 610's direct_url.json records: a local
-    folder or wheel by its path, a VCS checkout or an archive by its URL; from an index (no record),
-    the bare name."""
+    """``"esrgan[extra]"`` from where pip installed it, as PEP 610's direct_url.json records: a local
+    folder (``-e`` for an editable install, which a plain one would replace) or wheel by its path, a VCS
+    checkout by its URL and revision, an archive by its URL; from an index (no record), the bare name."""
     from importlib import metadata
-    from urllib.parse import unquote, urlparse
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
 
     try:
         origin = json.loads(metadata.distribution(PACKAGE).read_text("direct_url.json") or "{}")
-        url, vcs = origin.get("url", ""), origin.get("vcs_info")
+        url = origin.get("url", "")
+        vcs, folder = origin.get("vcs_info"), origin.get("dir_info")
     except (metadata.PackageNotFoundError, ValueError, AttributeError, OSError):
-        return f"{PACKAGE}[{extra}]"
+        return f'"{PACKAGE}[{extra}]"'
     if isinstance(vcs, dict) and vcs.get("vcs"):
-        return f"{PACKAGE}[{extra}] @ {vcs['vcs']}+{url}"
-    if url.startswith("file://"):
-        return f"{unquote(urlparse(url).path)}[{extra}]"
-    return f"{PACKAGE}[{extra}] @ {url}" if url else f"{PACKAGE}[{extra}]"
+        revision = f"@{vcs['requested_revision']}" if vcs.get("requested_revision") else ""
+        return f'"{PACKAGE}[{extra}] @ {vcs["vcs"]}+{url}{revision}"'
+    if url.startswith("file:"):
+        parsed = urlparse(url)
+        where = url2pathname(f"//{parsed.netloc}{parsed.path}" if parsed.netloc else parsed.path)
+        editable = isinstance(folder, dict) and folder.get("editable")
+        return f'{"-e " if editable else ""}"{where}[{extra}]"'
+    return f'"{PACKAGE}[{extra}] @ {url}"' if url else f'"{PACKAGE}[{extra}]"'
 
 
 class EsrganError(Exception):

@@ -90,11 +90,15 @@ def test_a_missing_base_dependency_keeps_its_traceback():
 
 
 @pytest.mark.parametrize(("origin", "expected"), [
-    ({"url": "file:///home/me/esrgan%20clone", "dir_info": {"editable": True}}, 'pip install "/home/me/esrgan clone[export]"'),
+    ({"url": "file:///home/me/esrgan%20clone", "dir_info": {"editable": True}},
+     'pip install -e "/home/me/esrgan clone[export]"'),  # a plain install would replace the editable one
+    ({"url": "file:///home/me/esrgan", "dir_info": {}}, 'pip install "/home/me/esrgan[export]"'),
     ({"url": "file:///tmp/esrgan-0.1.0-py3-none-any.whl", "archive_info": {}},
      'pip install "/tmp/esrgan-0.1.0-py3-none-any.whl[export]"'),
     ({"url": "https://github.com/o/esrgan.git", "vcs_info": {"vcs": "git", "commit_id": "abc"}},
      'pip install "esrgan[export] @ git+https://github.com/o/esrgan.git"'),
+    ({"url": "https://github.com/o/esrgan.git", "vcs_info": {"vcs": "git", "requested_revision": "v0.1.0"}},
+     'pip install "esrgan[export] @ git+https://github.com/o/esrgan.git@v0.1.0"'),
     (None, 'pip install "esrgan[export]"'),  # from an index: no direct_url.json
 ])
 def test_the_install_hint_names_where_this_install_came_from(monkeypatch, origin, expected):
