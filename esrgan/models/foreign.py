@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from esrgan.errors import CheckpointError, DependencyError, first_line
+from esrgan.errors import CheckpointError, DependencyError, first_line, install_hint
 from esrgan.models.spec import FOREIGN_PREFIX, ForeignSpec
 
 #: What installs spandrel (the ``models`` extra; ``export`` pulls it in).
-INSTALL_HINT = 'pip install "esrgan[models]"'
 FORMAT = "spandrel"
 #: spandrel purposes this project exports and runs: image in, upscaled image out.
 PURPOSES = ("SR",)
@@ -88,6 +87,6 @@ def _import_spandrel(src: str):  # noqa: ANN202 (the module)
     except ImportError:
         raise DependencyError(
             f"{src}: not an ESRGAN checkpoint; other architectures load through spandrel, which is not "
-            f"installed: {INSTALL_HINT}"
+            f"installed: {install_hint('models')}"
         ) from None
     return spandrel

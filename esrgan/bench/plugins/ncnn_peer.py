@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from esrgan.bench.models import PreparedModel, cache_root
 from esrgan.bench.rows import Row, RowOptions, Unavailable, register
+from esrgan.errors import install_hint
 from esrgan.runtime.backends.base import Backend
 
 
@@ -17,7 +18,7 @@ def ncnn_factory(model: PreparedModel, opts: RowOptions) -> Backend:
     try:
         import ncnn  # noqa: F401
     except ImportError:
-        raise Unavailable('ncnn is not installed: pip install "esrgan[ncnn]"') from None
+        raise Unavailable(f"ncnn is not installed: {install_hint('ncnn')}") from None
     from esrgan.atomic import write_atomic
     from esrgan.runtime.backends.ncnn_backend import NCNN_DEFAULTS, NcnnBackend
     from esrgan.runtime.ncnn_writer import write_ncnn, writer_version

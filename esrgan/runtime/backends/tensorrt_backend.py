@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from esrgan.errors import BackendError, DependencyError, ModelError, OutOfMemoryError, first_line
+from esrgan.errors import (
+    BackendError,
+    DependencyError,
+    ModelError,
+    OutOfMemoryError,
+    first_line,
+    install_hint,
+)
 from esrgan.metadata import parse_metadata
 from esrgan.runtime.backends.base import Backend, BackendInfo
 from esrgan.runtime.tensorrt_profile import Profile
@@ -33,10 +40,9 @@ from esrgan.runtime.tensorrt_profile import Profile
 if TYPE_CHECKING:
     import tensorrt as trt
 
-TRT_INSTALL_HINT = (
-    "install TensorRT 10/11 and CUDA Python on a machine with an NVIDIA GPU: "
-    "pip install tensorrt cuda-python (or pip install \"esrgan[trt]\")"
-)
+def _trt_install_hint() -> str:
+    return ("install TensorRT 10/11 and CUDA Python on a machine with an NVIDIA GPU: "
+            f"pip install tensorrt cuda-python (or {install_hint('trt')})")
 
 
 # ---- availability ---------------------------------------------------------------------------------
@@ -53,14 +59,14 @@ def require_tensorrt() -> None:
     try:
         import tensorrt
     except ImportError as exc:
-        raise DependencyError(f"TensorRT is not installed ({exc}); {TRT_INSTALL_HINT}") from None
+        raise DependencyError(f"TensorRT is not installed ({exc}); {_trt_install_hint()}") from None
     except OSError as exc:  # the bindings found, but libnvinfer could not be loaded
-        raise DependencyError(f"TensorRT's libraries cannot be loaded ({exc}); {TRT_INSTALL_HINT}") from None
+        raise DependencyError(f"TensorRT's libraries cannot be loaded ({exc}); {_trt_install_hint()}") from None
     if not hasattr(tensorrt, "Builder"):
-        raise DependencyError(f"TensorRT is not installed (only its type stubs are); {TRT_INSTALL_HINT}")
+        raise DependencyError(f"TensorRT is not installed (only its type stubs are); {_trt_install_hint()}")
     version = str(getattr(tensorrt, "__version__", "0"))
     if not version.split(".")[0].isdigit() or int(version.split(".")[0]) < 10:
-        raise DependencyError(f"TensorRT {version} is too old: 10.x or 11.x is needed; {TRT_INSTALL_HINT}")
+        raise DependencyError(f"TensorRT {version} is too old: 10.x or 11.x is needed; {_trt_install_hint()}")
 
 
 def import_cudart() -> ModuleType:
