@@ -29,7 +29,10 @@ def _requirement(extra: str) -> str:
     from urllib.request import url2pathname
 
     try:
-        origin = json.loads(metadata.distribution(PACKAGE).read_text("direct_url.json") or "{}")
+        # Every copy of the metadata: run from a clone, the setuptools build's esrgan.egg-info in the
+        # working folder comes first and has no record of where pip installed from.
+        records = (dist.read_text("direct_url.json") for dist in metadata.distributions(name=PACKAGE))
+        origin = json.loads(next((text for text in records if text), "{}"))
         url = origin.get("url", "")
         vcs, folder = origin.get("vcs_info"), origin.get("dir_info")
     except (metadata.PackageNotFoundError, ValueError, AttributeError, OSError):

@@ -109,10 +109,14 @@ def test_the_install_hint_names_where_this_install_came_from(monkeypatch, origin
     from esrgan import errors
 
     class Dist:
-        def read_text(self, name):
-            return None if origin is None else json.dumps(origin)
+        def __init__(self, origin):
+            self.origin = origin
 
-    monkeypatch.setattr(metadata, "distribution", lambda name: Dist())
+        def read_text(self, name):
+            return None if self.origin is None else json.dumps(self.origin)
+
+    # first the esrgan.egg-info a clone's working folder holds, which has no record
+    monkeypatch.setattr(metadata, "distributions", lambda name: iter([Dist(None), Dist(origin)]))
     errors._requirement.cache_clear()
     try:
         assert errors.install_hint("export") == expected
