@@ -14,6 +14,7 @@ import pytest
 from benchmarks import gpu_check
 from esrgan.bench.report import validate
 from esrgan.bench.rows import Row, all_rows
+from esrgan.errors import install_hint
 
 ROOT = Path(__file__).resolve().parents[2]
 GPU_ROWS = sorted(k for k, r in all_rows().items() if r.device == "cuda")
@@ -184,8 +185,8 @@ def test_dry_run_needs_only_torch_numpy_onnx_and_onnxruntime(tmp_path):
     by_row = {r["backend"]: r for r in doc["results"]}
     assert sorted(by_row) == ["ort-fp32", "torch-fp32"] and by_row["ort-fp32"]["parity_ok"] is True
     fp16 = doc["skipped"]["ort-cuda-fp16"]
-    assert ("the ONNX export failed here" in fp16 and "esrgan[export]" in fp16) or "no GPU provider" in fp16
+    assert ("the ONNX export failed here" in fp16 and install_hint("export") in fp16) or "no GPU provider" in fp16
     assert doc["config"]["images"].startswith("synthetic") and doc["gpu_check"]["plots"] is False
-    assert "esrgan[train]" in doc["gpu_check"]["training"]["skipped"]
+    assert install_hint("train") in doc["gpu_check"]["training"]["skipped"]
     md = (out / "report.md").read_text()
     assert "## Plots" not in md and "matplotlib is not installed" in md and not list(out.glob("*.png"))
