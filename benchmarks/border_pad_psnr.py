@@ -96,7 +96,7 @@ def main() -> None:
                   flush=True)
         rows.append(row)
     report = {
-        "cpu": probe_cpu_features().model, "model": "Real-ESRGAN x4plus (benchmarks/real_weights.py), PyTorch FP32",
+        "cpu": probe_cpu_features().report_name, "model": "Real-ESRGAN x4plus (benchmarks/real_weights.py), PyTorch FP32",
         "hr_size": HR, "band_lr_px": BAND, "pads": PADS, "tolerance_db": TOLERANCE_DB,
         "seconds": round(time.time() - started), "rows": rows,
         "chosen_band": choose(rows, "band_db"), "chosen_whole": choose(rows, "whole_db"),

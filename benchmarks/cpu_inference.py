@@ -305,7 +305,7 @@ def environment() -> dict:
         ncnn_version = "not installed"
     load = os.getloadavg()
     return {
-        "cpu": feats.model, "cores": feats.cores, "cpu_flags": feats.relevant_flags(),
+        "cpu": feats.report_name, "cores": feats.cores, "cpu_flags": feats.relevant_flags(),
         "bf16_native": feats.bf16_native, "int8_dot": feats.int8_dot, "python": platform.python_version(),
         "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "openvino": openvino.__version__,
         "ncnn": ncnn_version, "load_average_at_start": [round(v, 2) for v in load],

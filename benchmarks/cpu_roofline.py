@@ -264,7 +264,7 @@ def main() -> None:
                      "gmac_s": gmac_s, "share_of_peak": gmac_s / peak if peak else None,
                      "psnr_vs_pytorch_db": compare(reference, outputs[name]).psnr_db})
     report = {
-        "cpu": features.model, "cores": os.cpu_count(), "threads": args.threads,
+        "cpu": features.report_name, "cores": os.cpu_count(), "threads": args.threads,
         "flags": sorted(f for f in features.flags if f.startswith(("avx", "amx")) or f in {"fma", "f16c"}),
         "load_avg_at_end": os.getloadavg(), "model": "Real-ESRGAN x4plus (benchmarks/real_weights.py)",
         "image": f"chelsea {h}x{w}", "conv_macs": macs, "reps": args.reps, "peaks": peaks, "engines": rows,

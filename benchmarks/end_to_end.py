@@ -125,7 +125,7 @@ def main() -> None:
     kind = args.max_isa or cpu_kind(features.flags)
     speedup = stats["pytorch"].median / stats["esrgan-run"].median
     report = {
-        "cpu": features.model, "cpu_kind": kind, "cores": os.cpu_count(),
+        "cpu": features.report_name, "cpu_kind": kind, "cores": os.cpu_count(),
         "relevant_flags": sorted(f for f in features.flags if f.startswith(("avx", "amx")) or f in {"fma", "f16c"}),
         "load_avg_at_end": os.getloadavg(), "threads": args.threads, "reps": args.reps,
         "model": "Real-ESRGAN x4plus (benchmarks/real_weights.py)",

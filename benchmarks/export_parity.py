@@ -268,7 +268,7 @@ def main() -> None:
     from esrgan.runtime.cpu_features import probe_cpu_features
 
     old = json.loads((REPORT_DIR / "report.json").read_text()) if args.keep else {}
-    env = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": probe_cpu_features().model,
+    env = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": probe_cpu_features().report_name,
            "cores": os.cpu_count(), "torch": torch.__version__, "onnx": onnx.__version__,
            "onnxruntime": onnxruntime.__version__}
     results: dict = {**old, "environment": env}

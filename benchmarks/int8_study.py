@@ -614,15 +614,12 @@ def stage_speed(onnx_path: Path, res: dict, tiles, refs, repeat: int, conv_outpu
 
 # ---------------------------------------------------------------- machine and plot
 def machine() -> dict:
-    info = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        info["cpu"] = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
-        flags = set(next(line for line in text.splitlines() if line.startswith("flags")).split(":", 1)[1].split())
-        info["flags"] = {f: f in flags for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile",
-                                                  "amx_int8", "amx_bf16")}
-    except (OSError, StopIteration):
-        pass
+    from esrgan.runtime.cpu_features import probe_cpu_features
+
+    features = probe_cpu_features()
+    info = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": features.report_name,
+            "flags": {f: f in features.flags for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile",
+                                                       "amx_int8", "amx_bf16")}}
     import nncf
     import onnxruntime
     import openvino

@@ -112,7 +112,7 @@ def main() -> None:
                      "psnr_vs_pytorch_db": None if name == "PyTorch eager FP32"  # the reference
                      else compare(outputs["PyTorch eager FP32"], outputs[name]).psnr_db})
     report = {
-        "cpu": features.model, "cores": os.cpu_count(), "threads": args.threads,
+        "cpu": features.report_name, "cores": os.cpu_count(), "threads": args.threads,
         "flags": sorted(f for f in features.flags if f.startswith(("avx", "amx")) or f in {"fma", "f16c"}),
         "load_avg_at_end": os.getloadavg(), "image": f"chelsea {h}x{w}", "conv_macs": macs, "reps": args.reps,
         "tflite": args.tflite.name, "engines": rows, "peaks_cited_from": str(ROOFLINE.relative_to(Path(__file__).parent.parent)),

@@ -53,7 +53,7 @@ def main() -> None:
     base = stats["latency batch 1"].median
     rows = [{"config": k, "median_s": v.median, "seconds": list(v.samples),
              "speed_vs_latency_batch_1": base / v.median} for k, v in stats.items()]
-    report = {"cpu": probe_cpu_features().model, "cores": os.cpu_count(), "load_avg_at_end": os.getloadavg(),
+    report = {"cpu": probe_cpu_features().report_name, "cores": os.cpu_count(), "load_avg_at_end": os.getloadavg(),
               "model": args.onnx.name, "images": len(PHOTOS), "input_size": args.size, "tile": args.tile,
               "streams": backends["throughput"].info.extra["streams"], "rows": rows}
     args.out.write_text(json.dumps(report, indent=1))

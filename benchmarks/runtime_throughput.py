@@ -131,7 +131,7 @@ def main() -> None:
     ratio = statistics.median(raws) / statistics.median(e2es)
     in_mp = sum(a.shape[0] * a.shape[1] for a in arrays) / 1e6
     report = {
-        "cpu": probe_cpu_features().model, "cores": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "ort_threads": args.threads,
+        "cpu": probe_cpu_features().report_name, "cores": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "ort_threads": args.threads,
         "backend_line": backend_line, "auto_said": said, "model": model_line, "images": len(PHOTOS), "input_size": args.size, "tile": args.tile, "tile_pad": pad,
         "batch": args.batch, "tiles": n_windows, "raw_seconds": raws, "e2e_seconds": e2es,
         "raw_input_mp_per_s": in_mp / statistics.median(raws), "e2e_input_mp_per_s": in_mp / statistics.median(e2es),

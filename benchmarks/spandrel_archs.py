@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -157,11 +156,9 @@ def run_isolated(name: str, exporter: str, work: Path) -> dict:
 
 
 def cpu_name() -> str:
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return platform.processor() or "unknown"
-    return next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("Model name")), "unknown")
+    from esrgan.runtime.cpu_features import probe_cpu_features
+
+    return probe_cpu_features().report_name
 
 
 def _reason(row: dict) -> str:

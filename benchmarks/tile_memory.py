@@ -92,7 +92,7 @@ def main() -> None:
                              "estimate": estimate, "ratio": per_pixel / estimate,
                              "factor": MEMORY_FACTORS.get(backend, 1.0)})
     features = probe_cpu_features()
-    report = {"cpu": features.model, "cores": os.cpu_count(), "rows": rows,
+    report = {"cpu": features.report_name, "cores": os.cpu_count(), "rows": rows,
               "flags": sorted(f for f in features.flags if f.startswith(("avx", "amx")))}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "tile_memory.json").write_text(json.dumps(report, indent=1) + "\n")

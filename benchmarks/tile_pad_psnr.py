@@ -184,7 +184,7 @@ def main() -> None:
             results.append({"model": f"{ckpt.name} {model.spec.describe()}", "spec": model.spec.to_dict(),
                             "init": "trained", "rows": rows})
     report = {
-        "cpu": probe_cpu_features().model, "image": f"skimage astronaut crop {IMAGE}x{IMAGE}", "tiles": TILES, "pads": PADS,
+        "cpu": probe_cpu_features().report_name, "image": f"skimage astronaut crop {IMAGE}x{IMAGE}", "tiles": TILES, "pads": PADS,
         "seconds": round(time.time() - started), "results": results,
     }
     write_report(report, args.out)

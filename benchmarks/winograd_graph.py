@@ -124,7 +124,7 @@ def main() -> None:
     features = probe_cpu_features()
     ratio = stats["direct"].median / stats["winograd"].median
     report = {
-        "cpu": features.model, "flags": sorted(f for f in features.flags if f.startswith(("avx", "amx"))),
+        "cpu": features.report_name, "flags": sorted(f for f in features.flags if f.startswith(("avx", "amx"))),
         "load_avg_at_end": os.getloadavg(), "threads": args.threads, "channels": args.channels, "size": args.size,
         "layers": args.layers, "direct": stats["direct"].as_dict(), "winograd": stats["winograd"].as_dict(),
         "winograd_speed_vs_direct": ratio, "psnr_db": parity.psnr_db, "max_abs_err": parity.max_abs_err,

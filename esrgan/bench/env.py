@@ -52,6 +52,7 @@ def cpu_block(cpu: CpuFeatures) -> dict[str, Any]:
     return {
         "model": cpu.model, "vendor": cpu.vendor, "logical_cores": cpu.cores, "physical_cores": cpu.physical_cores,
         "mhz": cpu.mhz, "flags": cpu.relevant_flags(), "family": cpu.family,
+        "model_number": cpu.model_number,
     }
 
 

@@ -107,13 +107,20 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _family(cpu: dict[str, Any]) -> str:
+    """", family F, model M" where the report has them (see CpuFeatures.report_name for why)."""
+    if cpu.get("family") is None:
+        return ""
+    return f", family {cpu['family']}" + ("" if cpu.get("model_number") is None else f", model {cpu['model_number']}")
+
+
 def environment_md(env: dict[str, Any]) -> str:
     cpu = env["cpu"]
     libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items())
     gpu = env.get("gpu")
     model = env.get("model", {})
     lines = [
-        f"- CPU: {cpu['model']} ({cpu['vendor']}), {cpu['logical_cores']} logical / "
+        f"- CPU: {cpu['model']} ({cpu['vendor']}{_family(cpu)}), {cpu['logical_cores']} logical / "
         f"{cpu['physical_cores'] or '?'} physical cores, {cpu['mhz'] or '?'} MHz",
         f"- CPU flags: {' '.join(cpu['flags']) or 'none of the relevant ones'}",
         f"- FP32 peak: {_fmt(env.get('cpu_peak_gflops_fp32'), '.0f')} GFLOP/s ({env.get('cpu_peak_note', '')})",

@@ -54,9 +54,9 @@ INT8_AUTO_MIN_PSNR_DB = HALF_MIN_PSNR_DB
 @dataclass(frozen=True)
 class CpuFeatures:
     """What the CPU offers for inference. ``flags`` use the Linux /proc/cpuinfo names (all of them, not
-    only the RELEVANT_FLAGS); ``cores`` counts logical cores. ``vendor``, ``physical_cores``, ``mhz`` and
-    ``family`` feed the benchmark reports' environment block and FP32 peak estimate (esrgan.bench.env);
-    None where /proc/cpuinfo does not say."""
+    only the RELEVANT_FLAGS); ``cores`` counts logical cores. ``vendor``, ``physical_cores``, ``mhz``,
+    ``family`` and ``model_number`` feed the benchmark reports' environment block and FP32 peak estimate
+    (esrgan.bench.env); None where /proc/cpuinfo does not say."""
 
     model: str = "unknown"
     arch: str = "x86_64"
@@ -66,6 +66,16 @@ class CpuFeatures:
     physical_cores: int | None = None
     mhz: float | None = None
     family: int | None = None
+    model_number: int | None = None
+
+    @property
+    def report_name(self) -> str:
+        """The model name with x86's family and model numbers, as reports print it: hypervisors often show
+        only "AMD EPYC", which covers Zen 2 to Zen 5 (families 23, 25, 26) with different vector units."""
+        if self.family is None:
+            return self.model
+        number = "" if self.model_number is None else f", model {self.model_number}"
+        return f"{self.model} (family {self.family}{number})"
 
     @property
     def bf16_native(self) -> bool:
@@ -125,7 +135,7 @@ def parse_cpuinfo(text: str, arch: str | None = None) -> CpuFeatures:
 
     # hyperthreads of one core share (physical id, core id)
     physical = {(r.get("physical id", "0"), r["core id"]) for r in processors if "core id" in r}
-    family = first("cpu family")
+    family, number = first("cpu family"), first("model")  # x86's "model" is a number; ARM's is "Model"
     return CpuFeatures(
         model=first("model name", "Model", "Hardware", "cpu model") or "unknown",
         arch=arch or platform.machine(),
@@ -135,6 +145,7 @@ def parse_cpuinfo(text: str, arch: str | None = None) -> CpuFeatures:
         physical_cores=len(physical) or None,
         mhz=_float_or_none(first("cpu MHz")),
         family=int(family) if family and family.isdigit() else None,
+        model_number=int(number) if number and number.isdigit() else None,
     )
 
 

@@ -2,11 +2,12 @@ from esrgan.bench.env import collect_environment, cpu_block, fp32_flops_per_cycl
 from esrgan.runtime.cpu_features import parse_cpuinfo, probe_cpu_features
 
 # the keys docs/benchmarks.md documents for a report's environment.cpu
-CPU_KEYS = {"model", "vendor", "logical_cores", "physical_cores", "mhz", "flags", "family"}
+CPU_KEYS = {"model", "vendor", "logical_cores", "physical_cores", "mhz", "flags", "family", "model_number"}
 
 SAMPLE = """processor\t: 0
 vendor_id\t: GenuineIntel
 cpu family\t: 6
+model\t\t: 143
 model name\t: Intel(R) Xeon(R) Platinum 8480+
 cpu MHz\t\t: 2000.000
 physical id\t: 0
@@ -46,6 +47,7 @@ def test_parse_cpuinfo_reads_model_cores_and_relevant_flags():
     assert cpu.model == "Intel(R) Xeon(R) Platinum 8480+" and cpu.vendor == "GenuineIntel" and cpu.family == 6
     assert cpu.cores == 3 and cpu.physical_cores == 2  # two hyperthreads share core 0
     assert cpu.mhz == 2000.0
+    assert cpu.model_number == 143 and cpu.report_name == "Intel(R) Xeon(R) Platinum 8480+ (family 6, model 143)"
     block = cpu_block(cpu)
     assert set(block) == CPU_KEYS
     assert block["logical_cores"] == 3 and block["physical_cores"] == 2
@@ -60,6 +62,7 @@ def test_peak_depends_on_vector_units_and_threads():
     amd = parse_cpuinfo(AVX2_ONLY)
     assert amd.vendor == "AuthenticAMD" and amd.family == 23
     assert "avx512f" not in amd.flags and amd.physical_cores is None
+    assert amd.model_number is None and amd.report_name == "AMD EPYC 7B12 (family 23)"
     assert peak_gflops(amd, 1) == 32 * 2.25
 
 

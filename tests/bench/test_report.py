@@ -5,6 +5,7 @@ import pytest
 from esrgan.bench.report import (
     REQUIRED_FIELDS,
     Result,
+    environment_md,
     render_markdown,
     rewrite_markdown,
     to_json_data,
@@ -78,3 +79,13 @@ def test_validate_reports_missing_fields():
     doc = to_json_data(_data())
     del doc["results"][1]["latency_ms"]
     assert validate(doc) == ["results[1] lacks latency_ms"]
+
+
+def test_environment_names_the_cpu_family_and_model_number():
+    """"AMD EPYC" alone is Zen 2 to Zen 5; the family and model numbers say which (reports from before
+    model_number was recorded still render)."""
+    zen5 = {**ENV, "cpu": {**ENV["cpu"], "model": "AMD EPYC", "vendor": "AuthenticAMD", "family": 26, "model_number": 2}}
+    assert "- CPU: AMD EPYC (AuthenticAMD, family 26, model 2), 2 logical" in environment_md(zen5)
+    older = {**ENV, "cpu": {**ENV["cpu"], "family": 25}}
+    assert "- CPU: Test CPU (x, family 25), 2 logical" in environment_md(older)
+    assert "- CPU: Test CPU (x), 2 logical" in environment_md(ENV)

@@ -33,6 +33,7 @@ def test_parse_cpuinfo_reads_model_flags_and_cores():
     f = parse_cpuinfo(EPYC, arch="x86_64")
     assert f.model == "AMD EPYC" and f.cores == 2  # two processors with no blank line between them
     assert f.vendor == "unknown" and f.physical_cores is None and f.mhz is None and f.family is None
+    assert f.report_name == "AMD EPYC"  # no family line: the name alone
     assert f.bf16_native and f.int8_dot
     assert f.relevant_flags() == ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"]
 
@@ -44,6 +45,7 @@ def test_arm_features_line_is_read():
     board = parse_cpuinfo("processor\t: 0\nFeatures\t: fp asimd\n\nprocessor\t: 1\nFeatures\t: fp asimd\n\n"
                           "Hardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B\n", arch="aarch64")
     assert board.model == "Raspberry Pi 4 Model B" and board.cores == 2 and board.relevant_flags() == ["asimd"]
+    assert board.model_number is None and board.report_name == "Raspberry Pi 4 Model B"
 
 
 def test_probe_without_cpuinfo_asks_openvino(tmp_path):
