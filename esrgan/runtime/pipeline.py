@@ -95,6 +95,13 @@ class FolderRun:
         self.summary = Summary()
         self._said: set[str] = set()
 
+    def _note(self, note: str, job: Job) -> None:
+        """What an output format lost, said once per run with the first image it concerns: the same
+        loss on every image of a folder would bury the summary, and the name says where to look."""
+        if note not in self._said:
+            self._said.add(note)
+            self._say_once(f"note: {note} ({job.src.name}; not repeated for later images)")
+
     def _say_once(self, line: str) -> None:
         if line not in self._said:
             self._said.add(line)
@@ -148,7 +155,7 @@ class FolderRun:
                     self._fail(job, f"cannot write {job.dst} ({images.reason(exc)})", exc)
                 else:
                     for note in notes:
-                        self._say_once(f"note: {note}")
+                        self._note(note, job)
                     self.summary.written += 1
                     self.summary.output_megapixels += megapixels
                     elapsed = time.perf_counter() - started

@@ -145,6 +145,16 @@ def test_tiff_inputs_lend_their_metadata_not_their_layout_and_tiff_outputs_are_c
     assert Image.open(tmp_path / "all_jpg" / "ps.jpg").getexif().get(0x010F) == "TestCam"
 
 
+def test_a_format_note_is_said_once_and_names_the_first_image(tmp_path, nearest_onnx):
+    src = tmp_path / "in"
+    for name in ("a.png", "b.png", "c.png"):
+        save(src / name, gradient(channels=4))
+    r = run(src, tmp_path / "out", "--model", nearest_onnx, "--format", "jpg")
+    assert r.exit_code == 0 and "3 written" in r.output, r.output
+    notes = [line for line in r.output.splitlines() if "alpha dropped" in line]
+    assert notes == ["note: JPEG has no alpha channel: alpha dropped (a.png; not repeated for later images)"], r.output
+
+
 def test_bad_inputs_are_reported_skipped_and_exit_1(tmp_path, nearest_onnx):
     src, out = tmp_path / "in", tmp_path / "out"
     save(src / "good.png", gradient())
