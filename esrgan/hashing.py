@@ -107,8 +107,8 @@ def _current_scan(text: str) -> bool:
         return False
 
 
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    """A protobuf varint at ``at``: (value, the index after it)."""
+def varint(data: bytes, at: int) -> tuple[int, int]:
+    """A protobuf varint at ``at``: (value, the index after it); at most 5 bytes (values below 2**35)."""
     value, shift = 0, 0
     while at < len(data) and shift < 35:
         byte = data[at]
@@ -122,13 +122,13 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
 def _entry_name(data: bytes, at: int) -> str | None:
     """The location named by the entry whose key starts at ``at``, if it is a tensor's external_data
     entry: tagged as one, with the length of exactly this key and value before it."""
-    length, start = _varint(data, at + len(_LOCATION))
+    length, start = varint(data, at + len(_LOCATION))
     if not length or start + length > len(data):
         return None
     entry = start + length - at
     for width in (1, 2, 3):  # the entry's own length, a varint of 1-3 bytes
         tag = at - width - 1
-        if tag >= 0 and data[tag] == _EXTERNAL_DATA_TAG and _varint(data, tag + 1) == (entry, at):
+        if tag >= 0 and data[tag] == _EXTERNAL_DATA_TAG and varint(data, tag + 1) == (entry, at):
             return data[start:start + length].decode("utf-8", "surrogateescape")
     return None
 

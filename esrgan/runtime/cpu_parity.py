@@ -46,7 +46,7 @@ from esrgan.cache import cache_problem, keep_record, read_record
 from esrgan.elapsed import heartbeat, timed
 from esrgan.errors import EsrganError, OutOfMemoryError, first_line
 from esrgan.hashing import code_digest, model_sha256
-from esrgan.metadata import PARITY, PRECISION, SOURCE_SHA256, int8_companion
+from esrgan.metadata import PARITY, PRECISION, SOURCE_SHA256, int8_companion, onnx_metadata
 from esrgan.parity import Parity, compare, worst
 from esrgan.runtime.cpu_features import (
     BF16_LAYOUT_KEYS,
@@ -126,13 +126,11 @@ def int8_file_for(model_path: str | os.PathLike[str]) -> Path | None:
     """The model's INT8 companion when it exists and was quantised from this very model (same source
     checkpoint in the metadata, FP32 source precision); None otherwise, so a stale or foreign
     ``*_int8.onnx`` beside a model is never run in its place."""
-    from esrgan.runtime.backends.ort_backend import onnx_props
-
     src = Path(model_path)
     candidate = int8_companion(src)
     if src.suffix.lower() != ".onnx" or not candidate.is_file():
         return None
-    mine, theirs = onnx_props(src), onnx_props(candidate)
+    mine, theirs = onnx_metadata(src), onnx_metadata(candidate)
     if theirs.get(PRECISION) != "int8" or not mine.get(SOURCE_SHA256) or theirs.get(SOURCE_SHA256) != mine[SOURCE_SHA256]:
         return None
     return candidate
@@ -140,10 +138,8 @@ def int8_file_for(model_path: str | os.PathLike[str]) -> Path | None:
 
 def recorded_int8_parity(int8_path: Path) -> Parity | None:
     """The held-out parity esrgan-export wrote into an INT8 file (None when absent or unreadable)."""
-    from esrgan.runtime.backends.ort_backend import onnx_props
-
     try:
-        record = json.loads(onnx_props(int8_path)[PARITY])
+        record = json.loads(onnx_metadata(int8_path)[PARITY])
         return Parity.from_dict({f.name: record[f.name] for f in fields(Parity)})
     except (KeyError, ValueError, TypeError):
         return None

@@ -271,13 +271,13 @@ def test_a_checkpoint_exported_on_the_fly_uses_torchscript_and_matches_pytorch(t
     from esrgan.models.checkpoints import save_generator
     from esrgan.models.spec import GeneratorSpec
     from esrgan.runtime import model_source
-    from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend, onnx_props
+    from esrgan.runtime.backends.ort_backend import OnnxRuntimeBackend
 
     monkeypatch.setenv("ESRGAN_CACHE_DIR", str(tmp_path / "cache"))
     torch.manual_seed(0)
     model = build_generator(GeneratorSpec(scale=4, num_feat=8, num_block=1, num_grow_ch=4)).eval()
     onnx_file = model_source.checkpoint_to_onnx(save_generator(model, tmp_path / "m.safetensors"), say=lambda _: None)
-    assert onnx_props(onnx_file)[meta.EXPORTER].startswith("torch.onnx torchscript")
+    assert meta.onnx_metadata(onnx_file)[meta.EXPORTER].startswith("torch.onnx torchscript")
     x = np.random.default_rng(0).random((1, 3, 19, 27), dtype=np.float32)  # not a size verification used
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()

@@ -88,20 +88,6 @@ def session_options(ort: object) -> object:  # -> ort.SessionOptions
     return opts
 
 
-def onnx_props(path: str | os.PathLike[str]) -> dict[str, str]:
-    """An ONNX file's key-value metadata, read by ONNX Runtime without optimising the graph ({} when the
-    file cannot be read: its loader reports that later, in one line)."""
-    try:
-        import onnxruntime as ort
-
-        opts = session_options(ort)
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # type: ignore[attr-defined]
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        return dict(sess.get_modelmeta().custom_metadata_map)
-    except Exception:
-        return {}
-
-
 def nvidia_gpu_visible() -> bool:
     """Whether a CUDA device can exist here: on Linux the NVIDIA driver exposes /proc/driver/nvidia/gpus.
 

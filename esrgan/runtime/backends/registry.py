@@ -25,7 +25,7 @@ from esrgan.errors import (
     first_line,
 )
 from esrgan.hashing import missing_external_data
-from esrgan.metadata import parse_metadata
+from esrgan.metadata import onnx_metadata, parse_metadata
 from esrgan.runtime.backends.base import Backend, check_rgb
 
 # name -> "module:Class". The ONNX Runtime names share one class (kind=name).
@@ -117,10 +117,8 @@ def choose_cpu(
 
 def _onnx_precision(path: Path) -> str:
     """The file's ``esrgan.precision`` metadata (fp32 when it says nothing or cannot be read)."""
-    from esrgan.runtime.backends.ort_backend import onnx_props
-
     try:
-        return parse_metadata(onnx_props(path), str(path), require_scale=False).precision
+        return parse_metadata(onnx_metadata(path), str(path), require_scale=False).precision
     except Exception:
         return "fp32"
 
