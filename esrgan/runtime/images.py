@@ -456,6 +456,12 @@ def _exif_for(fmt: str, exif: bytes | None) -> tuple[bytes | None, list[str]]:
     return exif, []
 
 
+# zlib level of PNG outputs: 1, OpenCV's default and so what Real-ESRGAN's cv2.imwrite writes. Measured
+# on a 1200x1024 photograph (a x4 output of 300x256) with Pillow: level 6 took 0.33 s and 1225 kB, level 1
+# 0.076 s and 1402 kB; an encode runs beside the next image's model on the same cores.
+PNG_ZLIB_LEVEL = 1
+
+
 def _write_png16(path: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | None) -> None:
     """pypng writes the pixels; the ICC (iCCP) and EXIF (eXIf) chunks are added after IHDR."""
     import io
@@ -466,7 +472,7 @@ def _write_png16(path: Path, arr: np.ndarray, icc: bytes | None, exif: bytes | N
     h, w, c = arr.shape
     mode = {1: "L;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}[c]
     buf = io.BytesIO()
-    png.from_array(arr.reshape(h, w * c), mode).write(buf)
+    png.from_array(arr.reshape(h, w * c), mode, info={"compression": PNG_ZLIB_LEVEL}).write(buf)
     chunks = list(png.Reader(bytes=buf.getvalue()).chunks())
     extra = []
     if icc:
@@ -495,7 +501,7 @@ def _write_pillow(path: Path, arr: np.ndarray, mode: str, decoded: Decoded, fmt:
     if decoded.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
         params["exif"] = decoded.exif
     if fmt == "PNG":
-        params["compress_level"] = 6
+        params["compress_level"] = PNG_ZLIB_LEVEL
     if fmt == "TIFF":
         params["compression"] = "tiff_deflate"  # lossless, as the 16-bit TIFF path (zlib); Pillow's default stores raw
     img.save(path, format=fmt, **params)

@@ -465,3 +465,24 @@ def test_python_api_keeps_pillow_modes(nearest_onnx):
     assert up.upscale(rgb.convert("CMYK")).mode == "CMYK"
     assert up.upscale(rgb.convert("P")).mode == "RGB"
     assert up.upscale(rgb.convert("1")).size == (48, 40)
+
+
+def _zlib_level_flags(path: Path) -> int:
+    """FLEVEL of a PNG's zlib stream (its first IDAT's second byte, top two bits): 0 = fastest."""
+    data = path.read_bytes()
+    return data[data.index(b"IDAT") + 5] >> 6
+
+
+def test_png_outputs_use_the_fast_zlib_level_as_opencv_does(tmp_path, nearest_onnx):
+    src = tmp_path / "in"
+    save(src / "rgb.png", gradient())
+    deep = gradient().astype(np.uint16) * 257
+    import png
+
+    png.from_array(deep.reshape(deep.shape[0], -1), "RGB;16").save(str(src / "deep.png"))
+    r = run(src, tmp_path / "out", "--model", nearest_onnx)
+    assert r.exit_code == 0 and "2 written" in r.output, r.output
+    assert _zlib_level_flags(tmp_path / "out" / "rgb.png") == 0
+    assert _zlib_level_flags(tmp_path / "out" / "deep.png") == 0
+    ihdr = (tmp_path / "out" / "deep.png").read_bytes().index(b"IHDR")
+    assert (tmp_path / "out" / "deep.png").read_bytes()[ihdr + 12] == 16  # still 16 bits per channel
