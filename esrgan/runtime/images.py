@@ -296,9 +296,9 @@ def _split16(arr: np.ndarray, fmt: str, icc: bytes | None, exif: bytes | None) -
 def _read_png16(src: Path, img: Image.Image) -> Decoded:
     import png
 
-    width, height, rows, info = png.Reader(filename=str(src)).asDirect()
-    planes = info["planes"]
-    arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, planes)
+    with open(src, "rb") as fh:  # pypng's own open (filename=) is closed only when collected
+        width, height, rows, info = png.Reader(file=fh).asDirect()
+        arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, info["planes"])
     _check_shape(src, arr, img)
     arr = _orient(arr, img)  # PNG's eXIf chunk can rotate too
     icc, exif = _metadata(img)

@@ -66,6 +66,13 @@ def tiny_onnx(tiny_model_files) -> Path:
     return tiny_model_files[1]
 
 
+def loaded(path: Path) -> Image.Image:
+    """The image at ``path``, read and its file closed."""
+    with Image.open(path) as img:
+        img.load()
+    return img
+
+
 def save(path: Path, arr: np.ndarray, **params) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr).save(path, **params)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from esrgan.errors import BackendError, DependencyError
 from esrgan.runtime.backends import ort_backend, registry
 from esrgan.runtime.cli import main
-from tests.runtime.conftest import gradient, save
+from tests.runtime.conftest import gradient, loaded, save
 
 
 def run(*args: object, cpu: bool = True):
@@ -59,13 +59,12 @@ def test_auto_still_runs_on_the_cpu(tmp_path, nearest_onnx):
 # ---- OUTPUT with an image suffix and one input file is that file ---------------------------------
 @pytest.mark.parametrize(("name", "fmt"), [("r4.png", "PNG"), ("r4.JPG", "JPEG"), ("sub/r4.webp", "WEBP")])
 def test_one_input_file_into_an_image_named_output_writes_that_file(tmp_path, nearest_onnx, name, fmt):
-    from PIL import Image
 
     src = save(tmp_path / "chelsea.jpg", gradient(6, 5))
     out = tmp_path / name
     r = run(src, out, "--model", nearest_onnx, "-q")
     assert r.exit_code == 0, r.output
-    assert out.is_file() and Image.open(out).format == fmt and Image.open(out).size == (20, 24)
+    assert out.is_file() and loaded(out).format == fmt and loaded(out).size == (20, 24)
     assert sorted(p.name for p in out.parent.iterdir() if p != src) == [out.name]  # nothing else written
     again = run(src, out, "--model", nearest_onnx, "-q")
     assert again.exit_code == 0 and "0 written, 1 skipped" in again.output

@@ -19,7 +19,7 @@ from PIL import Image
 from esrgan import atomic
 from esrgan.runtime import images, paths
 from esrgan.runtime.manifest import MANIFEST_NAME
-from tests.runtime.conftest import gradient, save
+from tests.runtime.conftest import gradient, loaded, save
 from tests.runtime.test_run_cli import run, up4
 
 
@@ -81,7 +81,7 @@ def test_any_decoder_failure_is_one_images_failure(tmp_path, nearest_onnx):
         assert r.exit_code == 1 and "Traceback" not in r.output
         lines = error_lines(r.output)
         assert len(lines) == 3 and all(any(bad in line for line in lines) for bad in ("crc16", "zlib16", "short16"))
-        assert all(Image.open(out / name).size == (20, 24) for name in names)
+        assert all(loaded(out / name).size == (20, 24) for name in names)
         assert re.search(f"{3 * (1 - attempt)} written, {3 * attempt} skipped( [(].*[)])?, 3 failed", r.output)
 
 
@@ -206,7 +206,7 @@ def test_every_input_gets_its_own_output(tmp_path, nearest_onnx):
     written = sorted(p for p in out.iterdir() if p.name != MANIFEST_NAME)
     assert len(written) == 5 and len({p.name.casefold() for p in written}) == 5
     # each output holds its own input: a.jpg and a.JPG no longer overwrite one another
-    got = sorted(int(np.asarray(Image.open(p))[0, 0, 0]) for p in written)
+    got = sorted(int(np.asarray(loaded(p))[0, 0, 0]) for p in written)
     assert all(abs(g - v) <= 3 for g, v in zip(got, sorted(colours.values()), strict=True))
     assert "0 written, 5 skipped" in run(src, out, "--model", nearest_onnx, "--format", "png").output
 
@@ -263,7 +263,7 @@ def test_a_second_run_leaves_a_live_runs_temp_files_alone(tmp_path, nearest_onnx
         assert r.exit_code == 0 and live.exists()
         assert not (out / ".b.png.dead0000.tmp").exists()
         Image.fromarray(gradient(8, 8)).save(live, format="PNG")
-    assert Image.open(out / "a.png").size == (8, 8)  # the live run's rename still succeeded
+    assert loaded(out / "a.png").size == (8, 8)  # the live run's rename still succeeded
     assert not list(out.glob(".*.tmp"))
 
 
@@ -283,7 +283,7 @@ def test_a_truncated_output_of_any_format_is_redone(tmp_path, nearest_onnx, fmt)
     (out / f"cut.{fmt}").write_bytes(data[: len(data) * 3 // 4])
     r = run(src, out, "--model", nearest_onnx, "--format", fmt)
     assert r.exit_code == 0 and "1 written, 1 skipped" in r.output
-    assert images.is_intact(out / f"cut.{fmt}", images.FORMATS[fmt]) and Image.open(out / f"cut.{fmt}").size == (96, 96)
+    assert images.is_intact(out / f"cut.{fmt}", images.FORMATS[fmt]) and loaded(out / f"cut.{fmt}").size == (96, 96)
 
 
 def test_outputs_past_pillows_bomb_limit_and_wrong_formats(tmp_path, nearest_onnx, monkeypatch):

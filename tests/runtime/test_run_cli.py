@@ -17,7 +17,7 @@ from PIL import Image
 
 from esrgan.runtime.cli import main
 from tests.conftest import photo
-from tests.runtime.conftest import gradient, save
+from tests.runtime.conftest import gradient, loaded, save
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
@@ -45,15 +45,15 @@ def test_mixed_folder_tree_is_mirrored_and_modes_kept(tmp_path, nearest_onnx):
     (src / "notes.txt").write_text("not an image")
     r = run(src, out, "--model", nearest_onnx, "--tile", "16", "--tile-pad", "4", "--batch", "3")
     assert r.exit_code == 0, r.output
-    np.testing.assert_array_equal(np.asarray(Image.open(out / "rgb.png")), up4(rgb))
-    grey = Image.open(out / "sub" / "deep" / "grey.png")
+    np.testing.assert_array_equal(np.asarray(loaded(out / "rgb.png")), up4(rgb))
+    grey = loaded(out / "sub" / "deep" / "grey.png")
     assert grey.mode == "L" and grey.size == (112, 80)
     assert np.abs(np.asarray(grey).astype(int) - up4(gradient(channels=1))).max() <= 1
-    got = np.asarray(Image.open(out / "sub" / "rgba.png"))
+    got = np.asarray(loaded(out / "sub" / "rgba.png"))
     np.testing.assert_array_equal(got, up4(rgba))  # varying alpha went through the model
-    assert Image.open(out / "photo.jpg").size == (128, 96)
-    assert Image.open(out / "pal.png").mode == "RGB"  # palette decoded, gif written as png
-    assert Image.open(out / "cmyk.jpg").mode == "CMYK"
+    assert loaded(out / "photo.jpg").size == (128, 96)
+    assert loaded(out / "pal.png").mode == "RGB"  # palette decoded, gif written as png
+    assert loaded(out / "cmyk.jpg").mode == "CMYK"
     assert not (out / "notes.txt").exists() and not (out / "notes.png").exists()
     assert "6 written, 0 skipped, 0 failed" in r.output
 
@@ -73,14 +73,14 @@ def test_sixteen_bit_png_and_tiff_stay_sixteen_bit(tmp_path, nearest_onnx):
     exif[0x010F] = "Cam16"
     Image.fromarray(grey).save(src / "grey16.png", icc_profile=b"icc16", exif=exif.tobytes())
     assert run(src, tmp_path / "out", "--model", nearest_onnx, "--tile", "0").exit_code == 0
-    w, h, rows, info = png.Reader(filename=str(tmp_path / "out" / "deep.png")).asDirect()
+    w, h, rows, info = png.Reader(bytes=(tmp_path / "out" / "deep.png").read_bytes()).asDirect()
     assert info["bitdepth"] == 16
     np.testing.assert_array_equal(np.vstack(list(rows)).reshape(h, w, 3), up4(a))
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "deep.tif"), up4(a))
-    w, h, rows, info = png.Reader(filename=str(tmp_path / "out" / "grey16.png")).asDirect()
+    w, h, rows, info = png.Reader(bytes=(tmp_path / "out" / "grey16.png").read_bytes()).asDirect()
     assert info["bitdepth"] == 16 and info["planes"] == 1
     assert np.abs(np.vstack(list(rows)).astype(int) - up4(grey)).max() <= 1
-    carried = Image.open(tmp_path / "out" / "grey16.png")
+    carried = loaded(tmp_path / "out" / "grey16.png")
     assert carried.info.get("icc_profile") == b"icc16" and carried.getexif().get(0x010F) == "Cam16"
 
 
@@ -91,8 +91,8 @@ def test_photographs_through_a_tiny_model_tiled_equals_whole(tmp_path, tiny_onnx
     assert run(src, tmp_path / "tiled", "--model", tiny_onnx, "--tile", "16", "--batch", "4").exit_code == 0
     assert run(src, tmp_path / "whole", "--model", tiny_onnx, "--tile", "0").exit_code == 0
     for name in ("astronaut.png", "rocket.jpg"):
-        a = np.asarray(Image.open(tmp_path / "tiled" / name)).astype(float)
-        b = np.asarray(Image.open(tmp_path / "whole" / name)).astype(float)
+        a = np.asarray(loaded(tmp_path / "tiled" / name)).astype(float)
+        b = np.asarray(loaded(tmp_path / "whole" / name)).astype(float)
         assert a.shape[:2] == (b.shape[0], b.shape[1]) and a.shape[0] in (192, 144)
         if name.endswith(".png"):
             assert 10 * np.log10(255**2 / max(np.mean((a - b) ** 2), 1e-12)) >= 50
@@ -110,9 +110,9 @@ def test_constant_alpha_exif_orientation_icc_and_exif_carried(tmp_path, nearest_
     icc = b"fake-icc-profile-bytes"
     img.save(src / "rot.jpg", exif=exif.tobytes(), icc_profile=icc, quality=95)
     assert run(src, tmp_path / "out", "--model", nearest_onnx).exit_code == 0
-    flat = np.asarray(Image.open(tmp_path / "out" / "flat.png"))
+    flat = np.asarray(loaded(tmp_path / "out" / "flat.png"))
     assert (flat[..., 3] == 200).all() and flat.shape == (32, 48, 4)
-    rot = Image.open(tmp_path / "out" / "rot.jpg")
+    rot = loaded(tmp_path / "out" / "rot.jpg")
     assert rot.size == (32, 48)  # upright: the 12x8 image turned
     assert rot.info.get("icc_profile") == icc
     assert rot.getexif().get(0x010F) == "TestCam" and rot.getexif().get(0x0112, 1) == 1
@@ -126,7 +126,7 @@ def test_tiff_inputs_lend_their_metadata_not_their_layout_and_tiff_outputs_are_c
     exif[0x010F] = "TestCam"
     Image.fromarray(gradient(8, 12)).save(src / "a.tif", compression="tiff_deflate", exif=exif)
     assert run(src, tmp_path / "png", "--model", nearest_onnx, "--format", "png").exit_code == 0
-    carried = Image.open(tmp_path / "png" / "a.png").getexif()
+    carried = loaded(tmp_path / "png" / "a.png").getexif()
     assert carried.get(0x010F) == "TestCam" and not {256, 257, 259, 273, 279} & set(carried)
     assert run(src, tmp_path / "tif", "--model", nearest_onnx).exit_code == 0
     with Image.open(tmp_path / "tif" / "a.tif") as out:
@@ -141,8 +141,8 @@ def test_tiff_inputs_lend_their_metadata_not_their_layout_and_tiff_outputs_are_c
     assert r.exit_code == 0 and "3 written" in r.output and "Exif and GPS sections not carried" in r.output, r.output
     r = run(src, tmp_path / "all_jpg", "--model", nearest_onnx, "--format", "jpg")
     assert r.exit_code == 0 and "3 written" in r.output, r.output
-    assert Image.open(tmp_path / "all_jpg" / "cam.jpg").getexif().get_ifd(0x8769)[0x9003] == "2020:01:01 00:00:00"
-    assert Image.open(tmp_path / "all_jpg" / "ps.jpg").getexif().get(0x010F) == "TestCam"
+    assert loaded(tmp_path / "all_jpg" / "cam.jpg").getexif().get_ifd(0x8769)[0x9003] == "2020:01:01 00:00:00"
+    assert loaded(tmp_path / "all_jpg" / "ps.jpg").getexif().get(0x010F) == "TestCam"
 
 
 def test_a_format_note_is_said_once_and_names_the_first_image(tmp_path, nearest_onnx):
@@ -185,7 +185,7 @@ def test_rerun_skips_complete_outputs_and_overwrite_redoes(tmp_path, nearest_onn
     (out / ".2.png.abc123.tmp").write_bytes(b"partial")  # left by a killed run
     r = run(src, out, "--model", nearest_onnx)
     assert "1 written, 2 skipped" in r.output and not (out / ".2.png.abc123.tmp").exists()
-    assert Image.open(out / "1.png").size == (28, 28)
+    assert loaded(out / "1.png").size == (28, 28)
     assert "3 written, 0 skipped" in run(src, out, "--model", nearest_onnx, "--overwrite").output
 
 
@@ -226,11 +226,11 @@ def test_single_file_glob_format_quality_and_outscale(tmp_path, nearest_onnx):
     save(src / "y.png", gradient(10, 12))
     save(src / "z.bmp", gradient(10, 12))
     r = run(src / "x.png", tmp_path / "o1", "--model", nearest_onnx, "--format", "webp", "--quality", "80")
-    assert r.exit_code == 0 and Image.open(tmp_path / "o1" / "x.webp").format == "WEBP"
+    assert r.exit_code == 0 and loaded(tmp_path / "o1" / "x.webp").format == "WEBP"
     r = run(str(src / "*.png"), tmp_path / "o2", "--model", nearest_onnx, "--outscale", "3.5", "--format", "jpg")
     assert r.exit_code == 0
     assert sorted(p.name for p in (tmp_path / "o2").glob("[!.]*")) == ["x.jpg", "y.jpg"]
-    assert Image.open(tmp_path / "o2" / "x.jpg").size == (42, 35)
+    assert loaded(tmp_path / "o2" / "x.jpg").size == (42, 35)
     # OUTPUT with an image suffix is that file; with a trailing separator, a folder of that name
     assert run(src / "x.png", tmp_path / "one.png", "--model", nearest_onnx).exit_code == 0
     assert (tmp_path / "one.png").is_file()
@@ -247,7 +247,7 @@ def test_real_esrgan_short_flags_mean_the_long_ones(tmp_path, nearest_onnx):
                 "-f", "jpg", *common)
     assert long.exit_code == 0 and short.exit_code == 0, short.output
     assert sorted(p.name for p in (tmp_path / "short").glob("[!.]*")) == ["x.jpg"]
-    a, b = (np.asarray(Image.open(tmp_path / d / "x.jpg")) for d in ("long", "short"))
+    a, b = (np.asarray(loaded(tmp_path / d / "x.jpg")) for d in ("long", "short"))
     assert a.shape == (35, 42, 3) and np.array_equal(a, b)
     bad = run(tmp_path / "in", tmp_path / "o", "-n", nearest_onnx, "-t", "7", *common)
     assert bad.exit_code == 2 and "--tile 7" in bad.output  # -t is --tile, with its checks
@@ -343,7 +343,7 @@ def test_checkpoint_is_exported_on_the_fly_and_cached(tmp_path, tiny_model_files
     r = run(tmp_path / "in", tmp_path / "o", "--model", tiny_model_files[0])
     assert r.exit_code == 0, r.output
     cached = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
-    assert len(cached) == 1 and Image.open(tmp_path / "o" / "a.png").size == (48, 48)
+    assert len(cached) == 1 and loaded(tmp_path / "o" / "a.png").size == (48, 48)
     # the one-time export says what it does, stamps its steps, and where the cached file went
     lines = r.output.splitlines()
     assert any("exporting it to ONNX" in line for line in lines), r.output
@@ -353,8 +353,8 @@ def test_checkpoint_is_exported_on_the_fly_and_cached(tmp_path, tiny_model_files
     assert quiet.exit_code == 0 and "exporting" not in quiet.output  # cached: nothing to announce
     same_as_onnx = run(tmp_path / "in", tmp_path / "o2", "--model", tiny_model_files[1])
     assert same_as_onnx.exit_code == 0
-    a = np.asarray(Image.open(tmp_path / "o" / "a.png")).astype(int)
-    assert np.abs(a - np.asarray(Image.open(tmp_path / "o2" / "a.png")).astype(int)).max() <= 1
+    a = np.asarray(loaded(tmp_path / "o" / "a.png")).astype(int)
+    assert np.abs(a - np.asarray(loaded(tmp_path / "o2" / "a.png")).astype(int)).max() <= 1
     monkeypatch.setattr(export_pipeline, "export_artifacts", None)  # a second run must not export again
     assert run(tmp_path / "in", tmp_path / "o3", "--model", tiny_model_files[0]).exit_code == 0
 
@@ -363,7 +363,7 @@ def test_checkpoint_runs_with_the_torch_backend(tmp_path, tiny_model_files):
     save(tmp_path / "in" / "a.png", gradient(6, 6))
     r = run(tmp_path / "in", tmp_path / "o", "--model", tiny_model_files[0], "--backend", "torch")
     assert r.exit_code == 0, r.output
-    assert Image.open(tmp_path / "o" / "a.png").size == (24, 24)
+    assert loaded(tmp_path / "o" / "a.png").size == (24, 24)
 
 
 def _subprocess(args: list[str], **kw):
@@ -399,8 +399,9 @@ def test_killed_run_leaves_no_partial_output(tmp_path, nearest_onnx):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     for f in out.glob("*.png"):  # whatever is there under a final name is complete
-        assert Image.open(f).size == (320 * 4, 320 * 4)
-        Image.open(f).verify()
+        assert loaded(f).size == (320 * 4, 320 * 4)
+        with Image.open(f) as img:
+            img.verify()
     r = run(src, out, "--model", nearest_onnx, "--tile", "0", "-q")
     assert r.exit_code == 0 and not list(out.glob(".*.tmp"))
     assert len(list(out.glob("*.png"))) == 3
@@ -422,7 +423,8 @@ def test_sigterm_stops_cleanly_without_temp_files(tmp_path, nearest_onnx):
     assert err.splitlines()[-1] == "interrupted: every output written is complete; the same command again finishes the rest (it skips them)"
     assert not list(out.glob(".*.tmp"))
     for f in out.glob("*.png"):
-        Image.open(f).verify()
+        with Image.open(f) as img:
+            img.verify()
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
