@@ -101,10 +101,9 @@ def main() -> None:
 
 
 def _default_spec(path: Path) -> object:
-    from esrgan.metadata import parse_metadata
-    from esrgan.runtime.backends.ort_backend import onnx_props
+    from esrgan.metadata import onnx_metadata, parse_metadata
 
-    return parse_metadata(onnx_props(path), str(path), require_scale=False).spec
+    return parse_metadata(onnx_metadata(path), str(path), require_scale=False).spec
 
 
 def markdown(r: dict) -> str:
